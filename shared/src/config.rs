@@ -1,0 +1,362 @@
+//! `tollgate.toml`: which products are sold, how each marketplace's plan ids
+//! map to tiers, which features a tier grants, how seats are counted and what
+//! a cancellation leaves behind.
+//!
+//! The file is read once at cold start. Any mistake fails loudly with the
+//! file and the key, because a billing integration that silently
+//! mis-maps a plan gives away (or withholds) paid features.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::model::Marketplace;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config file {path}: key `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// How many users may use a tier at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SeatPolicy {
+    /// As many as the customer bought (per-unit plans); unlimited when the
+    /// marketplace reports no unit count.
+    #[default]
+    Purchased,
+    Unlimited,
+    Fixed(u32),
+}
+
+impl<'de> Deserialize<'de> for SeatPolicy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Count(u32),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "purchased" => Ok(SeatPolicy::Purchased),
+            Raw::Word(w) if w == "unlimited" => Ok(SeatPolicy::Unlimited),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "unknown seat policy `{w}` (expected \"purchased\", \"unlimited\" or a number)"
+            ))),
+            Raw::Count(n) => Ok(SeatPolicy::Fixed(n)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    #[serde(default)]
+    pub features: BTreeSet<String>,
+    #[serde(default)]
+    pub seats: SeatPolicy,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub tiers: BTreeMap<String, Tier>,
+    /// Marketplace plan id → tier, per marketplace.
+    #[serde(default)]
+    pub plans: BTreeMap<Marketplace, BTreeMap<String, String>>,
+    /// Tier a customer keeps after the cancellation takes effect (GitHub asks
+    /// vendors to fall back to their free plan). Without it, access ends.
+    #[serde(default)]
+    pub cancelled_tier: Option<String>,
+}
+
+/// Which product a marketplace's events belong to.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MarketplaceProducts {
+    /// Product for events that don't name one (a GitHub listing sells one app).
+    #[serde(default)]
+    pub product: Option<String>,
+    /// Marketplace product id (Google's `product`, Q2's application) → product.
+    #[serde(default)]
+    pub products: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct RawCatalog {
+    products: BTreeMap<String, Product>,
+    #[serde(default)]
+    marketplaces: BTreeMap<Marketplace, MarketplaceProducts>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalog {
+    products: BTreeMap<String, Product>,
+    marketplaces: BTreeMap<Marketplace, MarketplaceProducts>,
+}
+
+/// What a plan id resolves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedTier<'a> {
+    pub name: &'a str,
+    pub tier: &'a Tier,
+}
+
+impl Catalog {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let raw: RawCatalog = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        if raw.products.is_empty() {
+            return Err(invalid(
+                "products".into(),
+                "at least one product is required".into(),
+            ));
+        }
+        for (pid, product) in &raw.products {
+            if product.tiers.is_empty() {
+                return Err(invalid(
+                    format!("products.{pid}.tiers"),
+                    "at least one tier is required".into(),
+                ));
+            }
+            for (mkt, plans) in &product.plans {
+                for (plan, tier) in plans {
+                    if !product.tiers.contains_key(tier) {
+                        return Err(invalid(
+                            format!("products.{pid}.plans.{mkt}.{plan}"),
+                            format!("tier `{tier}` is not defined under products.{pid}.tiers"),
+                        ));
+                    }
+                }
+            }
+            if let Some(tier) = &product.cancelled_tier
+                && !product.tiers.contains_key(tier)
+            {
+                return Err(invalid(
+                    format!("products.{pid}.cancelled_tier"),
+                    format!("tier `{tier}` is not defined under products.{pid}.tiers"),
+                ));
+            }
+        }
+        for (mkt, m) in &raw.marketplaces {
+            let named = m
+                .product
+                .iter()
+                .map(|p| (format!("marketplaces.{mkt}.product"), p));
+            let mapped = m
+                .products
+                .iter()
+                .map(|(ext, p)| (format!("marketplaces.{mkt}.products.{ext}"), p));
+            for (key, product) in named.chain(mapped) {
+                if !raw.products.contains_key(product) {
+                    return Err(invalid(
+                        key,
+                        format!("product `{product}` is not defined under products"),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            products: raw.products,
+            marketplaces: raw.marketplaces,
+        })
+    }
+
+    pub fn product(&self, id: &str) -> Option<&Product> {
+        self.products.get(id)
+    }
+
+    pub fn products(&self) -> impl Iterator<Item = (&str, &Product)> {
+        self.products.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The product an event of `marketplace` belongs to: the one mapped from the
+    /// marketplace's own product id, else the marketplace's default product.
+    pub fn product_for(&self, marketplace: Marketplace, external_id: Option<&str>) -> Option<&str> {
+        let m = self.marketplaces.get(&marketplace)?;
+        external_id
+            .and_then(|ext| m.products.get(ext))
+            .or(m.product.as_ref())
+            .map(String::as_str)
+    }
+
+    /// The tier a marketplace plan id maps to; `None` for an unknown plan.
+    pub fn tier_for(
+        &self,
+        marketplace: Marketplace,
+        product: &str,
+        plan_id: &str,
+    ) -> Option<ResolvedTier<'_>> {
+        let product = self.products.get(product)?;
+        let name = product.plans.get(&marketplace)?.get(plan_id)?;
+        product
+            .tiers
+            .get(name)
+            .map(|tier| ResolvedTier { name, tier })
+    }
+
+    /// The tier a customer keeps after cancellation, if the product has one.
+    pub fn cancelled_tier(&self, product: &str) -> Option<ResolvedTier<'_>> {
+        let product = self.products.get(product)?;
+        let name = product.cancelled_tier.as_ref()?;
+        product
+            .tiers
+            .get(name)
+            .map(|tier| ResolvedTier { name, tier })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../tollgate.example.toml");
+
+    fn parse(text: &str) -> Result<Catalog, ConfigError> {
+        Catalog::parse(text, Path::new("tollgate.toml"))
+    }
+
+    #[test]
+    fn the_checked_in_example_is_valid() {
+        let catalog = parse(EXAMPLE).expect("tollgate.example.toml must parse");
+        assert!(catalog.products().count() >= 1);
+        assert!(catalog.product_for(Marketplace::Github, None).is_some());
+    }
+
+    #[test]
+    fn plan_ids_map_to_tiers_per_marketplace() {
+        let c = parse(
+            r#"
+            [products.ci.tiers.pro]
+            features = ["private-repos"]
+            seats = "purchased"
+            [products.ci.plans.github]
+            "9" = "pro"
+            "#,
+        )
+        .unwrap();
+        let t = c.tier_for(Marketplace::Github, "ci", "9").unwrap();
+        assert_eq!(t.name, "pro");
+        assert!(t.tier.features.contains("private-repos"));
+        assert!(
+            c.tier_for(Marketplace::Github, "ci", "10").is_none(),
+            "unknown plan"
+        );
+        assert!(
+            c.tier_for(Marketplace::Gcp, "ci", "9").is_none(),
+            "plans are per marketplace"
+        );
+    }
+
+    #[test]
+    fn seat_policy_accepts_words_and_numbers() {
+        let c = parse(
+            r#"
+            [products.p.tiers.a]
+            seats = "unlimited"
+            [products.p.tiers.b]
+            seats = 5
+            [products.p.tiers.c]
+            "#,
+        )
+        .unwrap();
+        let p = c.product("p").unwrap();
+        assert_eq!(p.tiers["a"].seats, SeatPolicy::Unlimited);
+        assert_eq!(p.tiers["b"].seats, SeatPolicy::Fixed(5));
+        assert_eq!(p.tiers["c"].seats, SeatPolicy::Purchased);
+    }
+
+    #[test]
+    fn a_plan_mapped_to_an_undefined_tier_names_the_key() {
+        let err = parse(
+            r#"
+            [products.ci.tiers.pro]
+            [products.ci.plans.github]
+            "9" = "enterprise"
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("tollgate.toml"), "{err}");
+        assert!(err.contains("products.ci.plans.github.9"), "{err}");
+        assert!(err.contains("enterprise"), "{err}");
+    }
+
+    #[test]
+    fn a_typo_in_a_key_names_file_and_key() {
+        let err = parse(
+            r#"
+            [products.ci.tiers.pro]
+            featurez = ["x"]
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("tollgate.toml"), "{err}");
+        assert!(err.contains("featurez"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_seat_policy_is_rejected() {
+        let err = parse("[products.p.tiers.a]\nseats = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lots"), "{err}");
+    }
+
+    #[test]
+    fn an_undefined_cancelled_tier_or_marketplace_product_is_rejected() {
+        let err =
+            parse("[products.p]\ncancelled_tier = \"free\"\n[products.p.tiers.a]\n").unwrap_err();
+        assert!(
+            err.to_string().contains("products.p.cancelled_tier"),
+            "{err}"
+        );
+        let err =
+            parse("[products.p.tiers.a]\n[marketplaces.github]\nproduct = \"q\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("marketplaces.github.product"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_file_names_the_path() {
+        let err = Catalog::load(Path::new("/nonexistent/tollgate.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/tollgate.toml"), "{err}");
+    }
+}

@@ -1,0 +1,471 @@
+//! "May this customer (and this user) use this product/feature now?"
+//!
+//! [`decide`] is pure and allocation-light: it runs on every request a
+//! vendor's app serves, after one store read.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Catalog, ResolvedTier, SeatPolicy};
+use crate::model::{Awaiting, Status, Subscription, SubscriptionKey};
+
+/// Why access is (not) granted. The strings are a stable public contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    Ok,
+    NoSubscription,
+    PendingSignup,
+    PendingApproval,
+    TrialExpired,
+    Cancelled,
+    Suspended,
+    FeatureNotInPlan,
+    SeatLimitReached,
+    UnknownPlan,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 10] = [
+        Reason::Ok,
+        Reason::NoSubscription,
+        Reason::PendingSignup,
+        Reason::PendingApproval,
+        Reason::TrialExpired,
+        Reason::Cancelled,
+        Reason::Suspended,
+        Reason::FeatureNotInPlan,
+        Reason::SeatLimitReached,
+        Reason::UnknownPlan,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::NoSubscription => "no_subscription",
+            Reason::PendingSignup => "pending_signup",
+            Reason::PendingApproval => "pending_approval",
+            Reason::TrialExpired => "trial_expired",
+            Reason::Cancelled => "cancelled",
+            Reason::Suspended => "suspended",
+            Reason::FeatureNotInPlan => "feature_not_in_plan",
+            Reason::SeatLimitReached => "seat_limit_reached",
+            Reason::UnknownPlan => "unknown_plan",
+        }
+    }
+}
+
+/// What the app asks.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Question<'a> {
+    pub product: &'a str,
+    pub feature: Option<&'a str>,
+    /// The app user acting, for seat-counted plans.
+    pub user: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatsView {
+    /// `None`: the tier does not count seats.
+    pub limit: Option<u32>,
+    pub used: u32,
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub reason: Reason,
+    pub subscription: Option<SubscriptionKey>,
+    pub status: Option<Status>,
+    pub plan: Option<String>,
+    pub tier: Option<String>,
+    pub features: Vec<String>,
+    pub trial_days_left: Option<u32>,
+    pub access_until: Option<DateTime<Utc>>,
+    pub seats: Option<SeatsView>,
+}
+
+impl Decision {
+    fn none() -> Self {
+        Decision {
+            allowed: false,
+            reason: Reason::NoSubscription,
+            subscription: None,
+            status: None,
+            plan: None,
+            tier: None,
+            features: Vec::new(),
+            trial_days_left: None,
+            access_until: None,
+            seats: None,
+        }
+    }
+}
+
+/// Decides for the subscriptions a customer (or linked user) holds. When
+/// several match the product, an allowing one wins; among denials, the one
+/// of the liveliest subscription explains best.
+pub fn decide(
+    catalog: &Catalog,
+    subscriptions: &[Subscription],
+    q: &Question<'_>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let mut best: Option<(u8, Decision)> = None;
+    for sub in subscriptions.iter().filter(|s| s.product == q.product) {
+        let d = decide_one(catalog, sub, q, now);
+        let rank = if d.allowed {
+            100
+        } else {
+            liveliness(sub.status)
+        };
+        if best.as_ref().is_none_or(|(r, _)| rank > *r) {
+            best = Some((rank, d));
+        }
+    }
+    best.map(|(_, d)| d).unwrap_or_else(Decision::none)
+}
+
+fn liveliness(status: Status) -> u8 {
+    match status {
+        Status::Active => 6,
+        Status::Trial => 5,
+        Status::PendingCancellation => 4,
+        Status::Pending => 3,
+        Status::Suspended => 2,
+        Status::Cancelled => 1,
+    }
+}
+
+fn decide_one(
+    catalog: &Catalog,
+    sub: &Subscription,
+    q: &Question<'_>,
+    now: DateTime<Utc>,
+) -> Decision {
+    let mut d = Decision {
+        subscription: Some(sub.key.clone()),
+        status: Some(sub.status),
+        plan: Some(sub.plan.id.clone()),
+        access_until: sub.access_until,
+        ..Decision::none()
+    };
+    let ended = match sub.status {
+        Status::Pending => {
+            d.reason = match sub.awaiting {
+                Some(Awaiting::Signup) => Reason::PendingSignup,
+                _ => Reason::PendingApproval,
+            };
+            return d;
+        }
+        Status::Suspended => {
+            d.reason = Reason::Suspended;
+            return d;
+        }
+        Status::Trial => match sub.trial_ends_at {
+            Some(end) if end <= now => {
+                d.reason = Reason::TrialExpired;
+                return d;
+            }
+            Some(end) => {
+                d.trial_days_left = Some(days_left(end, now));
+                false
+            }
+            None => false,
+        },
+        Status::Active => false,
+        Status::PendingCancellation | Status::Cancelled => {
+            sub.access_until.is_none_or(|until| until <= now)
+        }
+    };
+    let tier = if ended {
+        match catalog.cancelled_tier(&sub.product) {
+            Some(tier) => tier,
+            None => {
+                d.reason = Reason::Cancelled;
+                return d;
+            }
+        }
+    } else {
+        match catalog.tier_for(sub.key.marketplace, &sub.product, &sub.plan.id) {
+            Some(tier) => tier,
+            None => {
+                d.reason = Reason::UnknownPlan;
+                return d;
+            }
+        }
+    };
+    grant(&mut d, sub, tier, q, ended);
+    d
+}
+
+fn grant(
+    d: &mut Decision,
+    sub: &Subscription,
+    tier: ResolvedTier<'_>,
+    q: &Question<'_>,
+    ended: bool,
+) {
+    d.tier = Some(tier.name.to_owned());
+    d.features = tier.tier.features.iter().cloned().collect();
+    let limit = match tier.tier.seats {
+        // A fallback tier after cancellation doesn't inherit purchased seats.
+        SeatPolicy::Purchased if ended => None,
+        SeatPolicy::Purchased => sub.seats.limit,
+        SeatPolicy::Unlimited => None,
+        SeatPolicy::Fixed(n) => Some(n),
+    };
+    let used = sub.seats.used();
+    d.seats = Some(SeatsView { limit, used });
+    if let Some(feature) = q.feature
+        && !tier.tier.features.contains(feature)
+    {
+        d.reason = Reason::FeatureNotInPlan;
+        return;
+    }
+    if let (Some(user), Some(limit)) = (q.user, limit)
+        && !sub.seats.holders.contains(user)
+        && used >= limit
+    {
+        d.reason = Reason::SeatLimitReached;
+        return;
+    }
+    d.allowed = true;
+    d.reason = Reason::Ok;
+}
+
+/// Whole days left, rounded up: a trial ending in 1 hour has 1 day left.
+fn days_left(end: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
+    let secs = (end - now).num_seconds().max(0);
+    u32::try_from((secs + 86_399) / 86_400).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per reason.
+    use super::*;
+    use crate::model::{Customer, CustomerKey, Marketplace, Plan, Seats};
+    use chrono::{Duration, TimeZone};
+    use std::path::Path;
+
+    const CONFIG: &str = r#"
+        [products.ci.tiers.free]
+        features = ["public"]
+        seats = "unlimited"
+        [products.ci.tiers.team]
+        features = ["public", "private"]
+        [products.ci.plans.github]
+        "1" = "free"
+        "2" = "team"
+    "#;
+
+    fn catalog(extra: &str) -> Catalog {
+        Catalog::parse(&format!("{CONFIG}{extra}"), Path::new("test.toml")).unwrap()
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 5, 10, 12, 0, 0).unwrap()
+    }
+
+    fn sub(status: Status, plan: &str) -> Subscription {
+        Subscription {
+            key: SubscriptionKey::new(Marketplace::Github, "42"),
+            customer: Customer::new(CustomerKey::new(Marketplace::Github, "42")),
+            product: "ci".into(),
+            plan: Plan::new(plan),
+            status,
+            awaiting: None,
+            seats: Seats::default(),
+            billing_cycle: None,
+            trial_ends_at: None,
+            next_billing_at: None,
+            access_until: None,
+            pending_change: None,
+            last_applied: None,
+            version: 1,
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    fn ask(
+        c: &Catalog,
+        subs: &[Subscription],
+        feature: Option<&str>,
+        user: Option<&str>,
+    ) -> Decision {
+        decide(
+            c,
+            subs,
+            &Question {
+                product: "ci",
+                feature,
+                user,
+            },
+            now(),
+        )
+    }
+
+    #[test]
+    fn ok_for_an_active_subscription() {
+        let d = ask(
+            &catalog(""),
+            &[sub(Status::Active, "2")],
+            Some("private"),
+            None,
+        );
+        assert!(d.allowed);
+        assert_eq!(d.reason, Reason::Ok);
+        assert_eq!(d.tier.as_deref(), Some("team"));
+        assert_eq!(d.features, vec!["private", "public"]);
+    }
+
+    #[test]
+    fn no_subscription_when_none_matches_the_product() {
+        let mut other = sub(Status::Active, "2");
+        other.product = "other".into();
+        let d = ask(&catalog(""), &[other], None, None);
+        assert_eq!((d.allowed, d.reason), (false, Reason::NoSubscription));
+        assert_eq!(
+            ask(&catalog(""), &[], None, None).reason,
+            Reason::NoSubscription
+        );
+    }
+
+    #[test]
+    fn pending_signup_while_awaiting_signup() {
+        let mut s = sub(Status::Pending, "2");
+        s.awaiting = Some(Awaiting::Signup);
+        assert_eq!(
+            ask(&catalog(""), &[s], None, None).reason,
+            Reason::PendingSignup
+        );
+    }
+
+    #[test]
+    fn pending_approval_while_awaiting_approval() {
+        let mut s = sub(Status::Pending, "2");
+        s.awaiting = Some(Awaiting::Approval);
+        let d = ask(&catalog(""), &[s], None, None);
+        assert_eq!((d.allowed, d.reason), (false, Reason::PendingApproval));
+    }
+
+    #[test]
+    fn trial_days_left_rounds_up_during_a_trial() {
+        let mut s = sub(Status::Trial, "2");
+        s.trial_ends_at = Some(now() + Duration::days(3) + Duration::hours(1));
+        let d = ask(&catalog(""), &[s], None, None);
+        assert!(d.allowed);
+        assert_eq!(d.trial_days_left, Some(4));
+    }
+
+    #[test]
+    fn trial_expired_after_the_trial_end_without_conversion() {
+        let mut s = sub(Status::Trial, "2");
+        s.trial_ends_at = Some(now() - Duration::seconds(1));
+        let d = ask(&catalog(""), &[s], None, None);
+        assert_eq!((d.allowed, d.reason), (false, Reason::TrialExpired));
+    }
+
+    #[test]
+    fn cancelled_once_access_ends() {
+        let d = ask(&catalog(""), &[sub(Status::Cancelled, "2")], None, None);
+        assert_eq!((d.allowed, d.reason), (false, Reason::Cancelled));
+        assert!(d.features.is_empty());
+    }
+
+    #[test]
+    fn pending_cancellation_is_entitled_until_access_until() {
+        let mut s = sub(Status::PendingCancellation, "2");
+        s.access_until = Some(now() + Duration::days(1));
+        let d = ask(&catalog(""), std::slice::from_ref(&s), None, None);
+        assert!(d.allowed);
+        assert_eq!(d.access_until, s.access_until);
+        s.access_until = Some(now());
+        assert_eq!(
+            ask(&catalog(""), &[s], None, None).reason,
+            Reason::Cancelled
+        );
+    }
+
+    #[test]
+    fn cancelled_falls_back_to_the_configured_free_tier() {
+        let c = catalog("[products.ci]\ncancelled_tier = \"free\"\n");
+        let d = ask(&c, &[sub(Status::Cancelled, "2")], Some("public"), None);
+        assert!(d.allowed);
+        assert_eq!((d.reason, d.tier.as_deref()), (Reason::Ok, Some("free")));
+        let d = ask(&c, &[sub(Status::Cancelled, "2")], Some("private"), None);
+        assert_eq!(d.reason, Reason::FeatureNotInPlan);
+    }
+
+    #[test]
+    fn suspended_while_suspended() {
+        let d = ask(&catalog(""), &[sub(Status::Suspended, "2")], None, None);
+        assert_eq!((d.allowed, d.reason), (false, Reason::Suspended));
+    }
+
+    #[test]
+    fn feature_not_in_plan_for_a_feature_of_a_higher_tier() {
+        let d = ask(
+            &catalog(""),
+            &[sub(Status::Active, "1")],
+            Some("private"),
+            None,
+        );
+        assert_eq!((d.allowed, d.reason), (false, Reason::FeatureNotInPlan));
+        assert_eq!(d.tier.as_deref(), Some("free"));
+    }
+
+    #[test]
+    fn seat_limit_reached_for_a_new_user_when_seats_are_full() {
+        let mut s = sub(Status::Active, "2");
+        s.seats = Seats {
+            limit: Some(2),
+            holders: ["a", "b"].map(String::from).into(),
+        };
+        let d = ask(&catalog(""), std::slice::from_ref(&s), None, Some("c"));
+        assert_eq!((d.allowed, d.reason), (false, Reason::SeatLimitReached));
+        assert_eq!(
+            d.seats,
+            Some(SeatsView {
+                limit: Some(2),
+                used: 2
+            })
+        );
+        assert!(
+            ask(&catalog(""), std::slice::from_ref(&s), None, Some("a")).allowed,
+            "holders keep access"
+        );
+        assert!(
+            ask(&catalog(""), &[s], None, None).allowed,
+            "the customer itself is entitled"
+        );
+    }
+
+    #[test]
+    fn unknown_plan_grants_nothing() {
+        let d = ask(&catalog(""), &[sub(Status::Active, "999")], None, None);
+        assert_eq!((d.allowed, d.reason), (false, Reason::UnknownPlan));
+        assert!(d.features.is_empty() && d.tier.is_none());
+    }
+
+    #[test]
+    fn an_allowing_subscription_wins_over_a_denying_one() {
+        let subs = [sub(Status::Cancelled, "2"), sub(Status::Active, "1")];
+        let d = ask(&catalog(""), &subs, None, None);
+        assert!(d.allowed);
+        assert_eq!(d.plan.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn reason_strings_are_stable() {
+        let names: Vec<_> = Reason::ALL
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap())
+            .collect();
+        for (r, n) in Reason::ALL.iter().zip(&names) {
+            assert_eq!(n, r.as_str());
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Tollgate's library: the normalized subscription model, the rules that
+//! evolve it, entitlement decisions, storage and the marketplace adapters.
+//! The Lambda binaries in `functions/` are wiring around this crate.
+
+pub mod clock;
+pub mod config;
+pub mod entitlement;
+pub mod ingest;
+pub mod model;
+pub mod rules;
+pub mod store;

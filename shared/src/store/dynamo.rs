@@ -1,0 +1,1 @@
+//! DynamoDB store. Implemented in its own change.

@@ -1,0 +1,205 @@
+//! Where subscription state lives.
+//!
+//! One [`Store`] trait, two implementations that pass one conformance suite
+//! (`tests/src/conformance.rs`): DynamoDB in production ([`dynamo`]) and an
+//! embedded SQLite file for `make dev` and fast tests ([`sqlite`]).
+//!
+//! Every write that must be atomic is one store call: [`Store::commit`]
+//! writes the next state, the log entry and the delivery's dedupe mark
+//! together, conditional on the version that was read.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AppUser, CustomerKey, LogEntry, Marketplace, Subscription, SubscriptionKey};
+
+pub mod dynamo;
+pub mod sqlite;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The version read is no longer current: read again and retry.
+    #[error("version conflict on subscription {0}")]
+    Conflict(String),
+    /// The delivery was already processed, or the token already exists.
+    #[error("duplicate: {0}")]
+    Duplicate(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Throttling, timeouts, a busy database: safe to retry later.
+    #[error("transient store failure: {0}")]
+    Transient(String),
+    /// Anything else (missing table, corrupt item): an operator must look.
+    #[error("store failure: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Transient(_) | StoreError::Conflict(_))
+    }
+}
+
+/// Processing state of one marketplace delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Verified and recorded, not (yet successfully) processed.
+    Pending,
+    /// Processed; a redelivery is a no-op.
+    Done,
+}
+
+/// A verified delivery, recorded before processing so that a failure leaves
+/// something to replay (GitHub never retries).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub marketplace: Marketplace,
+    /// The marketplace's delivery id (`X-GitHub-Delivery`, Pub/Sub `messageId`, ...).
+    pub id: String,
+    /// What kind of delivery it is (`marketplace_purchase`, `pubsub`, `q2`), for replay.
+    pub kind: String,
+    pub status: DeliveryStatus,
+    /// Hex SHA-256 of the raw body, to spot a redelivery that differs.
+    pub body_sha256: String,
+    /// The verified raw body, kept only while pending so replay can finish it.
+    pub body: Option<Vec<u8>>,
+    pub received_at: DateTime<Utc>,
+    /// The dedupe record expires (TTL) after this.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What [`Store::record_delivery`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time seen: process it.
+    New,
+    /// Seen before but never finished: process it again.
+    Pending,
+    /// Already processed: acknowledge and do nothing.
+    Done,
+}
+
+/// Marks a delivery done as part of a [`Commit`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryMark {
+    pub marketplace: Marketplace,
+    pub id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One atomic write: all of it or none of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    pub subscription: SubscriptionKey,
+    /// The version read (`0`: the subscription did not exist). The commit
+    /// fails with [`StoreError::Conflict`] unless it is still current.
+    pub expected_version: u64,
+    /// The next state (its `version` is `expected_version + 1`); `None` for an
+    /// event that is only logged (stale, ignored).
+    pub state: Option<Subscription>,
+    pub log: LogEntry,
+    /// Dedupe mark; the commit fails with [`StoreError::Duplicate`] if the
+    /// delivery is already done.
+    pub delivery: Option<DeliveryMark>,
+}
+
+/// Result of a seat claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatClaim {
+    Granted {
+        used: u32,
+    },
+    /// The user already held a seat (claims are idempotent per user).
+    AlreadyHeld {
+        used: u32,
+    },
+    LimitReached {
+        used: u32,
+    },
+}
+
+/// A single-use token with an expiry (OAuth `state`, sign-up JWT ids).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    /// Namespace, e.g. `oauth_state`, `gcp_signup_jti`.
+    pub kind: String,
+    pub id: String,
+    /// Opaque data returned when the token is taken.
+    pub payload: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The current state, with its seat holders; `None` if never stored.
+    async fn get(&self, key: &SubscriptionKey) -> Result<Option<Subscription>, StoreError>;
+
+    /// Writes state + log entry + dedupe mark atomically, conditional on
+    /// `expected_version`. On any error nothing is written.
+    async fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
+
+    /// Records a verified delivery as pending unless it exists; says what it found.
+    async fn record_delivery(&self, delivery: &Delivery) -> Result<Recorded, StoreError>;
+
+    /// The delivery record, unless missing or expired at `now`.
+    async fn delivery(
+        &self,
+        marketplace: Marketplace,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Delivery>, StoreError>;
+
+    /// Deliveries recorded but never finished, oldest first (for replay).
+    async fn pending_deliveries(
+        &self,
+        marketplace: Marketplace,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// A subscription's event log, oldest first.
+    async fn log(&self, key: &SubscriptionKey) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Every subscription a customer holds (the entitlement hot path: one read).
+    async fn customer_subscriptions(
+        &self,
+        customer: &CustomerKey,
+    ) -> Result<Vec<Subscription>, StoreError>;
+
+    /// Gives `user` a seat unless `limit` seats are taken; atomic and
+    /// idempotent per user. [`StoreError::NotFound`] if the subscription is.
+    async fn claim_seat(
+        &self,
+        key: &SubscriptionKey,
+        user: &str,
+        limit: u32,
+    ) -> Result<SeatClaim, StoreError>;
+
+    /// Frees `user`'s seat; `false` if the user held none.
+    async fn release_seat(&self, key: &SubscriptionKey, user: &str) -> Result<bool, StoreError>;
+
+    /// Stores a single-use token; [`StoreError::Duplicate`] if a live one exists.
+    async fn put_token(&self, token: &Token) -> Result<(), StoreError>;
+
+    /// Takes (deletes and returns the payload of) a live token; `None` if it
+    /// never existed, was taken, or expired. Two concurrent takes: one wins.
+    async fn take_token(
+        &self,
+        kind: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Links an app user (e.g. a GitHub user who signed in) to a customer. Idempotent.
+    async fn link_user(&self, user: &AppUser, customer: &CustomerKey) -> Result<(), StoreError>;
+
+    /// The customers an app user is linked to.
+    async fn linked_customers(&self, user: &AppUser) -> Result<Vec<CustomerKey>, StoreError>;
+}
+
+/// Hex SHA-256, used for delivery body hashes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}

@@ -1,0 +1,1 @@
+//! Embedded store (SQLite). Implemented in its own change.
