@@ -1,1 +1,49 @@
-fn main() {}
+//! `tollgate`: the local dev server and operator commands.
+//!
+//! - `tollgate dev [--host H] [--port P]`: serve the four functions locally
+//!   (ports P..P+3, default 9101) on the store named by `TOLLGATE_STORE`
+//!   (the embedded SQLite file by default).
+
+mod dev;
+
+use std::process::ExitCode;
+
+use tollgate::setup::Deps;
+
+const USAGE: &str = "usage: tollgate dev [--host 127.0.0.1] [--port 9101]";
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tollgate::setup::init_telemetry();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("dev") => run_dev(&args[1..]).await,
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads `--name value` from `args`.
+fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+}
+
+async fn run_dev(args: &[String]) -> Result<(), String> {
+    let host = flag(args, "--host").unwrap_or("127.0.0.1");
+    let port: u16 = flag(args, "--port").unwrap_or("9101").parse().map_err(|_| USAGE.to_owned())?;
+    let deps = Deps::from_env().await.map_err(|e| e.to_string())?;
+    let running = dev::start(deps.clone(), host, port).await?;
+    println!("Tollgate dev server (store: {})", deps.settings.store);
+    for r in &running {
+        println!("  {:<18} http://{}/", r.name, r.addr);
+    }
+    println!("Health: curl http://{}/healthz   (Ctrl-C to stop)", running[0].addr);
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    Ok(())
+}

@@ -5,6 +5,7 @@
 pub mod clock;
 pub mod config;
 pub mod entitlement;
+pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod rules;

@@ -1,1 +1,6 @@
-fn main() {}
+//! Lambda entry point: wiring only; the handler lives in `tollgate::functions::entitlement_check`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tollgate::functions::run::<tollgate::functions::entitlement_check::EntitlementCheck>().await
+}

@@ -1,1 +1,6 @@
-fn main() {}
+//! Lambda entry point: wiring only; the handler lives in `tollgate::functions::oauth_callback`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tollgate::functions::run::<tollgate::functions::oauth_callback::OauthCallback>().await
+}

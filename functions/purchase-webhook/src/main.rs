@@ -1,1 +1,6 @@
-fn main() {}
+//! Lambda entry point: wiring only; the handler lives in `tollgate::functions::purchase_webhook`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    tollgate::functions::run::<tollgate::functions::purchase_webhook::PurchaseWebhook>().await
+}

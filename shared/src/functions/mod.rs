@@ -1,0 +1,49 @@
+//! The four Lambda functions, as library code. Each binary in `functions/`
+//! is one line calling [`run`]; the dev server mounts the same types.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use crate::http::Function;
+use crate::setup::{Deps, SetupError};
+
+pub mod entitlement_check;
+pub mod oauth_callback;
+pub mod pubsub_push;
+pub mod purchase_webhook;
+
+/// A function built once at cold start from the shared dependencies.
+pub trait FromDeps: Function + Sized + 'static {
+    const NAME: &'static str;
+    fn from_deps(deps: Deps) -> impl Future<Output = Result<Self, SetupError>> + Send;
+}
+
+/// Cold start then serve Lambda events. A configuration error stops the
+/// process with the file and key at fault, before any request is taken.
+pub async fn run<F: FromDeps>() -> ExitCode {
+    crate::setup::init_telemetry();
+    let built = match Deps::from_env().await {
+        Ok(deps) => F::from_deps(deps).await,
+        Err(e) => Err(e),
+    };
+    let function = match built {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(function = F::NAME, error = %e, "cold start failed");
+            eprintln!("{}: cold start failed: {e}", F::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::http::run_lambda(function).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(function = F::NAME, error = %e, "runtime stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `GET /healthz` for every function: proves the process is up and wired.
+pub(crate) fn healthz(name: &str) -> crate::http::Response {
+    crate::http::json_response(http::StatusCode::OK, &serde_json::json!({ "status": "ok", "function": name }))
+}

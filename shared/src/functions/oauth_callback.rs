@@ -1,0 +1,31 @@
+//! `oauth-callback`: Customer-facing pages: GitHub Setup URL and OAuth callback, Google sign-up.
+
+use async_trait::async_trait;
+
+use crate::http::{ApiError, Function, Request, Response};
+use crate::setup::{Deps, SetupError};
+
+use super::FromDeps;
+
+pub struct OauthCallback {
+    #[allow(dead_code)]
+    deps: Deps,
+}
+
+impl FromDeps for OauthCallback {
+    const NAME: &'static str = "oauth-callback";
+
+    async fn from_deps(deps: Deps) -> Result<Self, SetupError> {
+        Ok(Self { deps })
+    }
+}
+
+#[async_trait]
+impl Function for OauthCallback {
+    async fn call(&self, req: Request) -> Result<Response, ApiError> {
+        match (req.method().as_str(), req.uri().path()) {
+            ("GET", "/healthz") => Ok(super::healthz(Self::NAME)),
+            _ => Err(ApiError::not_found("no such route")),
+        }
+    }
+}

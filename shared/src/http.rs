@@ -1,0 +1,318 @@
+//! HTTP plumbing shared by the four functions: the one place where library
+//! errors become HTTP statuses, JSON bodies and request ids.
+//!
+//! Handlers take and return plain `http` types with `lambda_http::Body`, so
+//! the same code runs inside Lambda (function URLs, payload 2.0) and behind
+//! the local dev server.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{HeaderValue, StatusCode, header};
+pub use lambda_http::Body;
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+pub type Request = http::Request<Body>;
+pub type Response = http::Response<Body>;
+
+/// The largest body any endpoint accepts (GitHub caps webhooks at 25 MB;
+/// marketplace events are a few KB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// An error on its way to becoming a response: status, stable machine code,
+/// human message. Messages never contain secrets, tokens or raw payloads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    }
+
+    pub fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("body exceeds {MAX_BODY_BYTES} bytes"),
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    /// Renders `{"error":{"code","message"}}` with the request id.
+    pub fn into_response(self, request_id: &str) -> Response {
+        #[derive(Serialize)]
+        struct Inner<'a> {
+            code: &'a str,
+            message: &'a str,
+            request_id: &'a str,
+        }
+        #[derive(Serialize)]
+        struct Outer<'a> {
+            error: Inner<'a>,
+        }
+        let body = Outer { error: Inner { code: self.code, message: &self.message, request_id } };
+        json_response(self.status, &body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
+            StoreError::Duplicate(what) => ApiError::new(StatusCode::CONFLICT, "duplicate", format!("{what} exists")),
+            // Transient failures are 503 so marketplaces that retry (Pub/Sub) do.
+            StoreError::Conflict(_) | StoreError::Transient(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "storage is busy; retry later")
+            }
+            StoreError::Backend(_) => ApiError::internal("storage failure"),
+        }
+    }
+}
+
+/// One of the four functions: a request in, a response or an error out.
+#[async_trait]
+pub trait Function: Send + Sync {
+    async fn call(&self, req: Request) -> Result<Response, ApiError>;
+}
+
+#[async_trait]
+impl<F: Function + ?Sized> Function for Arc<F> {
+    async fn call(&self, req: Request) -> Result<Response, ApiError> {
+        (**self).call(req).await
+    }
+}
+
+/// Runs a function for one request: errors become JSON, every response
+/// carries `x-request-id`, and every request is logged once (method, path,
+/// status, latency — never headers or bodies).
+pub async fn serve(f: &dyn Function, req: Request) -> Response {
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let mut res = match f.call(req).await {
+        Ok(res) => res,
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::error!(request_id = %id, code = e.code, message = %e.message, "request failed");
+            }
+            e.into_response(&id)
+        }
+    };
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        request_id = %id,
+        %method,
+        path = %path,
+        status = res.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    res
+}
+
+/// Serves `f` on the Lambda runtime (function URL events).
+pub async fn run_lambda<F: Function + 'static>(f: F) -> Result<(), lambda_http::Error> {
+    let f = Arc::new(f);
+    lambda_http::run(lambda_http::service_fn(move |req: Request| {
+        let f = Arc::clone(&f);
+        async move { Ok::<_, Infallible>(serve(&*f, req).await) }
+    }))
+    .await
+}
+
+/// The Lambda request id when running in Lambda, else a caller-supplied
+/// `x-request-id` (if sane), else a fresh random id.
+pub fn request_id(req: &Request) -> String {
+    use lambda_http::RequestExt;
+    if let Some(ctx) = req.lambda_context_ref()
+        && !ctx.request_id.is_empty()
+    {
+        return ctx.request_id.clone();
+    }
+    if let Some(v) = req.headers().get("x-request-id").and_then(|v| v.to_str().ok())
+        && !v.is_empty()
+        && v.len() <= 64
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        return v.to_owned();
+    }
+    random_token(12)
+}
+
+/// `n` random bytes as hex, from the OS generator.
+pub fn random_token(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    // getrandom only fails if the OS has no entropy source, which Lambda and
+    // Linux always have; fall back to the clock rather than panic.
+    if getrandom::fill(&mut buf).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (nanos >> ((i % 16) * 8)) as u8;
+        }
+    }
+    hex::encode(buf)
+}
+
+pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
+    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
+    let mut res = http::Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res
+}
+
+pub fn html_response(status: StatusCode, html: String) -> Response {
+    let mut res = http::Response::new(Body::from(html));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+pub fn redirect(location: &str) -> Result<Response, ApiError> {
+    let loc = HeaderValue::from_str(location).map_err(|_| ApiError::internal("invalid redirect location"))?;
+    let mut res = http::Response::new(Body::Empty);
+    *res.status_mut() = StatusCode::FOUND;
+    res.headers_mut().insert(header::LOCATION, loc);
+    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
+/// The raw body bytes (already base64-decoded by `lambda_http` when the
+/// function URL says so), refused past [`MAX_BODY_BYTES`].
+pub fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::too_large());
+    }
+    Ok(bytes)
+}
+
+/// Requires a JSON content type (415 otherwise) and parses the body (400).
+pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes = body_bytes(req)?;
+    let ct = header_str(req, header::CONTENT_TYPE.as_str()).unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as application/json",
+        ));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
+}
+
+pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A query parameter, percent-decoded, read from the URI so it works the
+/// same in Lambda and in the dev server.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    let query = req.uri().query()?;
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(body: &str, ct: &str) -> Request {
+        http::Request::builder()
+            .uri("/x?a=1&code=a%20b")
+            .header("content-type", ct)
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    }
+
+    #[test]
+    fn errors_render_as_json_with_the_request_id() {
+        let res = ApiError::bad_request("invalid_json", "nope").into_response("req-1");
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        let v: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
+        assert_eq!(v["error"]["code"], "invalid_json");
+        assert_eq!(v["error"]["message"], "nope");
+        assert_eq!(v["error"]["request_id"], "req-1");
+    }
+
+    #[test]
+    fn json_body_checks_content_type_and_syntax() {
+        #[derive(Debug, serde::Deserialize)]
+        struct T {
+            #[allow(dead_code)]
+            a: u32,
+        }
+        assert!(json_body::<T>(&req(r#"{"a":1}"#, "application/json; charset=utf-8")).is_ok());
+        assert_eq!(json_body::<T>(&req("a=1", "application/x-www-form-urlencoded")).unwrap_err().status, 415);
+        assert_eq!(json_body::<T>(&req("{", "application/json")).unwrap_err().code, "invalid_json");
+    }
+
+    #[test]
+    fn oversized_bodies_are_refused() {
+        let big = "x".repeat(MAX_BODY_BYTES + 1);
+        assert_eq!(body_bytes(&req(&big, "application/json")).unwrap_err().status, 413);
+    }
+
+    #[test]
+    fn query_params_are_decoded() {
+        let r = req("", "text/plain");
+        assert_eq!(query_param(&r, "code").as_deref(), Some("a b"));
+        assert_eq!(query_param(&r, "missing"), None);
+    }
+
+    #[test]
+    fn request_ids_are_taken_only_when_sane() {
+        let mut r = req("", "text/plain");
+        r.headers_mut().insert("x-request-id", HeaderValue::from_static("abc-123"));
+        assert_eq!(request_id(&r), "abc-123");
+        r.headers_mut().insert("x-request-id", HeaderValue::from_static("<script>"));
+        assert_ne!(request_id(&r), "<script>");
+    }
+
+    #[test]
+    fn store_errors_map_to_statuses() {
+        assert_eq!(ApiError::from(StoreError::Transient("x".into())).status, 503);
+        assert_eq!(ApiError::from(StoreError::NotFound("x".into())).status, 404);
+        let internal = ApiError::from(StoreError::Backend("secret table name".into()));
+        assert_eq!(internal.status, 500);
+        assert!(!internal.message.contains("secret"), "backend details stay in logs");
+    }
+}
