@@ -5,8 +5,10 @@
 pub mod clock;
 pub mod config;
 pub mod entitlement;
+pub mod functions;
 pub mod http;
 pub mod ingest;
 pub mod model;
 pub mod rules;
+pub mod setup;
 pub mod store;
