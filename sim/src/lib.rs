@@ -1,0 +1,9 @@
+//! Local stand-ins for the marketplaces Tollgate talks to, for tests and
+//! `make dev`: real HTTP servers on 127.0.0.1 whose routes and replies follow
+//! the marketplaces' published descriptions, with state a test scripts.
+//!
+//! - [`github`]: github.com (OAuth authorize + code exchange) and
+//!   api.github.com (`/user`, `/user/marketplace_purchases`,
+//!   `/marketplace_listing/...`), per GitHub's OpenAPI description.
+
+pub mod github;
