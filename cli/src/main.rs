@@ -3,14 +3,18 @@
 //! - `tollgate dev [--host H] [--port P]`: serve the four functions locally
 //!   (ports P..P+3, default 9101) on the store named by `TOLLGATE_STORE`
 //!   (the embedded SQLite file by default).
+//! - `tollgate replay [--marketplace github]`: finish recorded deliveries
+//!   that were never processed (GitHub does not retry).
 
 mod dev;
+mod replay;
 
 use std::process::ExitCode;
 
 use tollgate::setup::Deps;
 
-const USAGE: &str = "usage: tollgate dev [--host 127.0.0.1] [--port 9101]";
+const USAGE: &str = "usage: tollgate dev [--host 127.0.0.1] [--port 9101]\n       \
+                     tollgate replay [--marketplace github]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -18,6 +22,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("dev") => run_dev(&args[1..]).await,
+        Some("replay") => replay::run(&args[1..]).await,
         _ => Err(USAGE.to_owned()),
     };
     match result {

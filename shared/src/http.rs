@@ -100,6 +100,132 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::github::signature::SignatureError> for ApiError {
+    fn from(e: crate::github::signature::SignatureError) -> Self {
+        use crate::github::signature::SignatureError as E;
+        let code = match e {
+            E::Missing => "signature_missing",
+            E::Malformed => "signature_malformed",
+            E::UnsupportedAlgorithm => "signature_unsupported",
+            E::Mismatch => "signature_mismatch",
+        };
+        ApiError::unauthorized(code, e.to_string())
+    }
+}
+
+impl From<crate::github::delivery::RequestError> for ApiError {
+    fn from(e: crate::github::delivery::RequestError) -> Self {
+        use crate::github::delivery::RequestError as E;
+        let message = e.to_string();
+        match e {
+            E::Signature(s) => s.into(),
+            E::NotConfigured => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
+            }
+            E::FormEncoded | E::UnsupportedMediaType(_) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                message,
+            ),
+            E::MissingEvent => ApiError::bad_request("missing_event", message),
+            E::MissingDeliveryId => ApiError::bad_request("missing_delivery_id", message),
+            E::InvalidDeliveryId => ApiError::bad_request("invalid_delivery_id", message),
+            E::InvalidJson(_) => ApiError::bad_request("invalid_json", message),
+            // Not recorded: GitHub shows the failure and the operator can
+            // redeliver from the listing's Webhook page.
+            E::NotRecorded(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_recorded",
+                "the delivery could not be recorded (storage unavailable) and nothing was applied; \
+                 redeliver it from the Marketplace listing's Webhook page",
+            ),
+        }
+    }
+}
+
+/// The delivery is recorded as pending but processing failed. GitHub never
+/// retries, so the reply is an error on purpose: the delivery shows as failed
+/// on the listing's Webhook page (where it can be redelivered) besides
+/// waiting for `tollgate replay`.
+impl From<crate::github::delivery::ProcessError> for ApiError {
+    fn from(e: crate::github::delivery::ProcessError) -> Self {
+        use crate::github::delivery::ProcessError as E;
+        const PENDING: &str = "the delivery is recorded as pending; `tollgate replay` finishes it (or redeliver it from the listing)";
+        match e {
+            E::Payload(p) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable_payload",
+                format!("{p}; {PENDING} once the payload can be read"),
+            ),
+            E::MissingBody(_) => ApiError::internal(format!("{e}")),
+            E::Store(StoreError::Backend(_)) => {
+                ApiError::internal(format!("storage failure; {PENDING}"))
+            }
+            E::Store(_) | E::TimedOut(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "delivery_pending",
+                format!("storage is busy or slow; {PENDING}"),
+            ),
+        }
+    }
+}
+
+/// GitHub API failures: the upstream's fault (502/504), or a rate limit
+/// (503, come back later); never the caller's.
+impl From<crate::github::client::GithubError> for ApiError {
+    fn from(e: crate::github::client::GithubError) -> Self {
+        use crate::github::client::GithubError as E;
+        let message = e.to_string();
+        match e {
+            E::RateLimited { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "github_rate_limited",
+                message,
+            ),
+            E::Timeout { .. } => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "github_timeout", message)
+            }
+            E::Unreachable { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "github_unreachable", message)
+            }
+            // Wrong client credentials or redirect URI: the vendor's setup.
+            E::OauthExchange { .. } | E::Unauthorized { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "github_refused", message)
+            }
+            E::Status { .. }
+            | E::Decode { .. }
+            | E::TooManyPages { .. }
+            | E::ForeignLink { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "github_error", message)
+            }
+            E::BaseUrl(_) | E::Client(_) | E::AppJwt(_) => ApiError::internal(message),
+        }
+    }
+}
+
+/// The GitHub sign-in flow: the buyer's request is at fault (bad or reused
+/// `state`, declined, expired code) → 400; configuration → 503; GitHub and
+/// the store map as above.
+impl From<crate::github::oauth::OauthError> for ApiError {
+    fn from(e: crate::github::oauth::OauthError) -> Self {
+        use crate::github::oauth::OauthError as E;
+        let message = e.to_string();
+        match e {
+            E::NotConfigured | E::NoPublicUrl => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
+            }
+            E::MissingState | E::InvalidState => ApiError::bad_request("invalid_state", message),
+            E::AccessDenied => ApiError::bad_request("access_denied", message),
+            E::AuthorizeFailed(_) => ApiError::bad_request("authorize_failed", message),
+            E::MissingCode => ApiError::bad_request("missing_code", message),
+            E::CodeRejected => ApiError::bad_request("code_rejected", message),
+            E::Deadline => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "github_timeout", message),
+            E::Github(g) => g.into(),
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
 /// One of the four functions: a request in, a response or an error out.
 #[async_trait]
 pub trait Function: Send + Sync {

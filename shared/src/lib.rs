@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod entitlement;
 pub mod functions;
+pub mod github;
 pub mod http;
 pub mod ingest;
 pub mod model;

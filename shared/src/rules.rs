@@ -15,7 +15,10 @@
 //! order — a same-day `changed` after an upgrade is GitHub's "revert of a
 //! failed upgrade" — except that after a cancellation only a new purchase
 //! applies at the same instant, so a late same-day change never resurrects a
-//! cancelled subscription.
+//! cancelled subscription; and a purchase applies at the same instant only
+//! as such a re-purchase (after the cancellation of a purchase that was
+//! seen), so a purchase delivered after its own same-day upgrade or
+//! cancellation does not roll them back.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -104,6 +107,18 @@ fn stale_reason(cur: &Subscription, event: &MarketEvent) -> Option<String> {
     if event.effective_at == mark.effective_at && cur.status == Status::Cancelled && !is_purchase {
         return Some(format!(
             "stale: same effective time as the cancellation {}; only a new purchase follows a cancellation",
+            mark.event_id
+        ));
+    }
+    // A purchase opens a lifecycle, so at the same instant as events already
+    // applied it is the opening purchase delivered late (concurrent
+    // deliveries commit in any order) — unless it re-purchases after the
+    // cancellation of a purchase we saw. A cancellation that created the
+    // record (version 1) had its own purchase still in flight.
+    let is_repurchase = cur.status == Status::Cancelled && cur.version > 1;
+    if event.effective_at == mark.effective_at && is_purchase && !is_repurchase {
+        return Some(format!(
+            "stale: a purchase at the same effective time as {}, which is already applied",
             mark.event_id
         ));
     }
@@ -945,6 +960,36 @@ mod tests {
             t(5),
         );
         assert_eq!(out.disposition(), Disposition::Stale);
+    }
+
+    #[test]
+    fn same_day_purchase_delivered_after_its_upgrade_is_stale() {
+        let up = event(
+            "up",
+            3,
+            EventKind::Changed {
+                terms: terms("business", Some(10)),
+            },
+        );
+        let s = step(None, &up, t(3));
+        let out = apply(Some(&s), &buy(3, terms("team", Some(1))), t(3));
+        assert_eq!(out.disposition(), Disposition::Stale, "{}", out.log.note);
+        assert!(out.next.is_none());
+    }
+
+    #[test]
+    fn same_day_purchase_delivered_after_its_cancellation_is_stale() {
+        let trial = PlanTerms {
+            trial_ends_at: Some(t(17)),
+            ..terms("team", None)
+        };
+        let cancel = EventKind::Cancelled {
+            plan: Some(plan("team")),
+            access_until: None,
+        };
+        let s = step(None, &event("c", 3, cancel), t(3));
+        let out = apply(Some(&s), &buy(3, trial), t(3));
+        assert_eq!(out.disposition(), Disposition::Stale, "{}", out.log.note);
     }
 
     #[test]
