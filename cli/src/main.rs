@@ -3,9 +3,12 @@
 //! - `tollgate dev [--host H] [--port P]`: serve the four functions locally
 //!   (ports P..P+3, default 9101) on the store named by `TOLLGATE_STORE`
 //!   (the embedded SQLite file by default).
+//! - `tollgate api-key new <name> --scopes check,seats`: a new API key for
+//!   entitlement-check, printed once, and the hashed secrets entry to store.
 //! - `tollgate replay [--marketplace github]`: finish recorded deliveries
 //!   that were never processed (GitHub does not retry).
 
+mod api_key;
 mod dev;
 mod replay;
 
@@ -14,6 +17,7 @@ use std::process::ExitCode;
 use tollgate::setup::Deps;
 
 const USAGE: &str = "usage: tollgate dev [--host 127.0.0.1] [--port 9101]\n       \
+                     tollgate api-key new <name> [--scopes check,seats] [--json]\n       \
                      tollgate replay [--marketplace github]";
 
 #[tokio::main]
@@ -22,6 +26,7 @@ async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("dev") => run_dev(&args[1..]).await,
+        Some("api-key") => api_key::run(&args[1..]).map(|out| print!("{out}")),
         Some("replay") => replay::run(&args[1..]).await,
         _ => Err(USAGE.to_owned()),
     };

@@ -226,6 +226,13 @@ impl From<crate::github::oauth::OauthError> for ApiError {
     }
 }
 
+impl From<crate::api::Rejection> for ApiError {
+    fn from(e: crate::api::Rejection) -> Self {
+        let (status, code) = e.status_and_code();
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
 /// One of the four functions: a request in, a response or an error out.
 #[async_trait]
 pub trait Function: Send + Sync {

@@ -2,6 +2,7 @@
 //! evolve it, entitlement decisions, storage and the marketplace adapters.
 //! The Lambda binaries in `functions/` are wiring around this crate.
 
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod entitlement;

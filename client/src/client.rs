@@ -1,0 +1,292 @@
+//! The HTTP client.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::types::{
+    CheckRequest, CustomerView, Decision, Marketplace, Reason, SeatClaimed, SeatList, SeatReleased,
+    SubscriptionKey,
+};
+
+/// Default per-request timeout: a check is one store read, so anything
+/// slower is an outage, and the app should fail closed quickly.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid Tollgate base URL `{url}`: {message}")]
+    InvalidBaseUrl { url: String, message: String },
+    #[error("the API key contains characters not allowed in an HTTP header")]
+    InvalidApiKey,
+    /// Connection refused, timeout, TLS failure, ...
+    #[error("cannot reach Tollgate: {0}")]
+    Transport(#[source] reqwest::Error),
+    /// Tollgate answered with an error (`{"error":{"code","message"}}`), e.g.
+    /// 401 `invalid_api_key`, 403 `insufficient_scope`, 400 `invalid_request`.
+    #[error("Tollgate answered {status} {code}: {message}")]
+    Api {
+        status: StatusCode,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// A reply that is not the documented JSON (a proxy's HTML page, ...).
+    #[error("unexpected reply from Tollgate ({status}): {detail}")]
+    UnexpectedResponse { status: StatusCode, detail: String },
+}
+
+impl ClientError {
+    /// The API's error code, for [`ClientError::Api`].
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::UnexpectedResponse { status, .. } => {
+                Some(*status)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What a seat claim came to. A refusal is an answer, not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeatClaim {
+    /// The user holds a seat (maybe already did: see `already_held`).
+    Held(SeatClaimed),
+    /// Refused: `seat_limit_reached`, or why the subscription is not entitled.
+    Refused { reason: Reason, message: String },
+}
+
+/// A client of one entitlement-check deployment. Cheap to clone (it shares
+/// its connection pool).
+#[derive(Debug, Clone)]
+pub struct EntitlementClient {
+    http: reqwest::Client,
+    base: Url,
+}
+
+impl EntitlementClient {
+    /// `base_url` like `https://abc.lambda-url.us-east-1.on.aws` or
+    /// `http://127.0.0.1:9104`; `api_key` as printed by `tollgate api-key new`.
+    pub fn new(base_url: &str, api_key: Option<&str>) -> Result<Self, ClientError> {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = api_key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| ClientError::InvalidApiKey)?;
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(DEFAULT_TIMEOUT)
+            .build()
+            .map_err(ClientError::Transport)?;
+        Self::with_http_client(base_url, http)
+    }
+
+    /// Uses a caller-built `reqwest::Client` (its own timeouts, default
+    /// headers carrying the key, a proxy, ...).
+    pub fn with_http_client(base_url: &str, http: reqwest::Client) -> Result<Self, ClientError> {
+        let invalid = |message: String| ClientError::InvalidBaseUrl {
+            url: base_url.to_owned(),
+            message,
+        };
+        let mut base = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(invalid("expected an http or https URL".into()));
+        }
+        if base.cannot_be_a_base() {
+            return Err(invalid("not a base URL".into()));
+        }
+        // Paths are appended as segments, so drop a trailing slash.
+        let trimmed = base.path().trim_end_matches('/').to_owned();
+        base.set_path(&trimmed);
+        Ok(Self { http, base })
+    }
+
+    /// `POST /v1/check`: may this customer (and user) use this product/feature now?
+    pub async fn check(&self, request: &CheckRequest) -> Result<Decision, ClientError> {
+        let res = self
+            .http
+            .post(self.url(&["v1", "check"]))
+            .json(request)
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        read(res).await
+    }
+
+    /// `GET /v1/customers/{marketplace}/{id}`: the customer's subscriptions.
+    pub async fn customer(
+        &self,
+        marketplace: Marketplace,
+        id: &str,
+    ) -> Result<CustomerView, ClientError> {
+        let url = self.url(&["v1", "customers", marketplace.as_str(), id]);
+        let res = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        read(res).await
+    }
+
+    /// `POST /v1/seats/claim`: give `user` a seat (idempotent per user).
+    pub async fn claim_seat(
+        &self,
+        subscription: &SubscriptionKey,
+        user: &str,
+    ) -> Result<SeatClaim, ClientError> {
+        let res = self.seat_call("claim", subscription, user).await?;
+        if res.status() == StatusCode::CONFLICT {
+            return match read::<serde_json::Value>(res).await {
+                Err(ClientError::Api { code, message, .. }) => Ok(SeatClaim::Refused {
+                    reason: Reason::from_wire(&code),
+                    message,
+                }),
+                Err(e) => Err(e),
+                Ok(v) => Err(ClientError::UnexpectedResponse {
+                    status: StatusCode::CONFLICT,
+                    detail: format!("409 without an error body: {v}"),
+                }),
+            };
+        }
+        read(res).await.map(SeatClaim::Held)
+    }
+
+    /// `POST /v1/seats/release`: `Ok(false)` if the user held no seat.
+    pub async fn release_seat(
+        &self,
+        subscription: &SubscriptionKey,
+        user: &str,
+    ) -> Result<bool, ClientError> {
+        let res = self.seat_call("release", subscription, user).await?;
+        read::<SeatReleased>(res).await.map(|r| r.released)
+    }
+
+    /// `GET /v1/seats/{marketplace}/{subscription_id}`: who holds the seats.
+    pub async fn seats(&self, subscription: &SubscriptionKey) -> Result<SeatList, ClientError> {
+        let url = self.url(&[
+            "v1",
+            "seats",
+            subscription.marketplace.as_str(),
+            &subscription.id,
+        ]);
+        let res = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        read(res).await
+    }
+
+    async fn seat_call(
+        &self,
+        action: &str,
+        subscription: &SubscriptionKey,
+        user: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let body = serde_json::json!({
+            "marketplace": subscription.marketplace,
+            "subscription_id": subscription.id,
+            "user": user,
+        });
+        self.http
+            .post(self.url(&["v1", "seats", action]))
+            .json(&body)
+            .send()
+            .await
+            .map_err(ClientError::Transport)
+    }
+
+    /// The base URL with `segments` appended, each percent-encoded.
+    fn url(&self, segments: &[&str]) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
+    }
+}
+
+/// A 2xx body as `T`; anything else as a typed error.
+async fn read<T: DeserializeOwned>(res: reqwest::Response) -> Result<T, ClientError> {
+    let status = res.status();
+    let bytes = res.bytes().await.map_err(ClientError::Transport)?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| ClientError::UnexpectedResponse {
+            status,
+            detail: format!("undocumented JSON: {e}"),
+        });
+    }
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: ErrorDetail,
+    }
+    #[derive(Deserialize)]
+    struct ErrorDetail {
+        code: String,
+        message: String,
+        #[serde(default)]
+        request_id: Option<String>,
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(ErrorBody { error }) => Err(ClientError::Api {
+            status,
+            code: error.code,
+            message: error.message,
+            request_id: error.request_id,
+        }),
+        Err(_) => Err(ClientError::UnexpectedResponse {
+            status,
+            detail: String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_keep_a_base_path_and_encode_segments() {
+        let c = EntitlementClient::new("https://example.com/tollgate/", None).unwrap();
+        assert_eq!(
+            c.url(&["v1", "customers", "gcp", "a/b c"]).as_str(),
+            "https://example.com/tollgate/v1/customers/gcp/a%2Fb%20c"
+        );
+        let c = EntitlementClient::new("http://127.0.0.1:9104", None).unwrap();
+        assert_eq!(
+            c.url(&["v1", "check"]).as_str(),
+            "http://127.0.0.1:9104/v1/check"
+        );
+    }
+
+    #[test]
+    fn bad_base_urls_and_keys_are_refused() {
+        assert!(matches!(
+            EntitlementClient::new("ftp://x", None),
+            Err(ClientError::InvalidBaseUrl { .. })
+        ));
+        assert!(matches!(
+            EntitlementClient::new("not a url", None),
+            Err(ClientError::InvalidBaseUrl { .. })
+        ));
+        assert!(matches!(
+            EntitlementClient::new("http://x", Some("bad\nkey")),
+            Err(ClientError::InvalidApiKey)
+        ));
+    }
+}

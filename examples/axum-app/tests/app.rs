@@ -1,0 +1,222 @@
+//! The example app against a real entitlement-check served on 127.0.0.1
+//! (the same handler as in Lambda, on an in-memory SQLite store), over real
+//! HTTP at both hops: test → app → Tollgate.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::{Body as AxumBody, to_bytes};
+use axum::extract::{Request as AxumRequest, State};
+use axum::response::Response as AxumResponse;
+use chrono::{Duration, Utc};
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tollgate::api::auth::{Authenticator, Scopes, generate};
+use tollgate::clock::SystemClock;
+use tollgate::config::Catalog;
+use tollgate::functions::entitlement_check::EntitlementCheck;
+use tollgate::http::{Body, Function, MAX_BODY_BYTES, serve};
+use tollgate::ingest::ingest;
+use tollgate::model::{
+    Awaiting, Customer, CustomerKey, EventKind, MarketEvent, Marketplace, Plan, PlanTerms,
+    SubscriptionKey,
+};
+use tollgate::setup::{Deps, Secrets, Settings};
+use tollgate::store::Store;
+use tollgate::store::sqlite::SqliteStore;
+use tollgate_client::EntitlementClient;
+
+const EXAMPLE_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tollgate.example.toml");
+
+/// Tollgate and the app, both listening on 127.0.0.1.
+struct World {
+    store: Arc<dyn Store>,
+    app: String,
+    http: reqwest::Client,
+}
+
+impl World {
+    /// `app_key`: what the app sends; `None` sends the key Tollgate issued.
+    async fn start(app_key: Option<&str>) -> World {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let deps = Deps {
+            settings: Settings::from_lookup(|_| None),
+            catalog: Arc::new(Catalog::load(EXAMPLE_CONFIG.as_ref()).unwrap()),
+            secrets: Arc::new(Secrets::default()),
+            store: Arc::clone(&store),
+        };
+        let issued = generate("acme-ci-app", Scopes::ALL).unwrap();
+        let auth = Authenticator::new(vec![issued.entry], false);
+        let tollgate =
+            serve_function(EntitlementCheck::new(&deps, auth, Arc::new(SystemClock))).await;
+        let key = app_key.unwrap_or(issued.key.expose());
+        let client = EntitlementClient::new(&format!("http://{tollgate}"), Some(key)).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let app = listener.local_addr().unwrap();
+        tokio::spawn(
+            async move { axum::serve(listener, tollgate_example_axum_app::app(client)).await },
+        );
+        World {
+            store,
+            app: format!("http://{app}"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A GitHub purchase of `plan` (1001 free, 1002 team, 1003 business).
+    async fn purchase(
+        &self,
+        org: &str,
+        plan: &str,
+        seats: Option<u32>,
+        awaiting: Option<Awaiting>,
+    ) {
+        let mut terms = PlanTerms::new(Plan::new(plan));
+        terms.seats = seats;
+        let now = Utc::now();
+        let event = MarketEvent {
+            id: format!("purchase-{org}"),
+            subscription: SubscriptionKey::new(Marketplace::Github, org),
+            customer: Customer::new(CustomerKey::new(Marketplace::Github, org)),
+            product: "acme-ci".into(),
+            effective_at: now - Duration::days(1),
+            kind: EventKind::Purchased { terms, awaiting },
+        };
+        ingest(&*self.store, &event, now).await.unwrap();
+    }
+
+    async fn request(&self, method: &str, path: &str, org: &str, user: &str) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let res = self
+            .http
+            .request(method, format!("{}{path}", self.app))
+            .header("x-org", format!("github:{org}"))
+            .header("x-user", user)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn a_team_org_gets_builds_until_its_seats_are_taken_and_sign_out_frees_one() {
+    let w = World::start(None).await;
+    w.purchase("100", "1002", Some(2), None).await;
+
+    let (status, body) = w.request("GET", "/builds", "100", "alice").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tier"], "team");
+    assert_eq!(body["seats"], serde_json::json!({"limit": 2, "used": 1}));
+    assert_eq!(w.request("GET", "/builds", "100", "bob").await.0, 200);
+    assert_eq!(
+        w.request("GET", "/builds", "100", "alice").await.0,
+        200,
+        "a held seat is kept"
+    );
+
+    let (status, body) = w.request("GET", "/builds", "100", "carol").await;
+    assert_eq!(status, 402, "{body}");
+    assert_eq!(body["error"]["code"], "seat_limit_reached");
+    assert_eq!(body["decision"]["seats"]["used"], 2);
+
+    let (status, body) = w.request("POST", "/sign-out", "100", "alice").await;
+    assert_eq!(
+        (status, &body["released"]),
+        (200, &Value::Bool(true)),
+        "{body}"
+    );
+    assert_eq!(
+        w.request("GET", "/builds", "100", "carol").await.0,
+        200,
+        "alice's seat went to carol"
+    );
+}
+
+#[tokio::test]
+async fn features_follow_the_tier() {
+    let w = World::start(None).await;
+    w.purchase("200", "1002", Some(5), None).await;
+    w.purchase("201", "1003", None, None).await;
+
+    let (status, body) = w.request("GET", "/audit-log", "200", "alice").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (402, &Value::from("feature_not_in_plan"))
+    );
+    let (status, body) = w.request("GET", "/audit-log", "201", "alice").await;
+    assert_eq!(
+        (status, &body["tier"]),
+        (200, &Value::from("business")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn customers_without_access_are_refused_with_the_reason() {
+    let w = World::start(None).await;
+    w.purchase("300", "1003", None, Some(Awaiting::Signup))
+        .await;
+
+    let (status, body) = w.request("GET", "/builds", "999", "alice").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (402, &Value::from("no_subscription"))
+    );
+    let (status, body) = w.request("GET", "/builds", "300", "alice").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (403, &Value::from("pending_signup"))
+    );
+
+    let res = w
+        .http
+        .get(format!("{}/builds", w.app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "no customer named");
+    let res = w.http.get(format!("{}/", w.app)).send().await.unwrap();
+    assert_eq!(res.status(), 200, "public routes need nothing");
+}
+
+#[tokio::test]
+async fn the_app_fails_closed_when_tollgate_refuses_its_key() {
+    let w = World::start(Some("tgk_not-a-key")).await;
+    w.purchase("400", "1003", None, None).await;
+    let (status, body) = w.request("GET", "/builds", "400", "alice").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "entitlement_unavailable");
+    assert_eq!(body["error"]["cause"], "invalid_api_key");
+}
+
+/// Serves a function on a free port of 127.0.0.1 the way `tollgate dev`
+/// does. The listener is bound before this returns, so requests can follow.
+async fn serve_function(function: impl Function + 'static) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shared: Arc<dyn Function> = Arc::new(function);
+    let router = axum::Router::new().fallback(forward).with_state(shared);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+async fn forward(State(function): State<Arc<dyn Function>>, req: AxumRequest) -> AxumResponse {
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, MAX_BODY_BYTES + 1).await.unwrap_or_default();
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        Body::Binary(bytes.to_vec())
+    };
+    let (parts, body) = serve(&*function, http::Request::from_parts(parts, body))
+        .await
+        .into_parts();
+    let bytes = match body {
+        Body::Text(t) => t.into_bytes(),
+        Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    AxumResponse::from_parts(parts, AxumBody::from(bytes))
+}

@@ -1,0 +1,69 @@
+//! The entitlement-check API: what the vendor's apps send and receive, which
+//! routes exist, and who may call them.
+//!
+//! The handler that ties these together is
+//! [`crate::functions::entitlement_check::EntitlementCheck`]; the contract is
+//! the checked-in OpenAPI document, served at `GET /v1/openapi.json` and
+//! tested against the handler (every route, every response shape).
+//!
+//! - [`wire`]: request and response bodies (field names are a public contract).
+//! - [`routes`]: the route table the handler dispatches on.
+//! - [`auth`]: IAM-signed requests and hashed, scoped API keys.
+
+use http::StatusCode;
+
+use crate::entitlement::Reason;
+
+pub mod auth;
+pub mod routes;
+pub mod wire;
+
+/// The OpenAPI 3.1 document of this API, as checked in.
+pub const OPENAPI_JSON: &str = include_str!("../../../openapi/entitlement-check.json");
+
+/// Why the API refused a request before (or instead of) answering it. Turned
+/// into an HTTP status and a stable error code by `crate::http` (the one
+/// place where errors become responses).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The body is not JSON at all (400 `invalid_json`).
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    /// The JSON is well-formed but not a valid request (400 `invalid_request`).
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The body is not `application/json` (415 `unsupported_media_type`).
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    /// No credentials: neither an IAM-signed function URL request nor an API
+    /// key (401 `missing_credentials`).
+    #[error("{0}")]
+    MissingCredentials(&'static str),
+    /// An API key was sent but matches none configured (401 `invalid_api_key`).
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    /// The key is valid but lacks the scope the route needs (403 `insufficient_scope`).
+    #[error("the API key lacks the `{0}` scope")]
+    InsufficientScope(auth::Scope),
+    /// A seat claim was refused; the code is the decision's reason, e.g.
+    /// `seat_limit_reached` or `cancelled` (409).
+    #[error("{message}")]
+    SeatRefused { reason: Reason, message: String },
+}
+
+impl Rejection {
+    /// The HTTP status and stable machine code of this rejection.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Rejection::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            Rejection::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            Rejection::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            Rejection::MissingCredentials(_) => (StatusCode::UNAUTHORIZED, "missing_credentials"),
+            Rejection::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            Rejection::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
+            Rejection::SeatRefused { reason, .. } => (StatusCode::CONFLICT, reason.as_str()),
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! The checked-in OpenAPI document (`openapi/entitlement-check.json`) and
+//! the real handler agree: every served route is documented and every
+//! documented route is served; every documented response status of every
+//! route is produced by a real request, and each reply validates (JSON
+//! Schema 2020-12, formats checked, undocumented fields refused) against the
+//! schema documented for its status. The Rust client's types read every
+//! success reply back to the identical JSON.
+
+#[path = "entitlement_check_support/mod.rs"]
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+use support::{Tollgate, ask, ask_with, request};
+use tollgate::api::OPENAPI_JSON;
+use tollgate::api::routes::ROUTES;
+use tollgate::entitlement::Reason;
+use tollgate::http::{MAX_BODY_BYTES, Request};
+use tollgate::model::EventKind;
+
+fn doc() -> Value {
+    serde_json::from_str(OPENAPI_JSON).expect("the OpenAPI document is JSON")
+}
+
+/// `(METHOD, path template)` of every documented operation.
+fn documented_operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut ops = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            ops.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    ops
+}
+
+/// Resolves a local `#/a/b` reference.
+fn resolve<'a>(doc: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => doc
+            .pointer(r.strip_prefix('#').unwrap())
+            .unwrap_or_else(|| panic!("dangling $ref {r}")),
+        None => v,
+    }
+}
+
+/// Objects with documented properties may not carry undocumented ones: the
+/// test holds the handler to exactly what the document says.
+fn strict(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(strict);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strict),
+        _ => {}
+    }
+}
+
+fn every_ref(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("$ref") {
+                out.push(r.clone());
+            }
+            map.values().for_each(|x| every_ref(x, out));
+        }
+        Value::Array(items) => items.iter().for_each(|x| every_ref(x, out)),
+        _ => {}
+    }
+}
+
+/// Validates a reply body against the schema documented for `(op, status)`.
+struct Contract {
+    doc: Value,
+    components: Value,
+}
+
+impl Contract {
+    fn new() -> Self {
+        let doc = doc();
+        let mut components = doc["components"].clone();
+        strict(&mut components);
+        Self { doc, components }
+    }
+
+    fn operation(&self, method: &str, template: &str) -> &Value {
+        &self.doc["paths"][template][method.to_lowercase()]
+    }
+
+    fn validate(&self, method: &str, template: &str, status: u16, body: &Value) {
+        let op = self.operation(method, template);
+        let documented = op["responses"].get(status.to_string()).unwrap_or_else(|| {
+            panic!("{method} {template} answered {status}, which is not documented: {body}")
+        });
+        let response = resolve(&self.doc, documented);
+        let mut schema = response["content"]["application/json"]["schema"].clone();
+        assert!(
+            !schema.is_null(),
+            "{method} {template} {status}: no JSON schema"
+        );
+        strict(&mut schema);
+        let root = json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "components": self.components,
+            "allOf": [schema],
+        });
+        let validator = jsonschema::draft202012::options()
+            .should_validate_formats(true)
+            .build(&root)
+            .unwrap_or_else(|e| {
+                panic!("{method} {template} {status}: schema does not compile: {e}")
+            });
+        let errors: Vec<String> = validator
+            .iter_errors(body)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {status} does not match the document:\n{}\n{body:#}",
+            errors.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_document_is_openapi_3_1_with_every_reference_resolving() {
+    let doc = doc();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut refs = Vec::new();
+    every_ref(&doc, &mut refs);
+    assert!(refs.len() > 20);
+    for r in &refs {
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("non-local $ref {r}"));
+        assert!(doc.pointer(pointer).is_some(), "dangling $ref {r}");
+    }
+    // Every schema compiles on its own.
+    let c = Contract::new();
+    for name in doc["components"]["schemas"].as_object().unwrap().keys() {
+        let root =
+            json!({"components": c.components, "$ref": format!("#/components/schemas/{name}")});
+        jsonschema::draft202012::new(&root).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn every_reason_is_documented_with_a_description_and_nothing_else_is() {
+    let doc = doc();
+    let documented: BTreeMap<String, String> = doc["components"]["schemas"]["Reason"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["const"].as_str().unwrap().to_owned(),
+                v["description"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let reasons: BTreeSet<String> = Reason::ALL.iter().map(|r| r.as_str().to_owned()).collect();
+    assert_eq!(documented.keys().cloned().collect::<BTreeSet<_>>(), reasons);
+    for (reason, description) in &documented {
+        assert!(
+            description.len() > 20,
+            "`{reason}` needs a real description"
+        );
+    }
+}
+
+#[test]
+fn every_route_served_is_documented_and_every_documented_route_is_served() {
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_owned(), r.path.to_owned()))
+        .collect();
+    assert_eq!(served, documented_operations(&doc()));
+}
+
+/// Path template with `{marketplace}` and ids filled in.
+fn fill(template: &str, marketplace: &str, id: &str) -> String {
+    template
+        .replace("{marketplace}", marketplace)
+        .replace("{customer_id}", id)
+        .replace("{subscription_id}", id)
+}
+
+fn with_content_type(mut req: Request, ct: &'static str) -> Request {
+    req.headers_mut()
+        .insert("content-type", ct.parse().unwrap());
+    req
+}
+
+#[tokio::test]
+async fn every_documented_response_of_every_route_is_real_and_matches_its_schema() {
+    let contract = Contract::new();
+    let tg = Tollgate::sqlite();
+    // A 2-seat team plan for account 1 (one seat is taken below), a trial
+    // with a pending downgrade for account 2, a cancelled plan for 3.
+    tg.purchase("1", "acme-ci", "1002", Some(2)).await;
+    let trial_end = support::t0() + chrono::Duration::days(5);
+    tg.event(
+        "2",
+        "acme-ci",
+        support::purchased("1002", Some(3), Some(trial_end), None),
+    )
+    .await;
+    tg.event(
+        "2",
+        "acme-ci",
+        EventKind::ChangePending {
+            plan: tollgate::model::Plan::new("1001"),
+            seats: None,
+            effective_at: trial_end,
+        },
+    )
+    .await;
+    tg.purchase("3", "acme-ci", "1002", Some(2)).await;
+    tg.event(
+        "3",
+        "acme-ci",
+        EventKind::Cancelled {
+            plan: None,
+            access_until: None,
+        },
+    )
+    .await;
+
+    let all = tg.keys.all.clone();
+    let checker = tg.keys.check_only.clone();
+    let seater = tg.keys.seats_only.clone();
+    let seat = |id: &str, user: &str| json!({"marketplace": "github", "subscription_id": id, "user": user});
+
+    // (operation, request, client type the 200 reply must read as)
+    let mut cases: Vec<((&str, &str), Request)> = Vec::new();
+    let post = |path: &str, key: &str, body: Value| {
+        request("POST", path, Some(key), Some(body.to_string()))
+    };
+    let get = |path: &str, key: &str| request("GET", path, Some(key), None);
+
+    // 200s, with variety in nulls and nesting.
+    cases.push((("GET", "/healthz"), request("GET", "/healthz", None, None)));
+    cases.push((
+        ("GET", "/v1/openapi.json"),
+        request("GET", "/v1/openapi.json", None, None),
+    ));
+    for body in [
+        ask_with(
+            "1",
+            "acme-ci",
+            json!({"feature": "private-repos", "user": "u1", "claim_seat": true}),
+        ),
+        ask("2", "acme-ci"),
+        ask("3", "acme-ci"),
+        ask("404", "acme-ci"),
+        json!({"app_user": "nobody", "product": "acme-ci"}),
+    ] {
+        cases.push((
+            ("POST", "/v1/check"),
+            post("/v1/check", &checker_or_all(&body, &all, &checker), body),
+        ));
+    }
+    for id in ["1", "2", "3", "404"] {
+        cases.push((
+            ("GET", "/v1/customers/{marketplace}/{customer_id}"),
+            get(&format!("/v1/customers/github/{id}"), &checker),
+        ));
+    }
+    cases.push((
+        ("POST", "/v1/seats/claim"),
+        post("/v1/seats/claim", &seater, seat("1", "u2")),
+    ));
+    cases.push((
+        ("POST", "/v1/seats/claim"),
+        post("/v1/seats/claim", &seater, seat("1", "u2")),
+    ));
+    cases.push((
+        ("GET", "/v1/seats/{marketplace}/{subscription_id}"),
+        get("/v1/seats/github/1", &seater),
+    ));
+    // 409: both seats are held now; and a cancelled subscription.
+    cases.push((
+        ("POST", "/v1/seats/claim"),
+        post("/v1/seats/claim", &seater, seat("1", "u3")),
+    ));
+    cases.push((
+        ("POST", "/v1/seats/claim"),
+        post("/v1/seats/claim", &seater, seat("3", "u3")),
+    ));
+    cases.push((
+        ("POST", "/v1/seats/release"),
+        post("/v1/seats/release", &seater, seat("1", "u2")),
+    ));
+    // 404: no such subscription.
+    cases.push((
+        ("POST", "/v1/seats/claim"),
+        post("/v1/seats/claim", &seater, seat("nope", "u1")),
+    ));
+    cases.push((
+        ("GET", "/v1/seats/{marketplace}/{subscription_id}"),
+        get("/v1/seats/github/nope", &seater),
+    ));
+
+    // Errors every authenticated route can produce: 400, 401, 403, 405, and
+    // for bodies 413 and 415.
+    for spec in ROUTES
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/") && r.path != "/v1/openapi.json")
+    {
+        let op = (spec.method, spec.path);
+        let path = fill(spec.path, "github", "1");
+        let wrong_scope = if spec.path.starts_with("/v1/seats") {
+            &checker
+        } else {
+            &seater
+        };
+        let other_method = if spec.method == "GET" { "PUT" } else { "GET" };
+        cases.push((
+            op,
+            request(
+                spec.method,
+                &path,
+                None,
+                (spec.method == "POST").then(|| "{}".to_owned()),
+            ),
+        ));
+        cases.push((op, request(spec.method, &path, Some("tgk_wrong"), None)));
+        cases.push((
+            op,
+            request(
+                spec.method,
+                &path,
+                Some(wrong_scope),
+                (spec.method == "POST").then(|| ask("1", "acme-ci").to_string()),
+            ),
+        ));
+        cases.push((op, request(other_method, &path, Some(&all), None)));
+        if spec.method == "POST" {
+            cases.push((op, request("POST", &path, Some(&all), Some("{".to_owned()))));
+            cases.push((
+                op,
+                request("POST", &path, Some(&all), Some("{}".to_owned())),
+            ));
+            let huge = format!("[\"{}\"]", "x".repeat(MAX_BODY_BYTES));
+            cases.push((op, request("POST", &path, Some(&all), Some(huge))));
+            cases.push((
+                op,
+                with_content_type(
+                    request("POST", &path, Some(&all), Some("{}".to_owned())),
+                    "text/plain",
+                ),
+            ));
+        } else {
+            cases.push((
+                op,
+                request("GET", &fill(spec.path, "aws", "1"), Some(&all), None),
+            ));
+        }
+    }
+
+    let mut exercised: BTreeSet<(String, String, u16)> = BTreeSet::new();
+    for ((method, template), req) in cases {
+        let reply = tg.send(req).await;
+        contract.validate(method, template, reply.status, &reply.body);
+        if reply.status == 200 {
+            assert_client_reads(template, method, &reply.body);
+        }
+        exercised.insert((method.to_owned(), template.to_owned(), reply.status));
+    }
+
+    // Every documented status was produced, except 503 (the store failing).
+    let doc = doc();
+    for (method, template) in documented_operations(&doc) {
+        let op = &doc["paths"][&template][method.to_lowercase()];
+        for status in op["responses"].as_object().unwrap().keys() {
+            let status: u16 = status.parse().unwrap();
+            if status == 503 {
+                continue;
+            }
+            assert!(
+                exercised.contains(&(method.clone(), template.clone(), status)),
+                "{method} {template} {status} is documented but no test request produced it"
+            );
+        }
+    }
+}
+
+/// A check that claims a seat needs both scopes.
+fn checker_or_all(body: &Value, all: &str, checker: &str) -> String {
+    if body.get("claim_seat").is_some() {
+        all
+    } else {
+        checker
+    }
+    .to_owned()
+}
+
+/// `tollgate-client`'s types read the reply and write back the same JSON.
+fn assert_client_reads(template: &str, method: &str, body: &Value) {
+    fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(body: &Value) -> Value {
+        let typed: T = serde_json::from_value(body.clone()).expect("the client reads the reply");
+        serde_json::to_value(typed).unwrap()
+    }
+    let back = match (method, template) {
+        ("POST", "/v1/check") => round_trip::<tollgate_client::Decision>(body),
+        ("GET", "/v1/customers/{marketplace}/{customer_id}") => {
+            round_trip::<tollgate_client::CustomerView>(body)
+        }
+        ("POST", "/v1/seats/claim") => round_trip::<tollgate_client::SeatClaimed>(body),
+        ("POST", "/v1/seats/release") => round_trip::<tollgate_client::SeatReleased>(body),
+        ("GET", "/v1/seats/{marketplace}/{subscription_id}") => {
+            round_trip::<tollgate_client::SeatList>(body)
+        }
+        _ => return,
+    };
+    assert_eq!(&back, body, "{method} {template}");
+}
+
+#[tokio::test]
+async fn the_served_document_is_the_checked_in_file() {
+    let tg = Tollgate::sqlite();
+    let reply = tg.get("/v1/openapi.json", None).await;
+    let on_disk: Value =
+        serde_json::from_str(include_str!("../../openapi/entitlement-check.json")).unwrap();
+    assert_eq!(reply.body, on_disk);
+}

@@ -1,0 +1,254 @@
+//! A real `EntitlementCheck` handler, driven through `tollgate::http::serve`
+//! exactly as Lambda and the dev server drive it, on a real store. States are
+//! built by ingesting normalized marketplace events, never by hand.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::Value;
+use tollgate::api::auth::{ApiKeyEntry, Authenticator, Scopes, generate};
+use tollgate::clock::FixedClock;
+use tollgate::config::Catalog;
+use tollgate::functions::entitlement_check::EntitlementCheck;
+use tollgate::http::{Body, Request, serve};
+use tollgate::ingest::{Ingested, ingest};
+use tollgate::model::{
+    Awaiting, Customer, CustomerKey, EventKind, MarketEvent, Marketplace, Plan, PlanTerms,
+    SubscriptionKey,
+};
+use tollgate::setup::{Deps, Secrets, Settings};
+use tollgate::store::Store;
+use tollgate::store::sqlite::SqliteStore;
+
+/// `acme-ci`: free (unlimited seats), team (purchased seats), business (3
+/// seats, fixed); no fallback after cancellation. `acme-docs` falls back to
+/// its free tier after a cancellation.
+pub const CATALOG: &str = r#"
+[products.acme-ci.tiers.free]
+features = ["public-repos"]
+seats = "unlimited"
+[products.acme-ci.tiers.team]
+features = ["public-repos", "private-repos"]
+seats = "purchased"
+[products.acme-ci.tiers.business]
+features = ["public-repos", "private-repos", "sso"]
+seats = 3
+[products.acme-ci.plans.github]
+"1001" = "free"
+"1002" = "team"
+"1003" = "business"
+
+[products.acme-docs]
+cancelled_tier = "free"
+[products.acme-docs.tiers.free]
+features = ["read"]
+[products.acme-docs.tiers.pro]
+features = ["read", "write"]
+[products.acme-docs.plans.github]
+"2001" = "free"
+"2002" = "pro"
+
+[marketplaces.github]
+product = "acme-ci"
+"#;
+
+/// The instant every test's clock shows.
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 5, 10, 12, 0, 0)
+        .single()
+        .unwrap()
+}
+
+/// API keys issued for the test deployment, one per scope set.
+pub struct Keys {
+    pub all: String,
+    pub check_only: String,
+    pub seats_only: String,
+}
+
+pub struct Tollgate {
+    pub handler: Arc<EntitlementCheck>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<FixedClock>,
+    pub keys: Keys,
+    events: std::sync::atomic::AtomicU32,
+}
+
+/// A reply: status, the `x-request-id` header, the JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub request_id: String,
+    pub body: Value,
+}
+
+impl Tollgate {
+    /// Three API keys configured (so keys are required).
+    pub fn on(store: Arc<dyn Store>) -> Self {
+        let issue =
+            |name: &str, scopes: &str| generate(name, Scopes::parse(scopes).unwrap()).unwrap();
+        let (all, check, seats) = (
+            issue("all", "check,seats"),
+            issue("checker", "check"),
+            issue("seater", "seats"),
+        );
+        let entries: Vec<ApiKeyEntry> =
+            vec![all.entry.clone(), check.entry.clone(), seats.entry.clone()];
+        let keys = Keys {
+            all: all.key.expose().to_owned(),
+            check_only: check.key.expose().to_owned(),
+            seats_only: seats.key.expose().to_owned(),
+        };
+        Self::with_auth(store, Authenticator::new(entries, false), keys)
+    }
+
+    pub fn with_auth(store: Arc<dyn Store>, auth: Authenticator, keys: Keys) -> Self {
+        let catalog = Catalog::parse(CATALOG, "test.toml".as_ref()).unwrap();
+        let deps = Deps {
+            settings: Settings::from_lookup(|_| None),
+            catalog: Arc::new(catalog),
+            secrets: Arc::new(Secrets::default()),
+            store: Arc::clone(&store),
+        };
+        let clock = Arc::new(FixedClock::new(t0()));
+        let handler = Arc::new(EntitlementCheck::new(&deps, auth, clock.clone()));
+        Self {
+            handler,
+            store,
+            clock,
+            keys,
+            events: Default::default(),
+        }
+    }
+
+    pub fn sqlite() -> Self {
+        Self::on(Arc::new(SqliteStore::open_in_memory().unwrap()))
+    }
+
+    /// Sends a request through `serve`; every reply must be JSON with a request id.
+    pub async fn send(&self, req: Request) -> Reply {
+        let res = serve(&*self.handler, req).await;
+        let status = res.status().as_u16();
+        let request_id = res
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .expect("every reply carries x-request-id")
+            .to_owned();
+        let ct = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert_eq!(ct, "application/json", "status {status}");
+        let body = serde_json::from_slice(res.body().as_ref()).expect("JSON body");
+        Reply {
+            status,
+            request_id,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> Reply {
+        self.send(request("POST", path, key, Some(body.to_string())))
+            .await
+    }
+
+    pub async fn get(&self, path: &str, key: Option<&str>) -> Reply {
+        self.send(request("GET", path, key, None)).await
+    }
+
+    /// `POST /v1/check` with the all-scopes key; must answer 200.
+    pub async fn check(&self, body: Value) -> Value {
+        let reply = self.post("/v1/check", Some(&self.keys.all), &body).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body
+    }
+
+    /// Ingests `kind` for GitHub account `org`, effective a minute after the
+    /// previous event, processed at `processed_at`.
+    pub async fn event_at(
+        &self,
+        org: &str,
+        product: &str,
+        kind: EventKind,
+        processed_at: DateTime<Utc>,
+    ) {
+        let n = self
+            .events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let event = MarketEvent {
+            id: format!("delivery-{n}"),
+            subscription: subscription_key(org, product),
+            customer: Customer::new(CustomerKey::new(Marketplace::Github, org)),
+            product: product.into(),
+            effective_at: processed_at - Duration::days(1) + Duration::minutes(i64::from(n)),
+            kind,
+        };
+        let outcome = ingest(&*self.store, &event, processed_at).await.unwrap();
+        match outcome {
+            Ingested::Committed(o) => assert!(o.next.is_some(), "{:?}", o.log.note),
+            Ingested::Duplicate => panic!("fresh delivery ids are never duplicates"),
+        }
+    }
+
+    pub async fn event(&self, org: &str, product: &str, kind: EventKind) {
+        self.event_at(org, product, kind, t0()).await
+    }
+
+    /// A GitHub purchase of `plan` with `seats` units.
+    pub async fn purchase(&self, org: &str, product: &str, plan: &str, seats: Option<u32>) {
+        self.event(org, product, purchased(plan, seats, None, None))
+            .await
+    }
+}
+
+/// One subscription per account and product: `<org>` for acme-ci (as on
+/// GitHub, one per listing), `<org>-<product>` otherwise.
+pub fn subscription_key(org: &str, product: &str) -> SubscriptionKey {
+    let id = if product == "acme-ci" {
+        org.to_owned()
+    } else {
+        format!("{org}-{product}")
+    };
+    SubscriptionKey::new(Marketplace::Github, id)
+}
+
+pub fn purchased(
+    plan: &str,
+    seats: Option<u32>,
+    trial_ends_at: Option<DateTime<Utc>>,
+    awaiting: Option<Awaiting>,
+) -> EventKind {
+    let mut terms = PlanTerms::new(Plan::new(plan));
+    terms.seats = seats;
+    terms.trial_ends_at = trial_ends_at;
+    EventKind::Purchased { terms, awaiting }
+}
+
+pub fn request(method: &str, path: &str, key: Option<&str>, body: Option<String>) -> Request {
+    let mut b = http::Request::builder().method(method).uri(path);
+    if let Some(key) = key {
+        b = b.header("authorization", format!("Bearer {key}"));
+    }
+    if body.is_some() {
+        b = b.header("content-type", "application/json");
+    }
+    b.body(body.map_or(Body::Empty, Body::Text)).unwrap()
+}
+
+/// The `/v1/check` body for GitHub account `org`.
+pub fn ask(org: &str, product: &str) -> Value {
+    serde_json::json!({"marketplace": "github", "customer_id": org, "product": product})
+}
+
+/// `ask(...)` plus extra fields.
+pub fn ask_with(org: &str, product: &str, extra: Value) -> Value {
+    let mut body = ask(org, product);
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    body
+}
