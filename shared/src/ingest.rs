@@ -19,8 +19,9 @@ const MAX_ATTEMPTS: u32 = 64;
 /// What happened to an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ingested {
-    /// Committed (applied, or only logged when stale or ignored).
-    Committed(Outcome),
+    /// Committed (applied, or only logged when stale or ignored). Boxed: the
+    /// outcome carries a whole subscription and the other variant is empty.
+    Committed(Box<Outcome>),
     /// The delivery was already processed; nothing changed.
     Duplicate,
 }
@@ -49,7 +50,7 @@ pub async fn ingest(
             delivery: Some(mark.clone()),
         };
         match store.commit(&commit).await {
-            Ok(()) => return Ok(Ingested::Committed(outcome)),
+            Ok(()) => return Ok(Ingested::Committed(Box::new(outcome))),
             Err(StoreError::Duplicate(_)) => return Ok(Ingested::Duplicate),
             Err(StoreError::Conflict(_)) => tokio::time::sleep(backoff(attempt)).await,
             Err(e) => return Err(e),
