@@ -7,10 +7,13 @@
 //!   entitlement-check, printed once, and the hashed secrets entry to store.
 //! - `tollgate replay [--marketplace github]`: finish recorded deliveries
 //!   that were never processed (GitHub does not retry).
+//! - `tollgate sim [--port 9201] [--secrets-out PATH]`: local stand-ins for
+//!   github.com and api.github.com (ports P and P+1), with a demo buyer.
 
 mod api_key;
 mod dev;
 mod replay;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -18,7 +21,8 @@ use tollgate::setup::Deps;
 
 const USAGE: &str = "usage: tollgate dev [--host 127.0.0.1] [--port 9101]\n       \
                      tollgate api-key new <name> [--scopes check,seats] [--json]\n       \
-                     tollgate replay [--marketplace github]";
+                     tollgate replay [--marketplace github]\n       \
+                     tollgate sim [--host 127.0.0.1] [--port 9201] [--callback-url URL] [--secrets-out PATH]";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,6 +32,7 @@ async fn main() -> ExitCode {
         Some("dev") => run_dev(&args[1..]).await,
         Some("api-key") => api_key::run(&args[1..]).map(|out| print!("{out}")),
         Some("replay") => replay::run(&args[1..]).await,
+        Some("sim") => sim::run(&args[1..]).await,
         _ => Err(USAGE.to_owned()),
     };
     match result {

@@ -44,6 +44,10 @@ pub struct Settings {
     pub google_oidc_certs_url: String,
     pub gcp_signup_certs_url: String,
     pub procurement_url: String,
+    /// `TOLLGATE_PUBLIC_URL`: the public base URL of the oauth-callback
+    /// function (its function URL or custom domain), from which the GitHub
+    /// OAuth `redirect_uri` is built. Unset: taken from the request's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -67,6 +71,9 @@ impl Settings {
                 "https://www.googleapis.com/robot/v1/metadata/x509/cloud-commerce-partner@system.gserviceaccount.com",
             ),
             procurement_url: get("TOLLGATE_PROCUREMENT_URL", "https://cloudcommerceprocurement.googleapis.com"),
+            public_url: lookup("TOLLGATE_PUBLIC_URL")
+                .map(|v| v.trim().trim_end_matches('/').to_owned())
+                .filter(|v| !v.is_empty()),
         }
     }
 }

@@ -1,0 +1,108 @@
+//! `tollgate sim` (what `make dev` runs beside the functions) starts the
+//! GitHub stand-ins, prints their URLs and hands the app credentials over
+//! through the secrets file only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+
+/// Kills the simulator when the test ends, pass or fail.
+struct Sim(Child);
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Status line and headers of a GET, over a plain TCP socket.
+fn http_head(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut s = TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: cli-test\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split("\r\n\r\n").next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn sim_serves_github_and_writes_the_app_credentials_to_the_secrets_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets.json");
+    std::fs::write(&secrets, r#"{"github_webhook_secret":"keep-me"}"#).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["sim", "--port", "0", "--secrets-out"])
+        .arg(&secrets)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start tollgate sim");
+    let mut sim = Sim(child);
+    let stdout = sim.0.stdout.take().unwrap();
+    // The summary is printed once both listeners are bound: reading it up to
+    // "Ready" is the readiness signal.
+    let mut printed = Vec::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("Ready");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let url_of = |name: &str| {
+        printed
+            .iter()
+            .find(|l| l.trim_start().starts_with(name))
+            .and_then(|l| l.split_whitespace().last())
+            .unwrap_or_else(|| panic!("{name} in {printed:#?}"))
+            .to_owned()
+    };
+    let web = url_of("github.com");
+    let api = url_of("api.github.com");
+
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&secrets).unwrap()).unwrap();
+    assert_eq!(
+        stored["github_webhook_secret"], "keep-me",
+        "other secrets kept"
+    );
+    let client_id = stored["github_client_id"].as_str().unwrap();
+    assert!(
+        stored["github_app_private_key"]
+            .as_str()
+            .unwrap()
+            .contains("BEGIN PRIVATE KEY")
+    );
+    assert_eq!(stored["github_app_id"], "1");
+    let secret = stored["github_client_secret"].as_str().unwrap();
+    assert!(
+        printed.iter().all(|l| !l.contains(secret)),
+        "the client secret is never printed"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&secrets).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "secrets file is private");
+    }
+
+    let head = http_head(&format!(
+        "{web}/login/oauth/authorize?client_id={client_id}&redirect_uri=http%3A%2F%2Flocalhost%2Fcb&state=s"
+    ));
+    assert!(head.starts_with("HTTP/1.1 302"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("location: http://localhost/cb?code="),
+        "{head}"
+    );
+    let head = http_head(&format!("{api}/user"));
+    assert!(head.starts_with("HTTP/1.1 401"), "no token: {head}");
+}

@@ -1,0 +1,602 @@
+//! Sign-in after a GitHub Marketplace purchase: the Setup URL and the OAuth
+//! callback, plus the pages the buyer sees.
+//!
+//! GitHub sends the buyer to the app's Setup URL (`GET /github/setup`) with
+//! an `installation_id` anyone could forge, so it is ignored. Tollgate
+//! creates a single-use `state` (10 minutes) and redirects to GitHub's
+//! authorize page; GitHub comes back to `GET /github/callback` with `code`
+//! and `state`. The callback consumes the state, exchanges the code, asks
+//! GitHub who the user is and what they bought (`GET /user`,
+//! `GET /user/marketplace_purchases`), links the user to every purchasing
+//! account and shows plan, seats and trial days left. The user's token lives
+//! only for that request: it is never stored or logged.
+//!
+//! Contract and sources: `specs/github-marketplace.md` §4.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::client::{GithubClient, GithubError, OauthErrorCode, User, UserMarketplacePurchase};
+use crate::clock::Clock;
+use crate::model::{AccountKind, AppUser, CustomerKey, Marketplace, PriceModel};
+use crate::setup::{Secret, Secrets, SetupError};
+use crate::store::{Store, StoreError, Token};
+
+/// Token kind of the OAuth `state` in the store.
+pub const STATE_KIND: &str = "github_oauth_state";
+/// How long a `state` is good for (GitHub's codes also last 10 minutes).
+pub const STATE_TTL: chrono::Duration = chrono::Duration::minutes(10);
+/// The callback's GitHub calls together (exchange, user, purchases) must
+/// finish within this, whatever the per-request timeouts add up to.
+pub const CALLBACK_DEADLINE: Duration = Duration::from_secs(8);
+pub const SETUP_PATH: &str = "/github/setup";
+pub const CALLBACK_PATH: &str = "/github/callback";
+pub const CLIENT_ID_SECRET: &str = "github_client_id";
+pub const CLIENT_SECRET_SECRET: &str = "github_client_secret";
+/// Longest `state` looked up; ours are 64 hex characters.
+const MAX_STATE_LEN: usize = 128;
+
+/// The app's OAuth client credentials.
+#[derive(Debug, Clone)]
+pub struct OauthApp {
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+impl OauthApp {
+    /// Both secrets, or neither (GitHub sign-in not configured, e.g. a
+    /// deployment that sells only on Google); one without the other is a
+    /// configuration error.
+    pub fn from_secrets(secrets: &Secrets) -> Result<Option<Self>, SetupError> {
+        match (
+            secrets.get(CLIENT_ID_SECRET),
+            secrets.get(CLIENT_SECRET_SECRET),
+        ) {
+            (Some(id), Some(secret)) => Ok(Some(Self {
+                client_id: id.expose().trim().to_owned(),
+                client_secret: secret.clone(),
+            })),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(SetupError::MissingSecret(CLIENT_SECRET_SECRET.into())),
+            (None, Some(_)) => Err(SetupError::MissingSecret(CLIENT_ID_SECRET.into())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OauthError {
+    #[error(
+        "GitHub sign-in is not configured: secrets `{CLIENT_ID_SECRET}` and `{CLIENT_SECRET_SECRET}` are missing"
+    )]
+    NotConfigured,
+    #[error("no public URL to build the OAuth redirect URI from: set TOLLGATE_PUBLIC_URL")]
+    NoPublicUrl,
+    #[error("the callback carries no `state`")]
+    MissingState,
+    #[error("the `state` is unknown, already used or expired")]
+    InvalidState,
+    #[error("the user declined to authorize the app")]
+    AccessDenied,
+    /// Another `error` from the authorize step (`redirect_uri_mismatch`,
+    /// `application_suspended`, ...), reduced to safe characters.
+    #[error("GitHub's authorize step failed: {0}")]
+    AuthorizeFailed(String),
+    #[error("the callback carries no `code`")]
+    MissingCode,
+    /// `bad_verification_code`: expired (10 minutes) or already used.
+    #[error("GitHub refused the code: expired or already used")]
+    CodeRejected,
+    #[error("GitHub did not finish answering within {}s", CALLBACK_DEADLINE.as_secs())]
+    Deadline,
+    #[error(transparent)]
+    Github(#[from] GithubError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The query of `GET /github/callback`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+/// What a completed sign-in found and linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    pub user: User,
+    pub app_user: AppUser,
+    pub purchases: Vec<UserMarketplacePurchase>,
+    pub linked: Vec<CustomerKey>,
+}
+
+/// The GitHub sign-in flow, built once at cold start.
+pub struct GithubSignIn {
+    client: GithubClient,
+    app: Option<OauthApp>,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    public_url: Option<String>,
+}
+
+impl GithubSignIn {
+    /// `public_url`: the oauth-callback function's public base URL; `None`
+    /// takes it from each request (see [`Self::start`]).
+    pub fn new(
+        client: GithubClient,
+        app: Option<OauthApp>,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        public_url: Option<String>,
+    ) -> Self {
+        Self {
+            client,
+            app,
+            store,
+            clock,
+            public_url,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The redirect URI for this deployment: `TOLLGATE_PUBLIC_URL` if set,
+    /// else `request_base` (scheme + host the request came in on).
+    pub fn redirect_uri(&self, request_base: Option<&str>) -> Result<String, OauthError> {
+        let base = self
+            .public_url
+            .as_deref()
+            .or(request_base)
+            .ok_or(OauthError::NoPublicUrl)?;
+        Ok(format!("{}{CALLBACK_PATH}", base.trim_end_matches('/')))
+    }
+
+    /// `GET /github/setup`: stores a fresh single-use `state` and returns
+    /// GitHub's authorize URL to redirect to. Any `installation_id` the
+    /// request carries is ignored: it can be forged.
+    pub async fn start(&self, request_base: Option<&str>) -> Result<String, OauthError> {
+        let app = self.app.as_ref().ok_or(OauthError::NotConfigured)?;
+        let redirect_uri = self.redirect_uri(request_base)?;
+        let state = crate::http::random_token(32);
+        self.store
+            .put_token(&Token {
+                kind: STATE_KIND.to_owned(),
+                id: state.clone(),
+                // The callback exchanges the code with exactly this URI.
+                payload: redirect_uri.clone(),
+                expires_at: self.now() + STATE_TTL,
+            })
+            .await?;
+        Ok(self
+            .client
+            .authorize_url(&app.client_id, &redirect_uri, &state))
+    }
+
+    /// `GET /github/callback`: consumes the `state` first (so it is single
+    /// use whatever happens next), then exchanges the code, reads the user and
+    /// their purchases, and links the user to every purchasing account.
+    pub async fn finish(&self, params: CallbackParams) -> Result<Provisioned, OauthError> {
+        let app = self.app.as_ref().ok_or(OauthError::NotConfigured)?;
+        let state = params
+            .state
+            .filter(|s| !s.is_empty())
+            .ok_or(OauthError::MissingState)?;
+        if state.len() > MAX_STATE_LEN {
+            return Err(OauthError::InvalidState);
+        }
+        let redirect_uri = self
+            .store
+            .take_token(STATE_KIND, &state, self.now())
+            .await?
+            .ok_or(OauthError::InvalidState)?;
+        if let Some(error) = params.error {
+            return Err(match error.as_str() {
+                "access_denied" => OauthError::AccessDenied,
+                other => OauthError::AuthorizeFailed(safe_code(other)),
+            });
+        }
+        let code = params
+            .code
+            .filter(|c| !c.is_empty())
+            .ok_or(OauthError::MissingCode)?;
+        let github = async {
+            let token = self
+                .client
+                .exchange_code(&app.client_id, &app.client_secret, &code, &redirect_uri)
+                .await
+                .map_err(|e| match e {
+                    GithubError::OauthExchange {
+                        code: OauthErrorCode::BadVerificationCode,
+                        ..
+                    } => OauthError::CodeRejected,
+                    e => OauthError::Github(e),
+                })?;
+            let user = self.client.user(&token).await?;
+            let purchases = self.client.user_marketplace_purchases(&token).await?;
+            // `token` is dropped here: it is never stored.
+            Ok::<_, OauthError>((user, purchases))
+        };
+        let (user, purchases) = tokio::time::timeout(CALLBACK_DEADLINE, github)
+            .await
+            .map_err(|_| OauthError::Deadline)??;
+        let app_user = AppUser(format!("github:{}", user.id));
+        let mut linked: Vec<CustomerKey> = Vec::new();
+        for p in &purchases {
+            let customer = CustomerKey::new(Marketplace::Github, p.account.id.to_string());
+            if !linked.contains(&customer) {
+                self.store.link_user(&app_user, &customer).await?;
+                linked.push(customer);
+            }
+        }
+        tracing::info!(
+            github_user = user.id,
+            accounts = linked.len(),
+            "github sign-in linked"
+        );
+        Ok(Provisioned {
+            user,
+            app_user,
+            purchases,
+            linked,
+        })
+    }
+}
+
+/// Keeps an `error` value from the query fit for a message: GitHub's codes
+/// are short snake_case words.
+fn safe_code(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(64)
+        .collect()
+}
+
+/// Escapes text for HTML element content and quoted attributes.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A small self-contained page: inline style, no scripts, no external assets.
+/// `body` must already be escaped HTML.
+fn page(title: &str, body: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body{{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f6f8fa;color:#1f2328}}
+main{{max-width:40rem;margin:3rem auto;padding:0 1rem}}
+h1{{font-size:1.5rem}}
+.card{{background:#fff;border:1px solid #d0d7de;border-radius:6px;padding:1rem 1.25rem;margin:1rem 0}}
+.card h2{{font-size:1.15rem;margin:.25rem 0 .5rem}}
+.trial{{background:#ddf4ff;border:1px solid #54aeff;border-radius:6px;padding:.5rem .75rem;margin:.5rem 0}}
+.error{{border-color:#ff8182;background:#ffebe9}}
+dl{{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0}}
+dt{{color:#59636e}}
+dd{{margin:0}}
+a.button{{display:inline-block;background:#1f883d;color:#fff;padding:.4rem 1rem;border-radius:6px;text-decoration:none}}
+</style>
+</head>
+<body>
+<main>
+{body}
+</main>
+</body>
+</html>
+"#,
+        title = escape(title),
+    )
+}
+
+fn date(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// The trial banner text: `Free trial: 5 days left (ends 2026-03-06).`
+pub fn trial_banner(days_left: u32, ends: Option<DateTime<Utc>>) -> String {
+    let left = match days_left {
+        0 => "ends today".to_owned(),
+        1 => "1 day left".to_owned(),
+        n => format!("{n} days left"),
+    };
+    match ends {
+        Some(ends) => format!("Free trial: {left} (ends {}).", date(ends)),
+        None => format!("Free trial: {left}."),
+    }
+}
+
+fn purchase_card(p: &UserMarketplacePurchase, now: DateTime<Utc>) -> String {
+    let mut html = String::from("<section class=\"card\">\n");
+    if let Some(days) = p.trial_days_left(now) {
+        html.push_str(&format!(
+            "<p class=\"trial\" role=\"status\"><strong>{}</strong> You have the full plan until then; \
+             GitHub starts billing when the trial ends unless you cancel.</p>\n",
+            escape(&trial_banner(days, p.free_trial_ends_on))
+        ));
+    }
+    html.push_str(&format!("<h2>{}</h2>\n<dl>\n", escape(&p.plan.name)));
+    let account = match p.account.account_kind() {
+        Some(AccountKind::Organization) => format!("{} (organization)", p.account.login),
+        Some(AccountKind::User) => format!("{} (personal account)", p.account.login),
+        None => p.account.login.clone(),
+    };
+    html.push_str(&format!("<dt>Account</dt><dd>{}</dd>\n", escape(&account)));
+    html.push_str(&format!("<dt>Plan</dt><dd>{}</dd>\n", escape(&p.plan.name)));
+    let per_unit = p.plan.price_model() == Some(PriceModel::PerUnit);
+    if let Some(units) = p.unit_count.filter(|n| per_unit || *n > 1) {
+        let unit = p
+            .plan
+            .unit_name
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or("seat");
+        let unit = if units == 1 {
+            unit.to_owned()
+        } else {
+            plural(unit)
+        };
+        html.push_str(&format!(
+            "<dt>Seats</dt><dd>{units} {}</dd>\n",
+            escape(&unit)
+        ));
+    }
+    if let Some(cycle) = p.billing_cycle.as_deref().filter(|c| !c.is_empty()) {
+        let next = p
+            .next_billing_date
+            .map(|d| format!(", next bill on {}", date(d)))
+            .unwrap_or_default();
+        html.push_str(&format!(
+            "<dt>Billing</dt><dd>{}{}</dd>\n",
+            escape(cycle),
+            escape(&next)
+        ));
+    }
+    html.push_str("</dl>\n</section>\n");
+    html
+}
+
+fn plural(unit: &str) -> String {
+    if unit.ends_with('s') {
+        unit.to_owned()
+    } else {
+        format!("{unit}s")
+    }
+}
+
+/// The page after a successful sign-in.
+pub fn success_page(p: &Provisioned, now: DateTime<Utc>) -> String {
+    let who = p.user.name.as_deref().unwrap_or(&p.user.login);
+    let mut body = format!("<h1>Welcome, {}</h1>\n", escape(who));
+    if p.purchases.is_empty() {
+        body.push_str(&format!(
+            "<section class=\"card\"><p>You are signed in as <strong>{}</strong>, but GitHub lists no \
+             Marketplace purchase of this app that you can see. If you just bought it, GitHub can take a \
+             minute to show it: <a href=\"{SETUP_PATH}\">check again</a>. If you bought it for an \
+             organization, sign in with an account that belongs to it.</p></section>\n",
+            escape(&p.user.login)
+        ));
+    } else {
+        let what = if p.purchases.len() == 1 {
+            "Your GitHub Marketplace purchase is ready"
+        } else {
+            "Your GitHub Marketplace purchases are ready"
+        };
+        body.push_str(&format!(
+            "<p>You are signed in as <strong>{}</strong>. {what}:</p>\n",
+            escape(&p.user.login),
+        ));
+        for purchase in &p.purchases {
+            body.push_str(&purchase_card(purchase, now));
+        }
+        body.push_str("<p>You can close this page and start using the app.</p>\n");
+    }
+    page("Connected to GitHub Marketplace", &body)
+}
+
+/// The page for a failed sign-in: what happened and what to do, never a
+/// token, code or internal detail.
+pub fn error_page(err: &OauthError) -> String {
+    let again = format!("<p><a class=\"button\" href=\"{SETUP_PATH}\">Start again</a></p>");
+    let (title, text, retry) = match err {
+        OauthError::MissingState | OauthError::InvalidState => (
+            "This sign-in link is no longer valid",
+            "It was already used, is more than 10 minutes old, or did not start here. \
+             Nothing was changed. Start the sign-in again."
+                .to_owned(),
+            true,
+        ),
+        OauthError::AccessDenied => (
+            "Authorization cancelled",
+            "You chose not to authorize the app on GitHub, so we could not look up your purchase. \
+             Nothing was changed. To finish setting up, start again and choose Authorize."
+                .to_owned(),
+            true,
+        ),
+        OauthError::AuthorizeFailed(code) => (
+            "GitHub could not authorize the sign-in",
+            format!(
+                "GitHub reported <code>{}</code>. Please try again; if it keeps happening, contact the \
+                 app's vendor.",
+                escape(code)
+            ),
+            true,
+        ),
+        OauthError::MissingCode => (
+            "GitHub did not send a sign-in code",
+            "The link back from GitHub was incomplete. Start the sign-in again.".to_owned(),
+            true,
+        ),
+        OauthError::CodeRejected => (
+            "The sign-in code expired",
+            "GitHub sign-in codes work once and only for 10 minutes. Start the sign-in again."
+                .to_owned(),
+            true,
+        ),
+        OauthError::NotConfigured | OauthError::NoPublicUrl => (
+            "GitHub sign-in is not set up",
+            "The app's vendor has not finished configuring GitHub sign-in. Please contact them."
+                .to_owned(),
+            false,
+        ),
+        OauthError::Github(GithubError::RateLimited { reset_at, .. }) => (
+            "GitHub is busy",
+            format!(
+                "GitHub asked us to slow down. Please try again after {} UTC.",
+                escape(&reset_at.format("%H:%M").to_string())
+            ),
+            true,
+        ),
+        OauthError::Deadline
+        | OauthError::Github(GithubError::Timeout { .. } | GithubError::Unreachable { .. }) => (
+            "GitHub is not answering",
+            "We could not reach GitHub just now. Please try again in a minute.".to_owned(),
+            true,
+        ),
+        OauthError::Github(_) => (
+            "Something went wrong talking to GitHub",
+            "Please try again; if it keeps happening, contact the app's vendor.".to_owned(),
+            true,
+        ),
+        OauthError::Store(_) => (
+            "We could not save your sign-in",
+            "Please try again in a minute.".to_owned(),
+            true,
+        ),
+    };
+    let body = format!(
+        "<h1>{}</h1>\n<section class=\"card error\"><p>{text}</p></section>\n{}",
+        escape(title),
+        if retry { again.as_str() } else { "" }
+    );
+    page(title, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::github::client::{ListingPlan, MarketplaceAccount};
+    use chrono::TimeZone;
+
+    fn purchase(login: &str, plan: &str) -> UserMarketplacePurchase {
+        UserMarketplacePurchase {
+            billing_cycle: Some("monthly".into()),
+            next_billing_date: None,
+            unit_count: Some(5),
+            on_free_trial: Some(true),
+            free_trial_ends_on: Some(Utc.with_ymd_and_hms(2026, 3, 6, 0, 0, 0).unwrap()),
+            updated_at: None,
+            account: MarketplaceAccount {
+                id: 7,
+                login: login.into(),
+                kind: "Organization".into(),
+                email: None,
+                organization_billing_email: None,
+            },
+            plan: ListingPlan {
+                id: 1,
+                number: None,
+                name: plan.into(),
+                description: None,
+                monthly_price_in_cents: None,
+                yearly_price_in_cents: None,
+                price_model: Some("PER_UNIT".into()),
+                has_free_trial: Some(true),
+                unit_name: Some("seat".into()),
+                state: None,
+                bullets: None,
+            },
+        }
+    }
+
+    #[test]
+    fn everything_interpolated_is_escaped() {
+        let p = Provisioned {
+            user: User {
+                id: 1,
+                login: "<script>alert(1)</script>".into(),
+                name: Some("\"Mallory\" & co".into()),
+                email: None,
+            },
+            app_user: AppUser("github:1".into()),
+            purchases: vec![purchase("<img src=x onerror=alert(1)>", "<b>Pro</b>")],
+            linked: vec![],
+        };
+        let html = success_page(&p, Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap());
+        assert!(
+            !html.contains("<script>alert")
+                && !html.contains("<img src=x")
+                && !html.contains("<b>Pro")
+        );
+        assert!(html.contains("&lt;script&gt;") && html.contains("&quot;Mallory&quot; &amp; co"));
+        assert!(
+            html.contains("Free trial: 5 days left (ends 2026-03-06)."),
+            "{html}"
+        );
+        assert!(html.contains("<dt>Seats</dt><dd>5 seats</dd>"), "{html}");
+        let err = error_page(&OauthError::AuthorizeFailed(safe_code("x<script>y")));
+        assert!(!err.contains("<script>") && err.contains("xscripty"));
+    }
+
+    #[test]
+    fn the_trial_banner_counts_days() {
+        assert_eq!(trial_banner(0, None), "Free trial: ends today.");
+        assert_eq!(trial_banner(1, None), "Free trial: 1 day left.");
+        let ends = Utc.with_ymd_and_hms(2026, 1, 15, 0, 0, 0).unwrap();
+        assert_eq!(
+            trial_banner(14, Some(ends)),
+            "Free trial: 14 days left (ends 2026-01-15)."
+        );
+    }
+
+    #[test]
+    fn pages_are_self_contained() {
+        for html in [
+            error_page(&OauthError::InvalidState),
+            error_page(&OauthError::AccessDenied),
+            error_page(&OauthError::Deadline),
+        ] {
+            assert!(
+                !html.contains("<script")
+                    && !html.contains("http://")
+                    && !html.contains("https://")
+            );
+        }
+    }
+
+    #[test]
+    fn client_credentials_come_as_a_pair() {
+        assert!(
+            OauthApp::from_secrets(&Secrets::default())
+                .unwrap()
+                .is_none()
+        );
+        let one = Secrets::from_pairs([(CLIENT_ID_SECRET, "Iv1")]);
+        assert!(matches!(
+            OauthApp::from_secrets(&one),
+            Err(SetupError::MissingSecret(s)) if s == CLIENT_SECRET_SECRET
+        ));
+        let both = Secrets::from_pairs([(CLIENT_ID_SECRET, " Iv1 "), (CLIENT_SECRET_SECRET, "s")]);
+        let app = OauthApp::from_secrets(&both).unwrap().unwrap();
+        assert_eq!(app.client_id, "Iv1");
+        assert!(!format!("{app:?}").contains("\"s\""));
+    }
+}

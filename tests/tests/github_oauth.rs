@@ -1,0 +1,410 @@
+//! The GitHub Marketplace sign-in end to end: `GET /github/setup` →
+//! github.com's authorize page → `GET /github/callback`, with the real
+//! `OauthCallback` function on a fresh SQLite store talking real HTTP to the
+//! local stand-ins for github.com and api.github.com (`tollgate-sim`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use tollgate::clock::{Clock, FixedClock};
+use tollgate::config::Catalog;
+use tollgate::functions::oauth_callback::OauthCallback;
+use tollgate::http::{Body, Response, serve};
+use tollgate::model::{AppUser, CustomerKey, Marketplace};
+use tollgate::setup::{Deps, Secrets, Settings};
+use tollgate::store::Store;
+use tollgate::store::sqlite::SqliteStore;
+use tollgate_sim::github::{
+    Authorize, GithubSim, Org, Plan, PriceModel, Purchase, RateLimit, Running, User,
+};
+
+const PUBLIC_URL: &str = "https://tollgate.example";
+const CONFIG: &str = r#"
+[products.app.tiers.team]
+features = ["builds"]
+[products.app.plans.github]
+"10" = "team"
+[marketplaces.github]
+product = "app"
+"#;
+
+/// User 1 `mona` belongs to org 42 `acme`, which is on a 5-seat trial of
+/// the per-unit plan `Team`; her personal account pays for `Pro`.
+struct World {
+    dir: tempfile::TempDir,
+    store: Arc<SqliteStore>,
+    clock: Arc<FixedClock>,
+    sim: GithubSim,
+    run: Running,
+    function: OauthCallback,
+}
+
+impl World {
+    async fn new() -> Self {
+        Self::with_secrets(true).await
+    }
+
+    async fn with_secrets(configured: bool) -> Self {
+        let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+        let sim = GithubSim::generate().unwrap();
+        sim.add_callback_url(format!("{PUBLIC_URL}/github/callback"));
+        sim.add_plan(Plan::new(10, 1, "Team", PriceModel::PerUnit).with_free_trial());
+        sim.add_plan(Plan::new(11, 2, "Pro", PriceModel::FlatRate));
+        sim.add_user(User::new(1, "mona").with_name("Mona Lisa"));
+        sim.add_org(
+            Org::new(42, "acme")
+                .with_billing_email("billing@acme.example")
+                .with_member(1),
+        );
+        sim.add_purchase(
+            Purchase::new(42, 10)
+                .with_units(5)
+                .on_trial_until(now + Duration::days(5)),
+        );
+        sim.add_purchase(Purchase::new(1, 11));
+        let run = sim.start().await.unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(&dir.path().join("tollgate.db")).unwrap());
+        let clock = Arc::new(FixedClock::new(now));
+        let (web, api) = (run.web_url.clone(), run.api_url.clone());
+        let settings = Settings::from_lookup(|k| match k {
+            "TOLLGATE_GITHUB_URL" => Some(web.clone()),
+            "TOLLGATE_GITHUB_API_URL" => Some(api.clone()),
+            "TOLLGATE_PUBLIC_URL" => Some(PUBLIC_URL.to_owned()),
+            _ => None,
+        });
+        let app = sim.app();
+        let secrets = if configured {
+            Secrets::from_pairs([
+                ("github_client_id", app.client_id.as_str()),
+                ("github_client_secret", app.client_secret.as_str()),
+            ])
+        } else {
+            Secrets::default()
+        };
+        let deps = Deps {
+            settings,
+            catalog: Arc::new(Catalog::parse(CONFIG, Path::new("tollgate.toml")).unwrap()),
+            secrets: Arc::new(secrets),
+            store: store.clone(),
+        };
+        let function = OauthCallback::with_clock(deps, clock.clone()).unwrap();
+        Self {
+            dir,
+            store,
+            clock,
+            sim,
+            run,
+            function,
+        }
+    }
+
+    async fn get(&self, path_and_query: &str) -> Response {
+        let req = http::Request::builder()
+            .uri(path_and_query)
+            .header("host", "tollgate.example")
+            .body(Body::Empty)
+            .unwrap();
+        serve(&self.function, req).await
+    }
+
+    /// `GET /github/setup` (with the untrusted parameters GitHub adds);
+    /// returns where it redirects.
+    async fn setup(&self) -> String {
+        let res = self
+            .get("/github/setup?installation_id=999&setup_action=install")
+            .await;
+        assert_eq!(res.status(), 302, "{}", body(&res));
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        res.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// Follows the redirect to the stand-in's authorize page like a browser;
+    /// returns the path and query GitHub sends the browser back to.
+    async fn authorize(&self, location: &str) -> String {
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let res = browser.get(location).send().await.unwrap();
+        assert_eq!(res.status(), 302);
+        let back = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+        assert_eq!(
+            format!(
+                "{}://{}{}",
+                back.scheme(),
+                back.host_str().unwrap(),
+                back.path()
+            ),
+            format!("{PUBLIC_URL}/github/callback")
+        );
+        format!("{}?{}", back.path(), back.query().unwrap_or(""))
+    }
+
+    /// The whole flow: setup, authorize, callback.
+    async fn sign_in(&self) -> (String, Response) {
+        let back = self.authorize(&self.setup().await).await;
+        let res = self.get(&back).await;
+        (back, res)
+    }
+
+    async fn linked(&self) -> Vec<CustomerKey> {
+        let mut l = self
+            .store
+            .linked_customers(&AppUser("github:1".into()))
+            .await
+            .unwrap();
+        l.sort();
+        l
+    }
+
+    /// Requests the stand-ins saw to `path`.
+    fn calls(&self, path: &str) -> usize {
+        self.sim.seen().iter().filter(|s| s.path == path).count()
+    }
+
+    /// Every byte the store wrote, to prove no user token is in it.
+    fn stored_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        all
+    }
+}
+
+fn body(res: &Response) -> String {
+    String::from_utf8_lossy(res.body().as_ref()).into_owned()
+}
+
+fn github(id: &str) -> CustomerKey {
+    CustomerKey::new(Marketplace::Github, id)
+}
+
+#[tokio::test]
+async fn a_buyer_goes_from_the_setup_url_to_a_page_with_plan_seats_and_trial_days_left() {
+    let w = World::new().await;
+    let location = w.setup().await;
+    assert!(
+        location.starts_with(&format!("{}/login/oauth/authorize?", w.run.web_url)),
+        "{location}"
+    );
+    let authorize = url::Url::parse(&location).unwrap();
+    let q: std::collections::HashMap<String, String> =
+        authorize.query_pairs().into_owned().collect();
+    assert_eq!(q["client_id"], w.sim.app().client_id);
+    assert_eq!(q["redirect_uri"], format!("{PUBLIC_URL}/github/callback"));
+    assert_eq!(q["state"].len(), 64, "32 random bytes");
+    assert!(
+        !location.contains("999"),
+        "installation_id is not trusted or forwarded"
+    );
+
+    let res = w.get(&w.authorize(&location).await).await;
+    let html = body(&res);
+    assert_eq!(res.status(), 200, "{html}");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    assert!(html.contains("Welcome, Mona Lisa"), "{html}");
+    assert!(
+        html.contains("<h2>Team</h2>") && html.contains("acme (organization)"),
+        "{html}"
+    );
+    assert!(html.contains("<dt>Seats</dt><dd>5 seats</dd>"), "{html}");
+    let ends = (w.clock.now() + Duration::days(5)).format("%Y-%m-%d");
+    assert!(
+        html.contains(&format!("Free trial: 5 days left (ends {ends}).")),
+        "{html}"
+    );
+    assert_eq!(
+        html.matches("Free trial:").count(),
+        1,
+        "only the trial purchase has a banner"
+    );
+    assert!(
+        html.contains("<h2>Pro</h2>") && html.contains("mona (personal account)"),
+        "{html}"
+    );
+    assert!(!html.contains("<link") && !html.contains("<script") && !html.contains("src="));
+
+    assert_eq!(w.linked().await, vec![github("1"), github("42")]);
+    // The user's token was used and dropped: not in the page, not in the store.
+    assert_eq!(w.sim.issued_token_count(), 1);
+    assert!(!html.contains("ghu_"));
+    let stored = w.stored_bytes();
+    assert!(
+        !stored.windows(4).any(|b| b == b"ghu_"),
+        "a user token reached the store"
+    );
+}
+
+#[tokio::test]
+async fn the_state_is_single_use_so_replaying_the_callback_changes_nothing() {
+    let w = World::new().await;
+    let (back, res) = w.sign_in().await;
+    assert_eq!(res.status(), 200);
+    let exchanges = w.calls("/login/oauth/access_token");
+
+    // Both links removed from GitHub's side: a replay must not re-link or call GitHub.
+    w.sim.remove_purchase(42);
+    let replay = w.get(&back).await;
+    assert_eq!(replay.status(), 400);
+    assert!(
+        body(&replay).contains("This sign-in link is no longer valid"),
+        "{}",
+        body(&replay)
+    );
+    assert!(body(&replay).contains("href=\"/github/setup\""));
+    assert_eq!(
+        w.calls("/login/oauth/access_token"),
+        exchanges,
+        "no second code exchange"
+    );
+    assert_eq!(w.linked().await, vec![github("1"), github("42")]);
+}
+
+#[tokio::test]
+async fn revisiting_with_a_fresh_state_and_code_is_idempotent() {
+    let w = World::new().await;
+    for _ in 0..3 {
+        let (_, res) = w.sign_in().await;
+        assert_eq!(res.status(), 200, "{}", body(&res));
+    }
+    assert_eq!(w.linked().await, vec![github("1"), github("42")]);
+    assert_eq!(w.calls("/login/oauth/access_token"), 3);
+}
+
+#[tokio::test]
+async fn declining_on_github_shows_a_clear_page_and_links_nothing() {
+    let w = World::new().await;
+    w.sim.set_authorize(Authorize::Deny);
+    let (back, res) = w.sign_in().await;
+    assert!(back.contains("error=access_denied"), "{back}");
+    assert_eq!(res.status(), 400);
+    assert!(
+        body(&res).contains("Authorization cancelled"),
+        "{}",
+        body(&res)
+    );
+    assert!(w.linked().await.is_empty());
+    assert_eq!(w.calls("/login/oauth/access_token"), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_or_missing_state_is_refused_before_calling_github() {
+    let w = World::new().await;
+    for path in [
+        "/github/callback?code=0123456789abcdef0123&state=forged",
+        "/github/callback?code=0123456789abcdef0123",
+        "/github/callback?code=x&state=",
+    ] {
+        let res = w.get(path).await;
+        assert_eq!(res.status(), 400, "{path}");
+        assert!(
+            body(&res).contains("This sign-in link is no longer valid"),
+            "{path}"
+        );
+    }
+    assert_eq!(w.calls("/login/oauth/access_token"), 0);
+    assert!(w.linked().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_state_is_refused() {
+    let w = World::new().await;
+    let location = w.setup().await;
+    w.clock
+        .set(w.clock.now() + Duration::minutes(10) + Duration::seconds(1));
+    let res = w.get(&w.authorize(&location).await).await;
+    assert_eq!(res.status(), 400);
+    assert!(body(&res).contains("This sign-in link is no longer valid"));
+    assert_eq!(w.calls("/login/oauth/access_token"), 0);
+    assert!(w.linked().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_expired_code_gets_a_clear_page_although_github_answers_200() {
+    let w = World::new().await;
+    let back = w.authorize(&w.setup().await).await;
+    w.sim.expire_codes();
+    let res = w.get(&back).await;
+    assert_eq!(res.status(), 400);
+    assert!(
+        body(&res).contains("The sign-in code expired"),
+        "{}",
+        body(&res)
+    );
+    assert_eq!(
+        w.calls("/login/oauth/access_token"),
+        1,
+        "GitHub was asked once"
+    );
+    assert_eq!(w.calls("/user"), 0);
+    assert!(w.linked().await.is_empty());
+}
+
+#[tokio::test]
+async fn purchases_on_several_pages_are_all_linked_and_shown() {
+    let w = World::new().await;
+    w.sim.add_org(Org::new(43, "beta").with_member(1));
+    w.sim.add_purchase(Purchase::new(43, 11));
+    // GitHub pages at most 100; the stand-in is told to page at 1 so three
+    // purchases need three requests, each following `Link: rel="next"`.
+    w.sim.set_max_per_page(1);
+    let (_, res) = w.sign_in().await;
+    assert_eq!(res.status(), 200, "{}", body(&res));
+    assert_eq!(
+        w.linked().await,
+        vec![github("1"), github("42"), github("43")]
+    );
+    assert!(body(&res).contains("beta (organization)"));
+    let pages: Vec<String> = w
+        .sim
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/user/marketplace_purchases")
+        .map(|s| s.query.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        pages,
+        vec!["per_page=100", "per_page=1&page=2", "per_page=1&page=3"]
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limited_reply_shows_a_try_later_page_and_links_nothing() {
+    let w = World::new().await;
+    let back = w.authorize(&w.setup().await).await;
+    let reset = DateTime::from_timestamp(Utc::now().timestamp() + 1800, 0).unwrap();
+    w.sim
+        .rate_limit_next(1, RateLimit::Primary { reset_at: reset });
+    let res = w.get(&back).await;
+    assert_eq!(res.status(), 503);
+    let html = body(&res);
+    assert!(html.contains("GitHub is busy"), "{html}");
+    assert!(
+        html.contains(&format!("try again after {} UTC", reset.format("%H:%M"))),
+        "{html}"
+    );
+    assert_eq!(w.calls("/user"), 1, "one try, no hammering");
+    assert_eq!(w.calls("/user/marketplace_purchases"), 0);
+    assert!(w.linked().await.is_empty());
+}
+
+#[tokio::test]
+async fn without_client_credentials_the_setup_url_says_sign_in_is_not_set_up() {
+    let w = World::with_secrets(false).await;
+    let res = w.get("/github/setup").await;
+    assert_eq!(res.status(), 503);
+    assert!(body(&res).contains("GitHub sign-in is not set up"));
+    assert_eq!(w.sim.seen().len(), 0);
+    let res = w.get("/healthz").await;
+    assert_eq!(res.status(), 200);
+}
