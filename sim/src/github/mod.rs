@@ -135,8 +135,8 @@ impl GithubSim {
         self.lock().seen.clone()
     }
 
-    /// Tokens issued to users and not yet expired, for checks that a token
-    /// was (or was not) handed out.
+    /// How many user tokens the token endpoint has handed out (tokens never
+    /// expire in the stand-in).
     pub fn issued_token_count(&self) -> usize {
         self.lock().tokens.len()
     }
