@@ -1,1 +1,108 @@
+//! Shared helpers for Tollgate's integration tests.
 
+pub mod conformance;
+pub mod moto;
+
+/// Instantiates the store conformance suite ([`conformance`]) for one
+/// `Store` implementation: one `#[tokio::test]` per case, inside a module
+/// named `conformance`, each on a multi-thread runtime with a fresh store.
+///
+/// `$fresh` is an async fn (or a closure returning a future) that makes a
+/// new, empty store. It returns the store itself, or a
+/// [`conformance::Fixture`] when something (a temp dir, a server) must live
+/// as long as the store:
+///
+/// ```ignore
+/// async fn fresh() -> tollgate_tests::conformance::Fixture { ... }
+/// tollgate_tests::conformance_suite!(fresh);
+/// // or: tollgate_tests::conformance_suite!(tollgate_tests::moto::fresh_store);
+/// ```
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fresh:expr) => {
+        $crate::conformance_suite!(@cases $fresh;
+            get_of_a_missing_subscription_is_none,
+            commit_then_get_round_trips_every_field,
+            a_stale_version_conflicts_and_writes_nothing,
+            creating_a_subscription_that_exists_conflicts,
+            a_version_for_a_missing_subscription_conflicts,
+            a_failed_condition_applies_nothing,
+            a_duplicate_delivery_is_refused_and_writes_nothing,
+            an_expired_dedupe_mark_does_not_refuse_a_commit,
+            a_log_only_commit_writes_log_and_mark_but_not_state,
+            the_log_is_oldest_first,
+            a_commit_that_would_break_the_version_sequence_is_refused,
+            customer_subscriptions_returns_all_of_a_customers_and_none_of_anothers,
+            record_delivery_goes_new_then_pending_then_done,
+            concurrent_records_of_one_delivery_report_new_once,
+            an_expired_delivery_counts_as_absent,
+            pending_deliveries_lists_only_live_pending_ones_oldest_first,
+            concurrent_ingests_lose_no_update,
+            concurrent_redeliveries_apply_once,
+            racing_commits_at_one_version_have_one_winner,
+            seat_limit_holds_under_50_concurrent_claims,
+            seat_claims_are_idempotent_per_user,
+            a_released_seat_can_be_claimed_by_another_user,
+            claiming_a_seat_of_a_missing_subscription_is_not_found,
+            commits_keep_seat_holders,
+            a_token_is_single_use,
+            an_expired_token_is_not_taken,
+            concurrent_takes_of_a_token_have_one_winner,
+            putting_a_live_token_twice_is_duplicate,
+            link_user_is_idempotent_and_lists_linked_customers,
+        );
+    };
+    (@cases $fresh:expr; $($case:ident),+ $(,)?) => {
+        mod conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $case() {
+                    let fresh = ($fresh)().await;
+                    let store = $crate::conformance::UnderTest::store(&fresh);
+                    $crate::conformance::$case(store).await;
+                }
+            )+
+        }
+    };
+}
+
+/// The suite on the in-memory SQLite store; also proves a factory may
+/// return a plain store rather than a [`conformance::Fixture`].
+#[cfg(test)]
+mod in_memory_sqlite {
+    async fn fresh() -> tollgate::store::sqlite::SqliteStore {
+        tollgate::store::sqlite::SqliteStore::open_in_memory().expect("in-memory store")
+    }
+
+    crate::conformance_suite!(fresh);
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every case in `conformance.rs` is listed in `conformance_suite!`, so
+    /// none silently stops running.
+    #[test]
+    fn the_macro_lists_every_conformance_case() {
+        let cases: Vec<&str> = include_str!("conformance.rs")
+            .split("\npub async fn ")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("(store: &dyn Store)"))
+            .map(|(name, _)| name)
+            .filter(|name| {
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            })
+            .collect();
+        assert!(cases.len() > 20, "found {cases:?}");
+        let lib = include_str!("lib.rs");
+        let (_, listed) = lib.split_once("@cases $fresh;").expect("the case list");
+        for case in cases {
+            assert!(
+                listed.contains(&format!("{case},")),
+                "conformance case `{case}` is missing from conformance_suite!"
+            );
+        }
+    }
+}

@@ -1,0 +1,1276 @@
+//! The store conformance suite: what every [`Store`] must do, asserted the
+//! same way on SQLite and DynamoDB.
+//!
+//! Each case is `pub async fn case(store: &dyn Store)` and expects a fresh,
+//! empty store. [`crate::conformance_suite!`] turns every case into a
+//! `#[tokio::test]` for one implementation:
+//!
+//! ```ignore
+//! async fn fresh() -> tollgate_tests::conformance::Fixture { /* new store */ }
+//! tollgate_tests::conformance_suite!(fresh);
+//! ```
+//!
+//! Conventions the implementations agree on, beyond the trait docs:
+//! - A record with `expires_at <= now` is expired and counts as absent. For
+//!   `record_delivery` "now" is the delivery's `received_at`; for `commit`
+//!   it is the log entry's `recorded_at`; `put_token` has no `now` and uses
+//!   the system clock to decide whether an existing token is still live.
+//! - `log` is ordered by `recorded_at` (ties in any order).
+//! - A commit whose state is not `expected_version + 1`, or is for another
+//!   key, is refused (any error) and writes nothing.
+//!
+//! The concurrency cases race real OS threads (see [`race`]), so they need a
+//! multi-thread runtime; the macro provides one. Time is passed explicitly
+//! everywhere except token liveness at `put_token`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use chrono::{DateTime, Duration, Utc};
+use tollgate::ingest::{self, DEDUPE_TTL, Ingested};
+use tollgate::model::{
+    AccountKind, AppUser, AppliedMark, Awaiting, BillingCycle, Customer, CustomerKey, Disposition,
+    EventKind, LogEntry, MarketEvent, Marketplace, PendingChange, Plan, PlanTerms, PriceModel,
+    Seats, Status, Subscription, SubscriptionKey,
+};
+use tollgate::rules;
+use tollgate::store::{
+    Commit, Delivery, DeliveryMark, DeliveryStatus, Recorded, SeatClaim, Store, StoreError, Token,
+    sha256_hex,
+};
+
+// ---------------------------------------------------------------------------
+// Fixture
+// ---------------------------------------------------------------------------
+
+/// A store under test plus whatever must outlive it (a temporary directory,
+/// a database server process). The store is dropped first.
+pub struct Fixture {
+    store: Box<dyn Store>,
+    _guard: Box<dyn Send>,
+}
+
+impl Fixture {
+    pub fn new(store: impl Store + 'static, guard: impl Send + 'static) -> Self {
+        Self {
+            store: Box::new(store),
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+/// What a [`crate::conformance_suite!`] factory may return: a store itself
+/// or a [`Fixture`].
+pub trait UnderTest {
+    fn store(&self) -> &dyn Store;
+}
+
+impl<S: Store> UnderTest for S {
+    fn store(&self) -> &dyn Store {
+        self
+    }
+}
+
+impl UnderTest for Fixture {
+    fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Builders
+// ---------------------------------------------------------------------------
+
+/// 2026-03-01T00:00:00Z plus `secs`.
+pub fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_772_323_200 + secs, 0).expect("test time in range")
+}
+
+pub fn sub_key(id: &str) -> SubscriptionKey {
+    SubscriptionKey::new(Marketplace::Github, id)
+}
+
+pub fn customer(marketplace: Marketplace, id: &str) -> Customer {
+    Customer {
+        key: CustomerKey::new(marketplace, id),
+        name: Some(format!("org-{id}")),
+        kind: Some(AccountKind::Organization),
+        billing_email: Some(format!("billing-{id}@example.com")),
+    }
+}
+
+fn per_unit(id: &str) -> Plan {
+    Plan {
+        id: id.into(),
+        name: Some(format!("Plan {id}")),
+        price_model: Some(PriceModel::PerUnit),
+    }
+}
+
+fn terms(plan: &str, seats: u32) -> PlanTerms {
+    PlanTerms {
+        seats: Some(seats),
+        billing_cycle: Some(BillingCycle::Monthly),
+        ..PlanTerms::new(per_unit(plan))
+    }
+}
+
+pub fn event(
+    key: &SubscriptionKey,
+    cust: &Customer,
+    id: &str,
+    at: DateTime<Utc>,
+    kind: EventKind,
+) -> MarketEvent {
+    MarketEvent {
+        id: id.into(),
+        subscription: key.clone(),
+        customer: cust.clone(),
+        product: "acme-ci".into(),
+        effective_at: at,
+        kind,
+    }
+}
+
+/// A per-unit purchase of `seats` seats.
+pub fn purchase(
+    key: &SubscriptionKey,
+    cust: &Customer,
+    id: &str,
+    at: DateTime<Utc>,
+    seats: u32,
+) -> MarketEvent {
+    let kind = EventKind::Purchased {
+        terms: terms("team", seats),
+        awaiting: None,
+    };
+    event(key, cust, id, at, kind)
+}
+
+/// A change to `seats` seats that takes effect at once.
+pub fn change(
+    key: &SubscriptionKey,
+    cust: &Customer,
+    id: &str,
+    at: DateTime<Utc>,
+    seats: u32,
+) -> MarketEvent {
+    let kind = EventKind::Changed {
+        terms: terms("team", seats),
+    };
+    event(key, cust, id, at, kind)
+}
+
+pub fn mark(id: &str, now: DateTime<Utc>) -> DeliveryMark {
+    DeliveryMark {
+        marketplace: Marketplace::Github,
+        id: id.into(),
+        expires_at: now + DEDUPE_TTL,
+    }
+}
+
+/// The commit `ingest` would make for `event` on top of `current`, at `now`.
+pub fn commit_for(
+    current: Option<&Subscription>,
+    event: &MarketEvent,
+    now: DateTime<Utc>,
+) -> Commit {
+    let outcome = rules::apply(current, event, now);
+    Commit {
+        subscription: event.subscription.clone(),
+        expected_version: current.map_or(0, |c| c.version),
+        state: outcome.next,
+        log: outcome.log,
+        delivery: Some(mark(&event.id, now)),
+    }
+}
+
+/// Buys subscription `id` for customer `cust` (delivery `buy-<id>`) and
+/// returns the stored state (version 1).
+pub async fn bought(store: &dyn Store, id: &str, cust: &Customer, seats: u32) -> Subscription {
+    let key = sub_key(id);
+    let buy = purchase(&key, cust, &format!("buy-{id}"), at(0), seats);
+    store
+        .commit(&commit_for(None, &buy, at(0)))
+        .await
+        .expect("purchase commits");
+    store.get(&key).await.expect("get").expect("bought")
+}
+
+/// A subscription with every optional field set, for round trips.
+fn full_subscription(key: &SubscriptionKey) -> Subscription {
+    Subscription {
+        key: key.clone(),
+        customer: customer(Marketplace::Github, "100"),
+        product: "acme-ci".into(),
+        plan: per_unit("team"),
+        status: Status::PendingCancellation,
+        awaiting: Some(Awaiting::Approval),
+        seats: Seats {
+            limit: Some(25),
+            holders: BTreeSet::new(),
+        },
+        billing_cycle: Some(BillingCycle::Yearly),
+        trial_ends_at: Some(at(14 * 86_400)),
+        next_billing_at: Some(at(30 * 86_400)),
+        access_until: Some(at(31 * 86_400)),
+        pending_change: Some(PendingChange::Plan {
+            plan: per_unit("starter"),
+            seats: Some(5),
+            effective_at: at(30 * 86_400),
+        }),
+        last_applied: Some(AppliedMark {
+            effective_at: at(3),
+            event_id: "evt-3".into(),
+        }),
+        version: 1,
+        created_at: at(1) + Duration::nanoseconds(123_456_789),
+        updated_at: at(2) + Duration::milliseconds(5),
+    }
+}
+
+pub fn log_entry(
+    key: &SubscriptionKey,
+    event_id: &str,
+    effective: DateTime<Utc>,
+    recorded: DateTime<Utc>,
+) -> LogEntry {
+    LogEntry {
+        subscription: key.clone(),
+        event_id: event_id.into(),
+        event: "changed".into(),
+        effective_at: effective,
+        recorded_at: recorded,
+        disposition: Disposition::Applied,
+        note: format!("note for {event_id}"),
+        status_before: Some(Status::Trial),
+        status_after: Some(Status::Active),
+    }
+}
+
+/// The next version of `cur` on plan `plan`, as a commit at `now`.
+fn next_commit(cur: &Subscription, plan: &str, event_id: &str, now: DateTime<Utc>) -> Commit {
+    let mut next = cur.clone();
+    next.plan = per_unit(plan);
+    next.version = cur.version + 1;
+    next.updated_at = now;
+    next.last_applied = Some(AppliedMark {
+        effective_at: now,
+        event_id: event_id.into(),
+    });
+    Commit {
+        subscription: cur.key.clone(),
+        expected_version: cur.version,
+        state: Some(next),
+        log: log_entry(&cur.key, event_id, now, now),
+        delivery: Some(mark(event_id, now)),
+    }
+}
+
+pub fn delivery(id: &str, received: DateTime<Utc>) -> Delivery {
+    let body = format!("{{\"delivery\":\"{id}\"}}").into_bytes();
+    Delivery {
+        marketplace: Marketplace::Github,
+        id: id.into(),
+        kind: "marketplace_purchase".into(),
+        status: DeliveryStatus::Pending,
+        body_sha256: sha256_hex(&body),
+        body: Some(body),
+        received_at: received,
+        expires_at: received + DEDUPE_TTL,
+    }
+}
+
+/// Everything a commit on `key` could have written.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    state: Option<Subscription>,
+    log: Vec<LogEntry>,
+    deliveries: Vec<Option<Delivery>>,
+    pending: Vec<Delivery>,
+}
+
+async fn snapshot(
+    store: &dyn Store,
+    key: &SubscriptionKey,
+    deliveries: &[&str],
+    now: DateTime<Utc>,
+) -> Snapshot {
+    let mut found = Vec::new();
+    for id in deliveries {
+        found.push(
+            store
+                .delivery(Marketplace::Github, id, now)
+                .await
+                .expect("delivery"),
+        );
+    }
+    Snapshot {
+        state: store.get(key).await.expect("get"),
+        log: store.log(key).await.expect("log"),
+        deliveries: found,
+        pending: store
+            .pending_deliveries(Marketplace::Github, now)
+            .await
+            .expect("pending"),
+    }
+}
+
+fn event_ids(log: &[LogEntry]) -> Vec<&str> {
+    log.iter().map(|e| e.event_id.as_str()).collect()
+}
+
+/// Runs `f(0)`, ..., `f(n - 1)` at the same moment on `n` OS threads, each
+/// driving its future on the test's runtime; returns the results in index
+/// order. Threads rather than tasks so the cases can borrow the store, and
+/// so the contenders truly run in parallel.
+pub fn race<T, Fut>(n: usize, f: impl Fn(usize) -> Fut + Sync) -> Vec<T>
+where
+    Fut: Future<Output = T>,
+    T: Send,
+{
+    let handle = tokio::runtime::Handle::current();
+    let start = std::sync::Barrier::new(n);
+    tokio::task::block_in_place(|| {
+        std::thread::scope(|s| {
+            let threads: Vec<_> = (0..n)
+                .map(|i| {
+                    let (f, start, handle) = (&f, &start, &handle);
+                    s.spawn(move || {
+                        start.wait();
+                        handle.block_on(f(i))
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Subscriptions and commits
+// ---------------------------------------------------------------------------
+
+pub async fn get_of_a_missing_subscription_is_none(store: &dyn Store) {
+    assert_eq!(store.get(&sub_key("nope")).await, Ok(None));
+    assert_eq!(store.log(&sub_key("nope")).await, Ok(vec![]));
+}
+
+pub async fn commit_then_get_round_trips_every_field(store: &dyn Store) {
+    let key = sub_key("s1");
+    let state = full_subscription(&key);
+    let entry = log_entry(&key, "evt-3", at(3), at(4));
+    let commit = Commit {
+        subscription: key.clone(),
+        expected_version: 0,
+        state: Some(state.clone()),
+        log: entry.clone(),
+        delivery: Some(mark("d-3", at(4))),
+    };
+    store.commit(&commit).await.expect("commit");
+
+    assert_eq!(store.get(&key).await, Ok(Some(state.clone())));
+    assert_eq!(store.log(&key).await, Ok(vec![entry]));
+    assert_eq!(
+        store.customer_subscriptions(&state.customer.key).await,
+        Ok(vec![state])
+    );
+    let d = store
+        .delivery(Marketplace::Github, "d-3", at(5))
+        .await
+        .expect("delivery")
+        .expect("the commit leaves a dedupe mark");
+    assert_eq!(d.status, DeliveryStatus::Done);
+    assert_eq!(d.expires_at, at(4) + DEDUPE_TTL);
+}
+
+pub async fn a_stale_version_conflicts_and_writes_nothing(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let key = v1.key.clone();
+    store
+        .commit(&next_commit(&v1, "pro", "e2", at(10)))
+        .await
+        .expect("v2");
+    assert_eq!(
+        store.record_delivery(&delivery("e3", at(20))).await,
+        Ok(Recorded::New)
+    );
+    let before = snapshot(store, &key, &["e2", "e3"], at(30)).await;
+
+    // Built from v1, which is no longer current.
+    let stale = next_commit(&v1, "enterprise", "e3", at(20));
+    assert!(matches!(
+        store.commit(&stale).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let after = snapshot(store, &key, &["e2", "e3"], at(30)).await;
+    assert_eq!(after, before);
+    let state = after.state.expect("exists");
+    assert_eq!((state.version, state.plan.id.as_str()), (2, "pro"));
+    assert_eq!(
+        after.deliveries[1].as_ref().map(|d| d.status),
+        Some(DeliveryStatus::Pending),
+        "the failed commit must not mark its delivery done"
+    );
+}
+
+pub async fn creating_a_subscription_that_exists_conflicts(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let before = snapshot(store, &v1.key, &["again"], at(30)).await;
+
+    let again = purchase(&v1.key, &cust, "again", at(5), 50);
+    let create = commit_for(None, &again, at(5));
+    assert_eq!(create.expected_version, 0);
+    assert!(matches!(
+        store.commit(&create).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    assert_eq!(snapshot(store, &v1.key, &["again"], at(30)).await, before);
+}
+
+pub async fn a_version_for_a_missing_subscription_conflicts(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let key = sub_key("ghost");
+    let mut state = rules::apply(None, &purchase(&key, &cust, "e1", at(0), 1), at(0))
+        .next
+        .expect("purchase applies");
+    state.version = 4;
+    let commit = Commit {
+        subscription: key.clone(),
+        expected_version: 3,
+        state: Some(state),
+        log: log_entry(&key, "e1", at(0), at(0)),
+        delivery: Some(mark("e1", at(0))),
+    };
+    assert!(matches!(
+        store.commit(&commit).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        snapshot(store, &key, &["e1"], at(1)).await,
+        Snapshot {
+            state: None,
+            log: vec![],
+            deliveries: vec![None],
+            pending: vec![],
+        }
+    );
+}
+
+pub async fn a_failed_condition_applies_nothing(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let key = v1.key.clone();
+    store
+        .commit(&next_commit(&v1, "pro", "e2", at(10)))
+        .await
+        .expect("v2");
+    let before = snapshot(store, &key, &["e3", "e4"], at(30)).await;
+
+    // A state write, a log-only write and a fresh delivery mark, each at the
+    // stale version: none of their parts may land.
+    let with_state = next_commit(&v1, "enterprise", "e3", at(20));
+    let log_only = Commit {
+        state: None,
+        log: log_entry(&key, "e4", at(21), at(21)),
+        delivery: Some(mark("e4", at(21))),
+        ..with_state.clone()
+    };
+    for commit in [&with_state, &log_only] {
+        assert!(matches!(
+            store.commit(commit).await,
+            Err(StoreError::Conflict(_))
+        ));
+    }
+    assert_eq!(snapshot(store, &key, &["e3", "e4"], at(30)).await, before);
+
+    // No dedupe mark was left behind: retried at the current version, both
+    // deliveries go through.
+    let v2 = store.get(&key).await.expect("get").expect("exists");
+    store
+        .commit(&next_commit(&v2, "enterprise", "e3", at(20)))
+        .await
+        .expect("retry of e3");
+    let retry = Commit {
+        expected_version: 3,
+        ..log_only
+    };
+    store.commit(&retry).await.expect("retry of e4");
+    let log = store.log(&key).await.expect("log");
+    assert_eq!(event_ids(&log), ["buy-s1", "e2", "e3", "e4"]);
+}
+
+pub async fn a_duplicate_delivery_is_refused_and_writes_nothing(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let key = v1.key.clone();
+    let before = snapshot(store, &key, &["buy-s1"], at(30)).await;
+
+    // The same delivery again, at the current version.
+    let redelivered = next_commit(&v1, "pro", "buy-s1", at(10));
+    assert!(matches!(
+        store.commit(&redelivered).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    // Also when it would only be logged.
+    let log_only = Commit {
+        state: None,
+        ..redelivered
+    };
+    assert!(matches!(
+        store.commit(&log_only).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(snapshot(store, &key, &["buy-s1"], at(30)).await, before);
+    assert_eq!(
+        before.deliveries[0].as_ref().map(|d| d.status),
+        Some(DeliveryStatus::Done)
+    );
+
+    // Through ingest: acknowledged as a duplicate, nothing changes.
+    let buy = purchase(&key, &cust, "buy-s1", at(0), 5);
+    assert_eq!(
+        ingest::ingest(store, &buy, at(40)).await,
+        Ok(Ingested::Duplicate)
+    );
+    assert_eq!(snapshot(store, &key, &["buy-s1"], at(30)).await, before);
+}
+
+pub async fn an_expired_dedupe_mark_does_not_refuse_a_commit(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let mut first = next_commit(&v1, "pro", "d", at(10));
+    first.delivery = Some(DeliveryMark {
+        marketplace: Marketplace::Github,
+        id: "d".into(),
+        expires_at: at(100),
+    });
+    store.commit(&first).await.expect("first");
+    let v2 = store.get(&v1.key).await.expect("get").expect("exists");
+
+    // Still live when the next commit is recorded: refused.
+    let early = next_commit(&v2, "enterprise", "d", at(99));
+    assert!(matches!(
+        store.commit(&early).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    // Expired by then (expires_at <= recorded_at): a new delivery.
+    let late = next_commit(&v2, "enterprise", "d", at(100));
+    store.commit(&late).await.expect("expired mark is absent");
+    let v3 = store.get(&v1.key).await.expect("get").expect("exists");
+    assert_eq!((v3.version, v3.plan.id.as_str()), (3, "enterprise"));
+}
+
+pub async fn a_log_only_commit_writes_log_and_mark_but_not_state(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let key = v1.key.clone();
+    store
+        .commit(&next_commit(&v1, "pro", "e2", at(10)))
+        .await
+        .expect("v2");
+    let v2 = store.get(&key).await.expect("get").expect("exists");
+
+    // Older than what is applied: rules log it without a next state.
+    let old = change(&key, &cust, "old", at(5), 9);
+    let stale = commit_for(Some(&v2), &old, at(20));
+    assert!(stale.state.is_none());
+    assert_eq!(stale.log.disposition, Disposition::Stale);
+
+    // Still conditional on the version.
+    let at_v1 = Commit {
+        expected_version: 1,
+        ..stale.clone()
+    };
+    assert!(matches!(
+        store.commit(&at_v1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.log(&key).await.expect("log").len(), 2);
+
+    store.commit(&stale).await.expect("log-only commit");
+    assert_eq!(store.get(&key).await, Ok(Some(v2)), "state untouched");
+    let log = store.log(&key).await.expect("log");
+    assert_eq!(event_ids(&log), ["buy-s1", "e2", "old"]);
+    assert_eq!(log[2], stale.log);
+    let d = store
+        .delivery(Marketplace::Github, "old", at(21))
+        .await
+        .expect("delivery")
+        .expect("marked");
+    assert_eq!(d.status, DeliveryStatus::Done);
+
+    // An event for a subscription never seen: logged, nothing created.
+    let never = sub_key("never");
+    let suspend = event(&never, &cust, "orphan", at(30), EventKind::Suspended);
+    let orphan = commit_for(None, &suspend, at(30));
+    assert!(orphan.state.is_none());
+    store.commit(&orphan).await.expect("orphan log entry");
+    assert_eq!(store.get(&never).await, Ok(None));
+    assert_eq!(store.log(&never).await, Ok(vec![orphan.log]));
+}
+
+pub async fn the_log_is_oldest_first(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let key = sub_key("s1");
+    // Neither event ids nor effective times sort like the recording order.
+    let events = [
+        (purchase(&key, &cust, "z-buy", at(10), 5), at(10)),
+        (change(&key, &cust, "a-change", at(20), 6), at(20)),
+        (change(&key, &cust, "m-stale", at(1), 7), at(30)),
+        (change(&key, &cust, "b-change", at(40), 8), at(40)),
+    ];
+    let mut current = None;
+    for (event, now) in &events {
+        let commit = commit_for(current.as_ref(), event, *now);
+        store.commit(&commit).await.expect("commit");
+        current = store.get(&key).await.expect("get");
+    }
+    let log = store.log(&key).await.expect("log");
+    assert_eq!(
+        event_ids(&log),
+        ["z-buy", "a-change", "m-stale", "b-change"]
+    );
+    assert_eq!(log[2].disposition, Disposition::Stale);
+    // Another subscription's entries stay out of it.
+    bought(store, "s2", &cust, 1).await;
+    assert_eq!(store.log(&key).await.expect("log").len(), 4);
+}
+
+pub async fn a_commit_that_would_break_the_version_sequence_is_refused(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let key = v1.key.clone();
+    let before = snapshot(store, &key, &["e2"], at(30)).await;
+
+    // The state keeps the version it was read at: a second writer at
+    // version 1 would then overwrite it silently.
+    let mut same_version = next_commit(&v1, "pro", "e2", at(10));
+    if let Some(s) = same_version.state.as_mut() {
+        s.version = 1;
+    }
+    assert!(store.commit(&same_version).await.is_err());
+
+    // A state filed under another subscription's key.
+    let mut other_key = next_commit(&v1, "pro", "e2", at(10));
+    if let Some(s) = other_key.state.as_mut() {
+        s.key = sub_key("s2");
+    }
+    assert!(store.commit(&other_key).await.is_err());
+
+    assert_eq!(snapshot(store, &key, &["e2"], at(30)).await, before);
+    assert_eq!(store.get(&sub_key("s2")).await, Ok(None));
+}
+
+pub async fn customer_subscriptions_returns_all_of_a_customers_and_none_of_anothers(
+    store: &dyn Store,
+) {
+    let a = customer(Marketplace::Github, "100");
+    let b = customer(Marketplace::Github, "200");
+    // Same customer id, other marketplace: another customer.
+    let gcp = customer(Marketplace::Gcp, "100");
+
+    let s1 = bought(store, "s1", &a, 5).await;
+    bought(store, "s2", &a, 5).await;
+    bought(store, "s3", &b, 5).await;
+    let gcp_key = SubscriptionKey::new(Marketplace::Gcp, "s1");
+    let gcp_buy = purchase(&gcp_key, &gcp, "gcp-buy", at(0), 1);
+    store
+        .commit(&commit_for(None, &gcp_buy, at(0)))
+        .await
+        .expect("gcp purchase");
+
+    // The hot path sees the latest version and the seat holders.
+    store
+        .commit(&next_commit(&s1, "pro", "e2", at(10)))
+        .await
+        .expect("v2");
+    store.claim_seat(&s1.key, "alice", 5).await.expect("claim");
+
+    let mut of_a = store.customer_subscriptions(&a.key).await.expect("a");
+    of_a.sort_by(|x, y| x.key.cmp(&y.key));
+    let expected = vec![
+        store.get(&sub_key("s1")).await.expect("get").expect("s1"),
+        store.get(&sub_key("s2")).await.expect("get").expect("s2"),
+    ];
+    assert_eq!(of_a, expected);
+    assert_eq!(of_a[0].version, 2);
+    assert_eq!(of_a[0].seats.holders, BTreeSet::from(["alice".to_owned()]));
+
+    let of_b = store.customer_subscriptions(&b.key).await.expect("b");
+    assert_eq!(
+        of_b.iter().map(|s| s.key.id.as_str()).collect::<Vec<_>>(),
+        ["s3"]
+    );
+    let of_gcp = store.customer_subscriptions(&gcp.key).await.expect("gcp");
+    assert_eq!(
+        of_gcp.iter().map(|s| &s.key).collect::<Vec<_>>(),
+        [&gcp_key]
+    );
+    let nobody = CustomerKey::new(Marketplace::Q2, "100");
+    assert_eq!(store.customer_subscriptions(&nobody).await, Ok(vec![]));
+}
+
+// ---------------------------------------------------------------------------
+// Deliveries
+// ---------------------------------------------------------------------------
+
+pub async fn record_delivery_goes_new_then_pending_then_done(store: &dyn Store) {
+    let d = delivery("d1", at(0));
+    assert_eq!(store.record_delivery(&d).await, Ok(Recorded::New));
+    assert_eq!(
+        store.delivery(Marketplace::Github, "d1", at(1)).await,
+        Ok(Some(d.clone())),
+        "the pending record keeps the body for replay"
+    );
+    let mut again = delivery("d1", at(5));
+    again.body = Some(b"a redelivery".to_vec());
+    assert_eq!(store.record_delivery(&again).await, Ok(Recorded::Pending));
+    assert_eq!(
+        store.delivery(Marketplace::Github, "d1", at(6)).await,
+        Ok(Some(d.clone())),
+        "recording again changes nothing"
+    );
+
+    let cust = customer(Marketplace::Github, "100");
+    let buy = purchase(&sub_key("s1"), &cust, "d1", at(0), 5);
+    assert!(matches!(
+        ingest::ingest(store, &buy, at(10)).await,
+        Ok(Ingested::Committed(_))
+    ));
+
+    assert_eq!(store.record_delivery(&again).await, Ok(Recorded::Done));
+    let done = store
+        .delivery(Marketplace::Github, "d1", at(11))
+        .await
+        .expect("delivery")
+        .expect("still recorded");
+    assert_eq!(done.status, DeliveryStatus::Done);
+    assert_eq!(done.body, None, "the body is dropped once processed");
+    assert_eq!(
+        (&done.kind, &done.body_sha256, done.received_at),
+        (&d.kind, &d.body_sha256, d.received_at)
+    );
+    assert_eq!(
+        store.delivery(Marketplace::Gcp, "d1", at(11)).await,
+        Ok(None),
+        "delivery ids are per marketplace"
+    );
+}
+
+pub async fn concurrent_records_of_one_delivery_report_new_once(store: &dyn Store) {
+    let results = race(10, |i| async move {
+        store
+            .record_delivery(&delivery("d1", at(i as i64)))
+            .await
+            .expect("record")
+    });
+    let new = results.iter().filter(|r| **r == Recorded::New).count();
+    let pending = results.iter().filter(|r| **r == Recorded::Pending).count();
+    assert_eq!((new, pending), (1, 9), "{results:?}");
+}
+
+pub async fn an_expired_delivery_counts_as_absent(store: &dyn Store) {
+    let mut d = delivery("d1", at(0));
+    d.expires_at = at(100);
+    assert_eq!(store.record_delivery(&d).await, Ok(Recorded::New));
+    assert!(
+        store
+            .delivery(Marketplace::Github, "d1", at(99))
+            .await
+            .expect("d")
+            .is_some()
+    );
+    assert_eq!(
+        store.delivery(Marketplace::Github, "d1", at(100)).await,
+        Ok(None)
+    );
+    assert_eq!(
+        store.pending_deliveries(Marketplace::Github, at(100)).await,
+        Ok(vec![])
+    );
+
+    // Received again after it expired: new again, with the new record.
+    let mut again = delivery("d1", at(100));
+    again.expires_at = at(200);
+    assert_eq!(store.record_delivery(&again).await, Ok(Recorded::New));
+    assert_eq!(
+        store.delivery(Marketplace::Github, "d1", at(150)).await,
+        Ok(Some(again.clone()))
+    );
+
+    // A done record also expires.
+    let cust = customer(Marketplace::Github, "100");
+    let buy = purchase(&sub_key("s1"), &cust, "d1", at(0), 5);
+    let mut commit = commit_for(None, &buy, at(150));
+    commit.delivery = Some(DeliveryMark {
+        marketplace: Marketplace::Github,
+        id: "d1".into(),
+        expires_at: at(300),
+    });
+    store.commit(&commit).await.expect("commit");
+    assert_eq!(
+        store.record_delivery(&delivery("d1", at(299))).await,
+        Ok(Recorded::Done)
+    );
+    assert_eq!(
+        store.record_delivery(&delivery("d1", at(300))).await,
+        Ok(Recorded::New)
+    );
+}
+
+pub async fn pending_deliveries_lists_only_live_pending_ones_oldest_first(store: &dyn Store) {
+    for (id, secs) in [("d3", 30), ("d1", 10), ("d4", 40), ("d2", 20)] {
+        assert_eq!(
+            store.record_delivery(&delivery(id, at(secs))).await,
+            Ok(Recorded::New)
+        );
+    }
+    let mut expiring = delivery("d0", at(0));
+    expiring.expires_at = at(50);
+    store.record_delivery(&expiring).await.expect("d0");
+    let mut gcp = delivery("dx", at(5));
+    gcp.marketplace = Marketplace::Gcp;
+    store.record_delivery(&gcp).await.expect("dx");
+
+    // d4 gets processed.
+    let cust = customer(Marketplace::Github, "100");
+    let buy = purchase(&sub_key("s1"), &cust, "d4", at(40), 5);
+    ingest::ingest(store, &buy, at(45))
+        .await
+        .expect("ingest d4");
+
+    let pending = store
+        .pending_deliveries(Marketplace::Github, at(60))
+        .await
+        .expect("pending");
+    let ids: Vec<&str> = pending.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["d1", "d2", "d3"]);
+    assert_eq!(
+        pending[0],
+        delivery("d1", at(10)),
+        "with the body to replay"
+    );
+
+    let at_49 = store
+        .pending_deliveries(Marketplace::Github, at(49))
+        .await
+        .expect("pending");
+    assert_eq!(at_49.first().map(|d| d.id.as_str()), Some("d0"));
+    assert_eq!(
+        store.pending_deliveries(Marketplace::Gcp, at(60)).await,
+        Ok(vec![gcp])
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency on one subscription
+// ---------------------------------------------------------------------------
+
+pub async fn concurrent_ingests_lose_no_update(store: &dyn Store) {
+    const N: usize = 20;
+    let cust = customer(Marketplace::Github, "100");
+    bought(store, "s1", &cust, 1).await;
+    let key = sub_key("s1");
+    // Same effective time, so every one applies whatever order they land in.
+    let events: Vec<MarketEvent> = (0..N)
+        .map(|i| change(&key, &cust, &format!("chg-{i:02}"), at(100), 100 + i as u32))
+        .collect();
+
+    let results = race(N, |i| {
+        let event = &events[i];
+        async move { ingest::ingest(store, event, at(100)).await }
+    });
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Ok(Ingested::Committed(outcome)) => {
+                assert_eq!(outcome.disposition(), Disposition::Applied, "event {i}")
+            }
+            other => panic!("event {i}: {other:?}"),
+        }
+    }
+
+    let state = store.get(&key).await.expect("get").expect("exists");
+    assert_eq!(state.version, 1 + N as u64, "one version per event");
+    let log = store.log(&key).await.expect("log");
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for entry in &log {
+        *counts.entry(entry.event_id.as_str()).or_default() += 1;
+        assert_eq!(entry.disposition, Disposition::Applied);
+    }
+    assert_eq!(log.len(), 1 + N);
+    assert_eq!(counts.get("buy-s1"), Some(&1));
+    for event in &events {
+        assert_eq!(counts.get(event.id.as_str()), Some(&1), "{}", event.id);
+    }
+    // The stored state is the one the last applied event produced.
+    let last = state.last_applied.as_ref().expect("mark").event_id.clone();
+    let last_seats = events
+        .iter()
+        .find(|e| e.id == last)
+        .map(|e| match &e.kind {
+            EventKind::Changed { terms } => terms.seats,
+            _ => None,
+        })
+        .expect("the mark names one of the events");
+    assert_eq!(state.seats.limit, last_seats);
+
+    // Redelivered: all duplicates, nothing moves.
+    for event in &events {
+        assert_eq!(
+            ingest::ingest(store, event, at(200)).await,
+            Ok(Ingested::Duplicate)
+        );
+    }
+    assert_eq!(
+        store.get(&key).await.expect("get").map(|s| s.version),
+        Some(1 + N as u64)
+    );
+}
+
+pub async fn concurrent_redeliveries_apply_once(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 1).await;
+    let same = change(&v1.key, &cust, "chg", at(100), 7);
+
+    let results = race(10, |_| ingest::ingest(store, &same, at(100)));
+    let committed = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Ingested::Committed(_))))
+        .count();
+    let duplicates = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Ingested::Duplicate)))
+        .count();
+    assert_eq!((committed, duplicates), (1, 9), "{results:?}");
+    assert_eq!(
+        store.get(&v1.key).await.expect("get").map(|s| s.version),
+        Some(2)
+    );
+    let log = store.log(&v1.key).await.expect("log");
+    assert_eq!(event_ids(&log), ["buy-s1", "chg"]);
+}
+
+pub async fn racing_commits_at_one_version_have_one_winner(store: &dyn Store) {
+    const N: usize = 10;
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 1).await;
+    let commits: Vec<Commit> = (0..N)
+        .map(|i| next_commit(&v1, &format!("plan-{i}"), &format!("e{i}"), at(10)))
+        .collect();
+
+    let results = race(N, |i| store.commit(&commits[i]));
+    let winners: Vec<usize> = (0..N).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for (i, r) in results.iter().enumerate() {
+        if i != winners[0] {
+            assert!(
+                matches!(r, Err(StoreError::Conflict(_))),
+                "commit {i}: {r:?}"
+            );
+        }
+    }
+    let w = winners[0];
+
+    let state = store.get(&v1.key).await.expect("get").expect("exists");
+    assert_eq!(Some(state), commits[w].state);
+    let log = store.log(&v1.key).await.expect("log");
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[1], commits[w].log);
+    for (i, commit) in commits.iter().enumerate() {
+        let mark = commit.delivery.as_ref().expect("mark");
+        let d = store
+            .delivery(Marketplace::Github, &mark.id, at(11))
+            .await
+            .expect("delivery");
+        assert_eq!(d.is_some(), i == w, "only the winner's mark: {}", mark.id);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Seats
+// ---------------------------------------------------------------------------
+
+pub async fn seat_limit_holds_under_50_concurrent_claims(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let sub = bought(store, "s1", &cust, 10).await;
+    let key = &sub.key;
+
+    let results = race(50, |i| async move {
+        store
+            .claim_seat(key, &format!("user-{i:02}"), 10)
+            .await
+            .expect("claim")
+    });
+    let mut granted = BTreeSet::new();
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            SeatClaim::Granted { used } => {
+                assert!((1..=10).contains(used), "{r:?}");
+                granted.insert(format!("user-{i:02}"));
+            }
+            SeatClaim::LimitReached { used } => assert_eq!(*used, 10),
+            SeatClaim::AlreadyHeld { .. } => panic!("distinct users: {r:?}"),
+        }
+    }
+    assert_eq!(granted.len(), 10);
+    let state = store.get(key).await.expect("get").expect("exists");
+    assert_eq!(state.seats.holders, granted);
+}
+
+pub async fn seat_claims_are_idempotent_per_user(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let sub = bought(store, "s1", &cust, 2).await;
+    let key = &sub.key;
+    assert_eq!(
+        store.claim_seat(key, "u1", 2).await,
+        Ok(SeatClaim::Granted { used: 1 })
+    );
+    assert_eq!(
+        store.claim_seat(key, "u1", 2).await,
+        Ok(SeatClaim::AlreadyHeld { used: 1 })
+    );
+    assert_eq!(
+        store.claim_seat(key, "u2", 2).await,
+        Ok(SeatClaim::Granted { used: 2 })
+    );
+    // Holding a seat beats the limit, even one lowered since.
+    assert_eq!(
+        store.claim_seat(key, "u1", 1).await,
+        Ok(SeatClaim::AlreadyHeld { used: 2 })
+    );
+    assert_eq!(
+        store.claim_seat(key, "u3", 2).await,
+        Ok(SeatClaim::LimitReached { used: 2 })
+    );
+
+    // One user claiming from many places at once gets one seat.
+    let results = race(10, |_| store.claim_seat(key, "u4", 5));
+    let granted = results
+        .iter()
+        .filter(|r| matches!(r, Ok(SeatClaim::Granted { .. })))
+        .count();
+    let held = results
+        .iter()
+        .filter(|r| matches!(r, Ok(SeatClaim::AlreadyHeld { .. })))
+        .count();
+    assert_eq!((granted, held), (1, 9), "{results:?}");
+    let state = store.get(key).await.expect("get").expect("exists");
+    assert_eq!(state.seats.used(), 3);
+}
+
+pub async fn a_released_seat_can_be_claimed_by_another_user(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let sub = bought(store, "s1", &cust, 1).await;
+    let key = &sub.key;
+    assert_eq!(
+        store.claim_seat(key, "u1", 1).await,
+        Ok(SeatClaim::Granted { used: 1 })
+    );
+    assert_eq!(
+        store.claim_seat(key, "u2", 1).await,
+        Ok(SeatClaim::LimitReached { used: 1 })
+    );
+    assert_eq!(store.release_seat(key, "u1").await, Ok(true));
+    assert_eq!(store.release_seat(key, "u1").await, Ok(false));
+    assert_eq!(store.release_seat(key, "never").await, Ok(false));
+    assert_eq!(
+        store.claim_seat(key, "u2", 1).await,
+        Ok(SeatClaim::Granted { used: 1 })
+    );
+    let state = store.get(key).await.expect("get").expect("exists");
+    assert_eq!(state.seats.holders, BTreeSet::from(["u2".to_owned()]));
+}
+
+pub async fn claiming_a_seat_of_a_missing_subscription_is_not_found(store: &dyn Store) {
+    assert!(matches!(
+        store.claim_seat(&sub_key("nope"), "u1", 5).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.get(&sub_key("nope")).await, Ok(None));
+}
+
+pub async fn commits_keep_seat_holders(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let key = v1.key.clone();
+    store.claim_seat(&key, "u1", 5).await.expect("u1");
+    store.claim_seat(&key, "u2", 5).await.expect("u2");
+    let read = store.get(&key).await.expect("get").expect("exists");
+    assert_eq!(read.seats.used(), 2);
+
+    // A seat claimed after the state was read...
+    store.claim_seat(&key, "u3", 5).await.expect("u3");
+    // ...survives a commit of that state (which lists only u1 and u2).
+    let event = change(&key, &cust, "e2", at(10), 6);
+    store
+        .commit(&commit_for(Some(&read), &event, at(10)))
+        .await
+        .expect("commit");
+    let after = store.get(&key).await.expect("get").expect("exists");
+    assert_eq!(after.version, 2);
+    assert_eq!(after.seats.limit, Some(6));
+    let all: BTreeSet<String> = ["u1", "u2", "u3"].map(String::from).into();
+    assert_eq!(after.seats.holders, all);
+
+    // A committed state that lists holders of its own does not add them.
+    let mut commit = next_commit(&after, "pro", "e3", at(20));
+    if let Some(s) = commit.state.as_mut() {
+        s.seats.holders = BTreeSet::from(["intruder".to_owned()]);
+    }
+    store.commit(&commit).await.expect("commit");
+    let last = store.get(&key).await.expect("get").expect("exists");
+    assert_eq!(last.seats.holders, all);
+}
+
+// ---------------------------------------------------------------------------
+// Tokens
+// ---------------------------------------------------------------------------
+
+/// A token that is live by the system clock (put_token's only clock) for a day.
+fn live_token(kind: &str, id: &str, payload: &str) -> Token {
+    Token {
+        kind: kind.into(),
+        id: id.into(),
+        payload: payload.into(),
+        expires_at: Utc::now() + Duration::days(1),
+    }
+}
+
+pub async fn a_token_is_single_use(store: &dyn Store) {
+    let token = live_token("oauth_state", "st-1", "{\"return\":\"/\"}");
+    let now = token.expires_at - Duration::hours(1);
+    store.put_token(&token).await.expect("put");
+    assert_eq!(
+        store.take_token("oauth_state", "st-1", now).await,
+        Ok(Some(token.payload.clone()))
+    );
+    assert_eq!(store.take_token("oauth_state", "st-1", now).await, Ok(None));
+    assert_eq!(
+        store.take_token("oauth_state", "never", now).await,
+        Ok(None)
+    );
+
+    // Kinds are separate namespaces.
+    store
+        .put_token(&live_token("gcp_signup_jti", "st-1", "jti"))
+        .await
+        .expect("put");
+    assert_eq!(store.take_token("oauth_state", "st-1", now).await, Ok(None));
+    assert_eq!(
+        store.take_token("gcp_signup_jti", "st-1", now).await,
+        Ok(Some("jti".into()))
+    );
+}
+
+pub async fn an_expired_token_is_not_taken(store: &dyn Store) {
+    let token = live_token("oauth_state", "st-1", "p");
+    store.put_token(&token).await.expect("put");
+    assert_eq!(
+        store
+            .take_token("oauth_state", "st-1", token.expires_at)
+            .await,
+        Ok(None),
+        "expires_at <= now is expired"
+    );
+    assert_eq!(
+        store
+            .take_token(
+                "oauth_state",
+                "st-1",
+                token.expires_at + Duration::minutes(1)
+            )
+            .await,
+        Ok(None)
+    );
+    let other = live_token("oauth_state", "st-2", "q");
+    store.put_token(&other).await.expect("put");
+    assert_eq!(
+        store
+            .take_token(
+                "oauth_state",
+                "st-2",
+                other.expires_at - Duration::seconds(1)
+            )
+            .await,
+        Ok(Some("q".into()))
+    );
+}
+
+pub async fn concurrent_takes_of_a_token_have_one_winner(store: &dyn Store) {
+    let token = live_token("oauth_state", "st-1", "once");
+    let now = token.expires_at - Duration::hours(1);
+    store.put_token(&token).await.expect("put");
+    let results = race(10, |_| store.take_token("oauth_state", "st-1", now));
+    let won: Vec<_> = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Some(_))))
+        .collect();
+    assert_eq!(won, [&Ok(Some("once".to_owned()))], "{results:?}");
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+}
+
+pub async fn putting_a_live_token_twice_is_duplicate(store: &dyn Store) {
+    let first = live_token("oauth_state", "st-1", "first");
+    let now = first.expires_at - Duration::hours(1);
+    store.put_token(&first).await.expect("put");
+    assert!(matches!(
+        store
+            .put_token(&live_token("oauth_state", "st-1", "second"))
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        store.take_token("oauth_state", "st-1", now).await,
+        Ok(Some("first".into()))
+    );
+
+    // An expired token (by the system clock) may be replaced.
+    let mut stale = live_token("oauth_state", "st-2", "stale");
+    stale.expires_at = Utc::now() - Duration::hours(1);
+    store.put_token(&stale).await.expect("put expired");
+    store
+        .put_token(&live_token("oauth_state", "st-2", "fresh"))
+        .await
+        .expect("replace expired");
+    assert_eq!(
+        store.take_token("oauth_state", "st-2", now).await,
+        Ok(Some("fresh".into()))
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------
+
+pub async fn link_user_is_idempotent_and_lists_linked_customers(store: &dyn Store) {
+    let alice = AppUser("github:1".into());
+    let bob = AppUser("github:2".into());
+    let a = CustomerKey::new(Marketplace::Github, "100");
+    let b = CustomerKey::new(Marketplace::Gcp, "acct-1");
+    assert_eq!(store.linked_customers(&alice).await, Ok(vec![]));
+
+    store.link_user(&alice, &a).await.expect("link");
+    store.link_user(&alice, &a).await.expect("link again");
+    store.link_user(&alice, &b).await.expect("link b");
+    store.link_user(&bob, &a).await.expect("link bob");
+
+    let mut linked = store.linked_customers(&alice).await.expect("linked");
+    linked.sort();
+    assert_eq!(linked, [a.clone(), b]);
+    assert_eq!(store.linked_customers(&bob).await, Ok(vec![a]));
+    assert_eq!(
+        store.linked_customers(&AppUser("github:3".into())).await,
+        Ok(vec![])
+    );
+}
