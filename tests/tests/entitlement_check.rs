@@ -261,6 +261,71 @@ async fn an_app_user_is_checked_against_every_customer_linked_at_sign_up() {
     );
 }
 
+// ----------------------------------------------------------------- hot path --
+
+#[tokio::test]
+async fn a_check_by_customer_costs_exactly_one_store_read() {
+    let sqlite: Arc<dyn Store> =
+        Arc::new(tollgate::store::sqlite::SqliteStore::open_in_memory().unwrap());
+    let counting = Arc::new(support::CountingStore::new(sqlite));
+    let tg = Tollgate::on(counting.clone());
+    tg.purchase("80", "acme-ci", "1002", Some(3)).await;
+    counting.take_calls();
+
+    tg.check(ask_with(
+        "80",
+        "acme-ci",
+        json!({"feature": "private-repos", "user": "alice"}),
+    ))
+    .await;
+    assert_eq!(counting.take_calls(), ["customer_subscriptions"]);
+
+    // Claiming adds the one atomic write, and nothing else.
+    tg.check(ask_with(
+        "80",
+        "acme-ci",
+        json!({"user": "alice", "claim_seat": true}),
+    ))
+    .await;
+    assert_eq!(
+        counting.take_calls(),
+        ["customer_subscriptions", "claim_seat"]
+    );
+    // A holder's next claim is answered from the read alone.
+    tg.check(ask_with(
+        "80",
+        "acme-ci",
+        json!({"user": "alice", "claim_seat": true}),
+    ))
+    .await;
+    assert_eq!(counting.take_calls(), ["customer_subscriptions"]);
+
+    // By app user: the links, then one read per linked customer.
+    let user = AppUser("u-80".into());
+    tg.store
+        .link_user(&user, &CustomerKey::new(Marketplace::Github, "80"))
+        .await
+        .unwrap();
+    counting.take_calls();
+    tg.check(json!({"app_user": "u-80", "product": "acme-ci"}))
+        .await;
+    assert_eq!(
+        counting.take_calls(),
+        ["linked_customers", "customer_subscriptions"]
+    );
+
+    // Refused before any read: no credentials, bad body.
+    tg.post("/v1/check", None, &ask("80", "acme-ci")).await;
+    tg.send(request(
+        "POST",
+        "/v1/check",
+        Some(&tg.keys.all),
+        Some("{".into()),
+    ))
+    .await;
+    assert_eq!(counting.take_calls(), Vec::<&str>::new());
+}
+
 // -------------------------------------------------------------------- seats --
 
 #[tokio::test]
@@ -792,6 +857,12 @@ async fn fifty_claims_for_ten_seats(tg: Tollgate) {
     assert_eq!(allowed, 3);
     let list = tg.get("/v1/seats/github/70", Some(&tg.keys.all)).await;
     assert_eq!(list.body["seats"]["used"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_seat_claims_for_ten_seats_on_dynamodb_grant_exactly_ten() {
+    let store = tollgate_tests::moto::fresh_store().await;
+    fifty_claims_for_ten_seats(Tollgate::on(Arc::new(store))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -252,3 +252,129 @@ pub fn ask_with(org: &str, product: &str, extra: Value) -> Value {
     }
     body
 }
+
+/// A store that records which calls the handler makes, so tests can prove
+/// the hot path's cost (one read per check by customer), not just its result.
+pub struct CountingStore {
+    inner: Arc<dyn Store>,
+    calls: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl CountingStore {
+    pub fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            inner,
+            calls: Default::default(),
+        }
+    }
+
+    /// The calls made since the last `take_calls`.
+    pub fn take_calls(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn note(&self, call: &'static str) {
+        self.calls.lock().unwrap().push(call);
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for CountingStore {
+    async fn get(
+        &self,
+        key: &SubscriptionKey,
+    ) -> Result<Option<tollgate::model::Subscription>, tollgate::store::StoreError> {
+        self.note("get");
+        self.inner.get(key).await
+    }
+    async fn commit(&self, c: &tollgate::store::Commit) -> Result<(), tollgate::store::StoreError> {
+        self.note("commit");
+        self.inner.commit(c).await
+    }
+    async fn record_delivery(
+        &self,
+        d: &tollgate::store::Delivery,
+    ) -> Result<tollgate::store::Recorded, tollgate::store::StoreError> {
+        self.note("record_delivery");
+        self.inner.record_delivery(d).await
+    }
+    async fn delivery(
+        &self,
+        m: Marketplace,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<tollgate::store::Delivery>, tollgate::store::StoreError> {
+        self.note("delivery");
+        self.inner.delivery(m, id, now).await
+    }
+    async fn pending_deliveries(
+        &self,
+        m: Marketplace,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<tollgate::store::Delivery>, tollgate::store::StoreError> {
+        self.note("pending_deliveries");
+        self.inner.pending_deliveries(m, now).await
+    }
+    async fn log(
+        &self,
+        key: &SubscriptionKey,
+    ) -> Result<Vec<tollgate::model::LogEntry>, tollgate::store::StoreError> {
+        self.note("log");
+        self.inner.log(key).await
+    }
+    async fn customer_subscriptions(
+        &self,
+        c: &CustomerKey,
+    ) -> Result<Vec<tollgate::model::Subscription>, tollgate::store::StoreError> {
+        self.note("customer_subscriptions");
+        self.inner.customer_subscriptions(c).await
+    }
+    async fn claim_seat(
+        &self,
+        key: &SubscriptionKey,
+        user: &str,
+        limit: u32,
+    ) -> Result<tollgate::store::SeatClaim, tollgate::store::StoreError> {
+        self.note("claim_seat");
+        self.inner.claim_seat(key, user, limit).await
+    }
+    async fn release_seat(
+        &self,
+        key: &SubscriptionKey,
+        user: &str,
+    ) -> Result<bool, tollgate::store::StoreError> {
+        self.note("release_seat");
+        self.inner.release_seat(key, user).await
+    }
+    async fn put_token(
+        &self,
+        t: &tollgate::store::Token,
+    ) -> Result<(), tollgate::store::StoreError> {
+        self.note("put_token");
+        self.inner.put_token(t).await
+    }
+    async fn take_token(
+        &self,
+        kind: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, tollgate::store::StoreError> {
+        self.note("take_token");
+        self.inner.take_token(kind, id, now).await
+    }
+    async fn link_user(
+        &self,
+        u: &tollgate::model::AppUser,
+        c: &CustomerKey,
+    ) -> Result<(), tollgate::store::StoreError> {
+        self.note("link_user");
+        self.inner.link_user(u, c).await
+    }
+    async fn linked_customers(
+        &self,
+        u: &tollgate::model::AppUser,
+    ) -> Result<Vec<CustomerKey>, tollgate::store::StoreError> {
+        self.note("linked_customers");
+        self.inner.linked_customers(u).await
+    }
+}
