@@ -8,6 +8,7 @@ use std::sync::Arc;
 use axum::body::{Body as AxumBody, to_bytes};
 use axum::extract::{Request as AxumRequest, State};
 use axum::response::{IntoResponse, Response as AxumResponse};
+use tokio::net::TcpListener;
 use tollgate::functions::FromDeps;
 use tollgate::functions::entitlement_check::EntitlementCheck;
 use tollgate::functions::oauth_callback::OauthCallback;
@@ -15,7 +16,6 @@ use tollgate::functions::pubsub_push::PubsubPush;
 use tollgate::functions::purchase_webhook::PurchaseWebhook;
 use tollgate::http::{Body, Function, MAX_BODY_BYTES, serve};
 use tollgate::setup::Deps;
-use tokio::net::TcpListener;
 
 /// A function listening on a local address.
 pub struct Running {
@@ -36,8 +36,12 @@ pub async fn start(deps: Deps, host: &str, first_port: u16) -> Result<Vec<Runnin
 }
 
 async fn mount<F: FromDeps>(deps: &Deps, host: &str, port: u16) -> Result<Running, String> {
-    let function = F::from_deps(deps.clone()).await.map_err(|e| format!("{}: {e}", F::NAME))?;
-    let listener = TcpListener::bind((host, port)).await.map_err(|e| format!("{}: bind {host}:{port}: {e}", F::NAME))?;
+    let function = F::from_deps(deps.clone())
+        .await
+        .map_err(|e| format!("{}: {e}", F::NAME))?;
+    let listener = TcpListener::bind((host, port))
+        .await
+        .map_err(|e| format!("{}: bind {host}:{port}: {e}", F::NAME))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let shared: Arc<dyn Function> = Arc::new(function);
     let app = axum::Router::new().fallback(forward).with_state(shared);
@@ -46,7 +50,10 @@ async fn mount<F: FromDeps>(deps: &Deps, host: &str, port: u16) -> Result<Runnin
             tracing::error!(function = F::NAME, error = %e, "dev server stopped");
         }
     });
-    Ok(Running { name: F::NAME, addr })
+    Ok(Running {
+        name: F::NAME,
+        addr,
+    })
 }
 
 /// Translates an HTTP request into what `lambda_http` would hand the
@@ -60,7 +67,11 @@ async fn forward(State(function): State<Arc<dyn Function>>, req: AxumRequest) ->
             return (http::StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
         }
     };
-    let body = if bytes.is_empty() { Body::Empty } else { Body::Binary(bytes.to_vec()) };
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        Body::Binary(bytes.to_vec())
+    };
     let res = serve(&*function, http::Request::from_parts(parts, body)).await;
     let (parts, body) = res.into_parts();
     let bytes: Vec<u8> = match body {

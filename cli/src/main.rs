@@ -46,19 +46,28 @@ async fn main() -> ExitCode {
 
 /// Reads `--name value` from `args`.
 fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 async fn run_dev(args: &[String]) -> Result<(), String> {
     let host = flag(args, "--host").unwrap_or("127.0.0.1");
-    let port: u16 = flag(args, "--port").unwrap_or("9101").parse().map_err(|_| USAGE.to_owned())?;
+    let port: u16 = flag(args, "--port")
+        .unwrap_or("9101")
+        .parse()
+        .map_err(|_| USAGE.to_owned())?;
     let deps = Deps::from_env().await.map_err(|e| e.to_string())?;
     let running = dev::start(deps.clone(), host, port).await?;
     println!("Tollgate dev server (store: {})", deps.settings.store);
     for r in &running {
         println!("  {:<18} http://{}/", r.name, r.addr);
     }
-    println!("Health: curl http://{}/healthz   (Ctrl-C to stop)", running[0].addr);
+    println!(
+        "Health: curl http://{}/healthz   (Ctrl-C to stop)",
+        running[0].addr
+    );
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -21,8 +21,14 @@ fn dev_server_serves_every_function() {
     let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["dev", "--port", "0"])
         .env("TOLLGATE_CONFIG", format!("{root}/tollgate.example.toml"))
-        .env("TOLLGATE_STORE", format!("sqlite:{}/dev.db", dir.path().display()))
-        .env("TOLLGATE_SECRETS", format!("file:{}/secrets.json", dir.path().display()))
+        .env(
+            "TOLLGATE_STORE",
+            format!("sqlite:{}/dev.db", dir.path().display()),
+        )
+        .env(
+            "TOLLGATE_SECRETS",
+            format!("file:{}/secrets.json", dir.path().display()),
+        )
         .env("TOLLGATE_ALLOW_UNAUTHENTICATED", "1")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -40,17 +46,34 @@ fn dev_server_serves_every_function() {
             if line.contains("Health") {
                 break;
             }
-            urls.push((line.split_whitespace().next().unwrap().to_owned(), url.to_owned()));
+            urls.push((
+                line.split_whitespace().next().unwrap().to_owned(),
+                url.to_owned(),
+            ));
         }
     }
     let names: Vec<_> = urls.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["purchase-webhook", "pubsub-push", "oauth-callback", "entitlement-check"]);
+    assert_eq!(
+        names,
+        [
+            "purchase-webhook",
+            "pubsub-push",
+            "oauth-callback",
+            "entitlement-check"
+        ]
+    );
     for (name, url) in &urls {
         let body = http_get(&format!("{url}healthz"));
         assert!(body.contains(r#""status":"ok""#), "{name}: {body}");
-        assert!(body.contains(name.as_str()), "{name} answered as itself: {body}");
+        assert!(
+            body.contains(name.as_str()),
+            "{name} answered as itself: {body}"
+        );
     }
-    assert!(dir.path().join("dev.db").exists(), "the embedded store was opened");
+    assert!(
+        dir.path().join("dev.db").exists(),
+        "the embedded store was opened"
+    );
 }
 
 /// A minimal HTTP/1.1 GET over a TCP socket, so the test needs no client crate.
@@ -59,7 +82,11 @@ fn http_get(url: &str) -> String {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_once('/').unwrap();
     let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(s, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");

@@ -34,7 +34,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -54,7 +58,11 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "method not allowed on this route",
+        )
     }
 
     pub fn too_large() -> Self {
@@ -81,7 +89,13 @@ impl ApiError {
         struct Outer<'a> {
             error: Inner<'a>,
         }
-        let body = Outer { error: Inner { code: self.code, message: &self.message, request_id } };
+        let body = Outer {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                request_id,
+            },
+        };
         json_response(self.status, &body)
     }
 }
@@ -90,13 +104,24 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => ApiError::not_found(format!("{what} not found")),
-            StoreError::Duplicate(what) => ApiError::new(StatusCode::CONFLICT, "duplicate", format!("{what} exists")),
-            // Transient failures are 503 so marketplaces that retry (Pub/Sub) do.
-            StoreError::Conflict(_) | StoreError::Transient(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", "storage is busy; retry later")
+            StoreError::Duplicate(what) => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate", format!("{what} exists"))
             }
+            // Transient failures are 503 so marketplaces that retry (Pub/Sub) do.
+            StoreError::Conflict(_) | StoreError::Transient(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "storage is busy; retry later",
+            ),
             StoreError::Backend(_) => ApiError::internal("storage failure"),
         }
+    }
+}
+
+impl From<crate::api::Rejection> for ApiError {
+    fn from(e: crate::api::Rejection) -> Self {
+        let (status, code) = e.status_and_code();
+        ApiError::new(status, code, e.to_string())
     }
 }
 
@@ -226,13 +251,6 @@ impl From<crate::github::oauth::OauthError> for ApiError {
     }
 }
 
-impl From<crate::api::Rejection> for ApiError {
-    fn from(e: crate::api::Rejection) -> Self {
-        let (status, code) = e.status_and_code();
-        ApiError::new(status, code, e.to_string())
-    }
-}
-
 /// One of the four functions: a request in, a response or an error out.
 #[async_trait]
 pub trait Function: Send + Sync {
@@ -296,7 +314,10 @@ pub fn request_id(req: &Request) -> String {
     {
         return ctx.request_id.clone();
     }
-    if let Some(v) = req.headers().get("x-request-id").and_then(|v| v.to_str().ok())
+    if let Some(v) = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
         && !v.is_empty()
         && v.len() <= 64
         && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
@@ -327,24 +348,33 @@ pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Re
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut res = http::Response::new(Body::from(body));
     *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     res
 }
 
 pub fn html_response(status: StatusCode, html: String) -> Response {
     let mut res = http::Response::new(Body::from(html));
     *res.status_mut() = status;
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res
 }
 
 pub fn redirect(location: &str) -> Result<Response, ApiError> {
-    let loc = HeaderValue::from_str(location).map_err(|_| ApiError::internal("invalid redirect location"))?;
+    let loc = HeaderValue::from_str(location)
+        .map_err(|_| ApiError::internal("invalid redirect location"))?;
     let mut res = http::Response::new(Body::Empty);
     *res.status_mut() = StatusCode::FOUND;
     res.headers_mut().insert(header::LOCATION, loc);
-    res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)
 }
 
@@ -370,7 +400,8 @@ pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Api
             "send the body as application/json",
         ));
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
 }
 
 pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -381,7 +412,9 @@ pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
 /// same in Lambda and in the dev server.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     let query = req.uri().query()?;
-    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 #[cfg(test)]
@@ -414,14 +447,29 @@ mod tests {
             a: u32,
         }
         assert!(json_body::<T>(&req(r#"{"a":1}"#, "application/json; charset=utf-8")).is_ok());
-        assert_eq!(json_body::<T>(&req("a=1", "application/x-www-form-urlencoded")).unwrap_err().status, 415);
-        assert_eq!(json_body::<T>(&req("{", "application/json")).unwrap_err().code, "invalid_json");
+        assert_eq!(
+            json_body::<T>(&req("a=1", "application/x-www-form-urlencoded"))
+                .unwrap_err()
+                .status,
+            415
+        );
+        assert_eq!(
+            json_body::<T>(&req("{", "application/json"))
+                .unwrap_err()
+                .code,
+            "invalid_json"
+        );
     }
 
     #[test]
     fn oversized_bodies_are_refused() {
         let big = "x".repeat(MAX_BODY_BYTES + 1);
-        assert_eq!(body_bytes(&req(&big, "application/json")).unwrap_err().status, 413);
+        assert_eq!(
+            body_bytes(&req(&big, "application/json"))
+                .unwrap_err()
+                .status,
+            413
+        );
     }
 
     #[test]
@@ -434,18 +482,26 @@ mod tests {
     #[test]
     fn request_ids_are_taken_only_when_sane() {
         let mut r = req("", "text/plain");
-        r.headers_mut().insert("x-request-id", HeaderValue::from_static("abc-123"));
+        r.headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("abc-123"));
         assert_eq!(request_id(&r), "abc-123");
-        r.headers_mut().insert("x-request-id", HeaderValue::from_static("<script>"));
+        r.headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("<script>"));
         assert_ne!(request_id(&r), "<script>");
     }
 
     #[test]
     fn store_errors_map_to_statuses() {
-        assert_eq!(ApiError::from(StoreError::Transient("x".into())).status, 503);
+        assert_eq!(
+            ApiError::from(StoreError::Transient("x".into())).status,
+            503
+        );
         assert_eq!(ApiError::from(StoreError::NotFound("x".into())).status, 404);
         let internal = ApiError::from(StoreError::Backend("secret table name".into()));
         assert_eq!(internal.status, 500);
-        assert!(!internal.message.contains("secret"), "backend details stay in logs");
+        assert!(
+            !internal.message.contains("secret"),
+            "backend details stay in logs"
+        );
     }
 }

@@ -25,7 +25,10 @@ pub enum SetupError {
     #[error("TOLLGATE_SECRETS `{0}`: expected `file:<path>` or `aws-sm:<secret id>`")]
     SecretsSpec(String),
     #[error("cannot load secrets from {source_name}: {message}")]
-    Secrets { source_name: String, message: String },
+    Secrets {
+        source_name: String,
+        message: String,
+    },
     #[error("missing secret `{0}` (add it to the secrets source named by TOLLGATE_SECRETS)")]
     MissingSecret(String),
     #[error("{0}")]
@@ -57,20 +60,33 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests never mutate the process env.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |k: &str, default: &str| lookup(k).filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned());
+        let get = |k: &str, default: &str| {
+            lookup(k)
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
         Self {
             config_path: PathBuf::from(get("TOLLGATE_CONFIG", "./tollgate.toml")),
             store: get("TOLLGATE_STORE", "sqlite:.tollgate/dev.db"),
             secrets: get("TOLLGATE_SECRETS", "file:.tollgate/secrets.json"),
             github_url: get("TOLLGATE_GITHUB_URL", "https://github.com"),
             github_api_url: get("TOLLGATE_GITHUB_API_URL", "https://api.github.com"),
-            google_token_url: get("TOLLGATE_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"),
-            google_oidc_certs_url: get("TOLLGATE_GOOGLE_OIDC_CERTS_URL", "https://www.googleapis.com/oauth2/v3/certs"),
+            google_token_url: get(
+                "TOLLGATE_GOOGLE_TOKEN_URL",
+                "https://oauth2.googleapis.com/token",
+            ),
+            google_oidc_certs_url: get(
+                "TOLLGATE_GOOGLE_OIDC_CERTS_URL",
+                "https://www.googleapis.com/oauth2/v3/certs",
+            ),
             gcp_signup_certs_url: get(
                 "TOLLGATE_GCP_SIGNUP_CERTS_URL",
                 "https://www.googleapis.com/robot/v1/metadata/x509/cloud-commerce-partner@system.gserviceaccount.com",
             ),
-            procurement_url: get("TOLLGATE_PROCUREMENT_URL", "https://cloudcommerceprocurement.googleapis.com"),
+            procurement_url: get(
+                "TOLLGATE_PROCUREMENT_URL",
+                "https://cloudcommerceprocurement.googleapis.com",
+            ),
             public_url: lookup("TOLLGATE_PUBLIC_URL")
                 .map(|v| v.trim().trim_end_matches('/').to_owned())
                 .filter(|v| !v.is_empty()),
@@ -111,13 +127,18 @@ impl fmt::Debug for Secrets {
 
 impl Secrets {
     pub fn from_json(text: &str) -> Result<Self, String> {
-        let map: BTreeMap<String, String> =
-            serde_json::from_str(text).map_err(|e| format!("expected a JSON object of strings: {e}"))?;
+        let map: BTreeMap<String, String> = serde_json::from_str(text)
+            .map_err(|e| format!("expected a JSON object of strings: {e}"))?;
         Ok(Self(map.into_iter().map(|(k, v)| (k, Secret(v))).collect()))
     }
 
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self(pairs.into_iter().map(|(k, v)| (k.to_owned(), Secret::new(v))).collect())
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Secret::new(v)))
+                .collect(),
+        )
     }
 
     pub fn get(&self, name: &str) -> Option<&Secret> {
@@ -125,12 +146,19 @@ impl Secrets {
     }
 
     pub fn require(&self, name: &str) -> Result<&Secret, SetupError> {
-        self.get(name).ok_or_else(|| SetupError::MissingSecret(name.to_owned()))
+        self.get(name)
+            .ok_or_else(|| SetupError::MissingSecret(name.to_owned()))
     }
 
     /// Names of secrets starting with `prefix` (e.g. every `api_key.*`).
-    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a Secret)> + 'a {
-        self.0.iter().filter(move |(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.as_str(), v))
+    pub fn with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Secret)> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), v))
     }
 
     /// Loads secrets from `file:<path>` (development; a missing file means no
@@ -140,10 +168,15 @@ impl Secrets {
     pub async fn load(spec: &str) -> Result<Self, SetupError> {
         if let Some(path) = spec.strip_prefix("file:") {
             return match std::fs::read_to_string(path) {
-                Ok(text) => Self::from_json(&text)
-                    .map_err(|message| SetupError::Secrets { source_name: path.to_owned(), message }),
+                Ok(text) => Self::from_json(&text).map_err(|message| SetupError::Secrets {
+                    source_name: path.to_owned(),
+                    message,
+                }),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-                Err(e) => Err(SetupError::Secrets { source_name: path.to_owned(), message: e.to_string() }),
+                Err(e) => Err(SetupError::Secrets {
+                    source_name: path.to_owned(),
+                    message: e.to_string(),
+                }),
             };
         }
         if let Some(id) = spec.strip_prefix("aws-sm:") {
@@ -153,9 +186,14 @@ impl Secrets {
     }
 
     async fn from_lambda_extension(id: &str) -> Result<Self, SetupError> {
-        let fail = |message: String| SetupError::Secrets { source_name: format!("aws-sm:{id}"), message };
-        let port = std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").unwrap_or_else(|_| "2773".into());
-        let token = std::env::var("AWS_SESSION_TOKEN").map_err(|_| fail("AWS_SESSION_TOKEN is not set".into()))?;
+        let fail = |message: String| SetupError::Secrets {
+            source_name: format!("aws-sm:{id}"),
+            message,
+        };
+        let port = std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT")
+            .unwrap_or_else(|_| "2773".into());
+        let token = std::env::var("AWS_SESSION_TOKEN")
+            .map_err(|_| fail("AWS_SESSION_TOKEN is not set".into()))?;
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(3))
             .build()
@@ -175,16 +213,23 @@ impl Secrets {
             #[serde(rename = "SecretString")]
             secret_string: String,
         }
-        let reply: Reply = res.json().await.map_err(|e| fail(format!("unexpected extension reply: {e}")))?;
+        let reply: Reply = res
+            .json()
+            .await
+            .map_err(|e| fail(format!("unexpected extension reply: {e}")))?;
         Self::from_json(&reply.secret_string).map_err(fail)
     }
 }
 
 /// Opens the store named by `TOLLGATE_STORE`.
 pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, SetupError> {
-    let fail = |message: String| SetupError::Store { spec: spec.to_owned(), message };
+    let fail = |message: String| SetupError::Store {
+        spec: spec.to_owned(),
+        message,
+    };
     if let Some(path) = spec.strip_prefix("sqlite:") {
-        let store = SqliteStore::open(std::path::Path::new(path)).map_err(|e| fail(e.to_string()))?;
+        let store =
+            SqliteStore::open(std::path::Path::new(path)).map_err(|e| fail(e.to_string()))?;
         return Ok(Arc::new(store));
     }
     if let Some(table) = spec.strip_prefix("dynamodb:") {
@@ -213,7 +258,12 @@ impl Deps {
         let catalog = Catalog::load(&settings.config_path)?;
         let secrets = Secrets::load(&settings.secrets).await?;
         let store = open_store(&settings.store).await?;
-        Ok(Self { settings, catalog: Arc::new(catalog), secrets: Arc::new(secrets), store })
+        Ok(Self {
+            settings,
+            catalog: Arc::new(catalog),
+            secrets: Arc::new(secrets),
+            store,
+        })
     }
 }
 
@@ -249,14 +299,29 @@ mod tests {
         let s = Secrets::from_json(r#"{"github_webhook_secret":"hunter2"}"#).unwrap();
         let shown = format!("{s:?} {:?}", s.get("github_webhook_secret").unwrap());
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert_eq!(s.require("github_webhook_secret").unwrap().expose(), "hunter2");
+        assert_eq!(
+            s.require("github_webhook_secret").unwrap().expose(),
+            "hunter2"
+        );
         assert!(s.require("nope").unwrap_err().to_string().contains("nope"));
     }
 
     #[tokio::test]
     async fn bad_specs_are_refused_with_the_value() {
-        assert!(matches!(Secrets::load("vault:x").await, Err(SetupError::SecretsSpec(_))));
-        assert!(matches!(open_store("postgres:x").await, Err(SetupError::StoreSpec(_))));
-        assert!(Secrets::load("file:/nonexistent/secrets.json").await.unwrap().get("x").is_none());
+        assert!(matches!(
+            Secrets::load("vault:x").await,
+            Err(SetupError::SecretsSpec(_))
+        ));
+        assert!(matches!(
+            open_store("postgres:x").await,
+            Err(SetupError::StoreSpec(_))
+        ));
+        assert!(
+            Secrets::load("file:/nonexistent/secrets.json")
+                .await
+                .unwrap()
+                .get("x")
+                .is_none()
+        );
     }
 }

@@ -45,5 +45,8 @@ pub async fn run<F: FromDeps>() -> ExitCode {
 
 /// `GET /healthz` for every function: proves the process is up and wired.
 pub(crate) fn healthz(name: &str) -> crate::http::Response {
-    crate::http::json_response(http::StatusCode::OK, &serde_json::json!({ "status": "ok", "function": name }))
+    crate::http::json_response(
+        http::StatusCode::OK,
+        &serde_json::json!({ "status": "ok", "function": name }),
+    )
 }
