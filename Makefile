@@ -38,11 +38,17 @@ rust-components:
 	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
+# The four functions on ports DEV_PORT..+3 and the GitHub stand-ins on
+# DEV_PORT+100/+101, all in one process, on the embedded store. The secrets
+# file gets the stand-in app's credentials and a webhook secret (generated
+# once), which `./target/debug/tollgate fire github ...` then signs with.
 dev:
 	$(CARGO) build --locked -p tollgate-cli
 	@mkdir -p .tollgate
 	TOLLGATE_CONFIG=$${TOLLGATE_CONFIG:-$$( [ -f tollgate.toml ] && echo tollgate.toml || echo tollgate.example.toml )} \
 	TOLLGATE_ALLOW_UNAUTHENTICATED=1 \
+	TOLLGATE_STORE=sqlite:.tollgate/dev.db \
+	TOLLGATE_SECRETS=file:.tollgate/secrets.json \
 	  ./target/debug/tollgate dev --port $(DEV_PORT)
 
 lint: rust-components

@@ -254,7 +254,13 @@ impl Deps {
     /// Builds everything from the environment; fails loudly (file and key)
     /// on a configuration error.
     pub async fn from_env() -> Result<Self, SetupError> {
-        let settings = Settings::from_env();
+        Self::from_settings(Settings::from_env()).await
+    }
+
+    /// Builds everything from `settings`, so a caller that adjusts them (the
+    /// dev server pointing GitHub at its stand-ins) never touches the
+    /// process environment.
+    pub async fn from_settings(settings: Settings) -> Result<Self, SetupError> {
         let catalog = Catalog::load(&settings.config_path)?;
         let secrets = Secrets::load(&settings.secrets).await?;
         let store = open_store(&settings.store).await?;

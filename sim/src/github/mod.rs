@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 mod api;
 mod state;
 mod web;
+pub mod webhook;
 
 pub use state::{
     App, AuthKind, Authorize, CODE_TTL, MAX_PER_PAGE, Org, PendingChange, Plan, PriceModel,
