@@ -9,6 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 CARGO ?= cargo
 DEV_PORT ?= 9101
+FUNCTIONS := purchase-webhook pubsub-push oauth-callback entitlement-check
 
 # moto_server for the DynamoDB tests; the test harness starts and stops it.
 export TOLLGATE_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
@@ -60,11 +61,13 @@ test: lint $(VENV)/.test-tools
 
 build: $(VENV)/.build-tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip \
-	  -p purchase-webhook -p pubsub-push -p oauth-callback -p entitlement-check
+	  $(addprefix -p ,$(FUNCTIONS))
 	@ls -l target/lambda/*/bootstrap.zip
 
 bench:
 	$(CARGO) bench --locked -p tollgate-shared
+	$(CARGO) build --locked --release $(addprefix -p ,$(FUNCTIONS)) -p coldstart-hello
+	$(PYTHON) tools/coldstart.py 30 target/release/coldstart-hello $(addprefix target/release/,$(FUNCTIONS))
 
 deploy:
 	@echo "make deploy: the Terraform in infra/ has not landed yet (it is its own issue)." >&2

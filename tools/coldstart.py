@@ -86,7 +86,7 @@ def main():
         median, low = measure(b, env, runs)
         ratio = median / base_median
         worst = max(worst, ratio)
-        print(f"{os.path.basename(os.path.dirname(b)) or b:<22} {median:>10.2f} {low:>8.2f} {ratio:>11.2f}")
+        print(f"{os.path.basename(b):<22} {median:>10.2f} {low:>8.2f} {ratio:>11.2f}")
     server.shutdown()
     print(f"worst ratio {worst:.2f} (budget 1.5)")
 

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use crate::config::{Catalog, ConfigError};
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
-use crate::store::sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
@@ -228,9 +227,21 @@ pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, SetupError> {
         message,
     };
     if let Some(path) = spec.strip_prefix("sqlite:") {
-        let store =
-            SqliteStore::open(std::path::Path::new(path)).map_err(|e| fail(e.to_string()))?;
-        return Ok(Arc::new(store));
+        #[cfg(feature = "embedded-store")]
+        {
+            let store = crate::store::sqlite::SqliteStore::open(std::path::Path::new(path))
+                .map_err(|e| fail(e.to_string()))?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(not(feature = "embedded-store"))]
+        {
+            let _ = path;
+            return Err(fail(
+                "this build has no embedded store (Lambda builds are DynamoDB-only); \
+                 set TOLLGATE_STORE=dynamodb:<table>"
+                    .into(),
+            ));
+        }
     }
     if let Some(table) = spec.strip_prefix("dynamodb:") {
         if table.is_empty() {
@@ -273,14 +284,20 @@ impl Deps {
     }
 }
 
-/// Structured JSON logs on stdout (CloudWatch), level from `RUST_LOG`.
+/// Structured JSON logs on stdout (CloudWatch), level from `RUST_LOG`
+/// (`error`, `warn`, `info`, `debug`, `trace`; default `info`). A plain level
+/// rather than per-target directives keeps the regex engine out of the
+/// Lambda binaries.
 pub fn init_telemetry() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use tracing_subscriber::filter::LevelFilter;
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
     // try_init: a second call (tests, dev server) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_current_span(false)
         .with_target(false)
         .without_time()

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::{AppUser, CustomerKey, LogEntry, Marketplace, Subscription, SubscriptionKey};
 
 pub mod dynamo;
+#[cfg(feature = "embedded-store")]
 pub mod sqlite;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
