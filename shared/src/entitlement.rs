@@ -236,7 +236,7 @@ fn grant(
 }
 
 /// Whole days left, rounded up: a trial ending in 1 hour has 1 day left.
-fn days_left(end: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
+pub fn days_left(end: DateTime<Utc>, now: DateTime<Utc>) -> u32 {
     let secs = (end - now).num_seconds().max(0);
     u32::try_from((secs + 86_399) / 86_400).unwrap_or(u32::MAX)
 }

@@ -263,9 +263,8 @@ impl UserMarketplacePurchase {
         if self.on_free_trial != Some(true) {
             return None;
         }
-        let ends = self.free_trial_ends_on?;
-        let secs = (ends - now).num_seconds().max(0);
-        Some(u32::try_from((secs + 86_399) / 86_400).unwrap_or(u32::MAX))
+        self.free_trial_ends_on
+            .map(|ends| crate::entitlement::days_left(ends, now))
     }
 }
 
