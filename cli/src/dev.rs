@@ -10,7 +10,7 @@
 //! offline with nothing configured.
 
 use std::io::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ use tollgate::model::Marketplace;
 use tollgate::setup::{Deps, Settings};
 
 use crate::sim::{self, StandIns, Written};
-use crate::{fire, flag};
+use crate::{fire, host_and_port};
 
 pub const USAGE: &str = "tollgate dev [--host 127.0.0.1] [--port 9101] [--no-sim]";
 
@@ -38,14 +38,7 @@ pub const USAGE: &str = "tollgate dev [--host 127.0.0.1] [--port 9101] [--no-sim
 pub const SIM_PORT_OFFSET: u16 = 100;
 
 pub async fn run(args: &[String]) -> Result<(), String> {
-    let host: IpAddr = flag(args, "--host")
-        .unwrap_or("127.0.0.1")
-        .parse()
-        .map_err(|_| format!("--host: an IP address\nusage: {USAGE}"))?;
-    let port: u16 = flag(args, "--port")
-        .unwrap_or("9101")
-        .parse()
-        .map_err(|_| format!("--port: a port number\nusage: {USAGE}"))?;
+    let (host, port) = host_and_port(args, "9101", USAGE)?;
     if port != 0 && port.checked_add(SIM_PORT_OFFSET + 1).is_none() {
         return Err(format!(
             "--port {port} leaves no room for the GitHub stand-ins at +{SIM_PORT_OFFSET}"

@@ -60,3 +60,20 @@ fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .and_then(|i| args.get(i + 1))
         .map(String::as_str)
 }
+
+/// Reads `--host` (default 127.0.0.1) and `--port` (default `default_port`).
+fn host_and_port(
+    args: &[String],
+    default_port: &str,
+    usage: &str,
+) -> Result<(std::net::IpAddr, u16), String> {
+    let host = flag(args, "--host")
+        .unwrap_or("127.0.0.1")
+        .parse()
+        .map_err(|_| format!("--host: an IP address\nusage: {usage}"))?;
+    let port = flag(args, "--port")
+        .unwrap_or(default_port)
+        .parse()
+        .map_err(|_| format!("--port: a port number\nusage: {usage}"))?;
+    Ok((host, port))
+}

@@ -23,7 +23,7 @@ use chrono::{Duration, Utc};
 use tollgate::github::delivery::SECRET_NAME as WEBHOOK_SECRET;
 use tollgate_sim::github::{App, GithubSim, Org, Plan, PriceModel, Purchase, Running, User};
 
-use super::flag;
+use super::{flag, host_and_port};
 
 pub const USAGE: &str =
     "tollgate sim [--host 127.0.0.1] [--port 9201] [--callback-url URL] [--secrets-out PATH]";
@@ -38,14 +38,7 @@ pub const DEMO_PLAN_ID: u64 = 1002;
 pub const DEMO_UNITS: u64 = 5;
 
 pub async fn run(args: &[String]) -> Result<(), String> {
-    let host: IpAddr = flag(args, "--host")
-        .unwrap_or("127.0.0.1")
-        .parse()
-        .map_err(|_| format!("--host: an IP address\nusage: {USAGE}"))?;
-    let port: u16 = flag(args, "--port")
-        .unwrap_or("9201")
-        .parse()
-        .map_err(|_| format!("--port: a port number\nusage: {USAGE}"))?;
+    let (host, port) = host_and_port(args, "9201", USAGE)?;
     let stand_ins = start(host, port, flag(args, "--callback-url")).await?;
     let secrets_out = flag(args, "--secrets-out");
     if let Some(path) = secrets_out {
