@@ -23,10 +23,10 @@ use tollgate::functions::entitlement_check::EntitlementCheck;
 use tollgate::functions::oauth_callback::OauthCallback;
 use tollgate::functions::pubsub_push::PubsubPush;
 use tollgate::functions::purchase_webhook::PurchaseWebhook;
-use tollgate::github::oauth::{CALLBACK_PATH, SETUP_PATH};
-use tollgate::http::{Body, Function, MAX_BODY_BYTES, serve};
+use tollgate::marketplace::github::oauth::{CALLBACK_PATH, SETUP_PATH};
 use tollgate::model::Marketplace;
 use tollgate::setup::{Deps, Settings};
+use tollgate::web::{Body, Function, MAX_BODY_BYTES, serve};
 
 use crate::sim::{self, StandIns, Written};
 use crate::{fire, host_and_port};

@@ -27,8 +27,8 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
-use tollgate::github::delivery::SECRET_NAME as WEBHOOK_SECRET;
-use tollgate::setup::{Secrets, Settings};
+use tollgate::marketplace::github::delivery::SECRET_NAME as WEBHOOK_SECRET;
+use tollgate::setup::Settings;
 use tollgate_sim::github::webhook::{Account, Action, Delivery, PurchaseEvent};
 use tollgate_sim::github::{Plan, PriceModel, Purchase, User};
 
@@ -239,7 +239,9 @@ pub fn build(opts: &Options, now: DateTime<Utc>) -> Result<PurchaseEvent, String
 
 async fn webhook_secret() -> Result<String, String> {
     let spec = Settings::from_env().secrets;
-    let secrets = Secrets::load(&spec).await.map_err(|e| e.to_string())?;
+    let secrets = tollgate::setup::load_secrets(&spec)
+        .await
+        .map_err(|e| e.to_string())?;
     let secret = secrets.get(WEBHOOK_SECRET).ok_or_else(|| {
         format!(
             "no `{WEBHOOK_SECRET}` in the secrets `{spec}` (TOLLGATE_SECRETS): `tollgate dev` adds one to its secrets file"

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate::clock::{Clock, SystemClock};
-use tollgate::github::delivery::Processor;
+use tollgate::marketplace::github::delivery::Processor;
 use tollgate::model::Marketplace;
 use tollgate::setup::Deps;
 use tollgate::store::Store;
@@ -119,7 +119,7 @@ pub async fn replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate::github::delivery::pending_delivery;
+    use tollgate::marketplace::github::delivery::pending_delivery;
     use tollgate::store::sqlite::SqliteStore;
 
     const PURCHASE: &[u8] = br#"{"action":"purchased","effective_date":"2026-03-01T00:00:00+00:00",

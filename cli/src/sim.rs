@@ -20,7 +20,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use chrono::{Duration, Utc};
-use tollgate::github::delivery::SECRET_NAME as WEBHOOK_SECRET;
+use tollgate::marketplace::github::delivery::SECRET_NAME as WEBHOOK_SECRET;
 use tollgate_sim::github::{App, GithubSim, Org, Plan, PriceModel, Purchase, Running, User};
 
 use super::{flag, host_and_port};
@@ -159,7 +159,7 @@ pub fn write_secrets(path: &Path, app: Option<&App>) -> Result<Written, String> 
         // 32 random bytes, hex: what `openssl rand -hex 32` would give.
         secrets.insert(
             WEBHOOK_SECRET.to_owned(),
-            serde_json::Value::String(tollgate::http::random_token(32)),
+            serde_json::Value::String(tollgate::web::random_token(32)),
         );
         written.generated_webhook_secret = true;
     }

@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use tollgate::api::auth::{ApiKeyEntry, Authenticator, Principal, Scope};
-use tollgate::http::Body;
+use tollgate::web::Body;
 
 fn tollgate(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
@@ -18,7 +18,7 @@ fn tollgate(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-fn request_with(key: &str) -> tollgate::http::Request {
+fn request_with(key: &str) -> tollgate::web::Request {
     http::Request::builder()
         .uri("/v1/check")
         .header("authorization", format!("Bearer {key}"))

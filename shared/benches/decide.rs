@@ -4,7 +4,7 @@
 //!   subscriptions (another product, a cancelled one, an active seat-counted
 //!   team plan with 5 of 10 seats held), asked for a feature and a user.
 //! - `handler/check_by_customer`: the whole `POST /v1/check` path through
-//!   `tollgate::http::serve` — routing, API-key auth (SHA-256 + constant-time
+//!   `tollgate::web::serve` — routing, API-key auth (SHA-256 + constant-time
 //!   compare), JSON parse, one read of an in-memory SQLite store, decision,
 //!   JSON reply — without a network.
 
@@ -19,13 +19,13 @@ use tollgate::clock::FixedClock;
 use tollgate::config::Catalog;
 use tollgate::entitlement::{Question, decide};
 use tollgate::functions::entitlement_check::EntitlementCheck;
-use tollgate::http::{Body, serve};
 use tollgate::model::{
     Customer, CustomerKey, Marketplace, Plan, Seats, Status, Subscription, SubscriptionKey,
 };
 use tollgate::setup::{Deps, Secrets, Settings};
 use tollgate::store::sqlite::SqliteStore;
-use tollgate::store::{Commit, Store};
+use tollgate::store::{Commit, Commits};
+use tollgate::web::{Body, serve};
 
 const CONFIG: &str = include_str!("../../tollgate.example.toml");
 

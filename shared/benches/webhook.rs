@@ -15,8 +15,8 @@ use std::path::Path;
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use tollgate::github::signature::{sign, verify};
-use tollgate::github::webhook::{DeliveryInfo, normalize, parse};
+use tollgate::marketplace::github::signature::{sign, verify};
+use tollgate::marketplace::github::webhook::{DeliveryInfo, normalize, parse};
 use tollgate::model::{EventKind, MarketEvent, Plan, PlanTerms, PriceModel};
 use tollgate::rules;
 

@@ -3,14 +3,13 @@
 //! The Lambda binaries in `functions/` are wiring around this crate.
 
 pub mod api;
-pub mod clock;
-pub mod config;
-pub mod entitlement;
 pub mod functions;
-pub mod github;
-pub mod http;
 pub mod ingest;
-pub mod model;
-pub mod rules;
+pub mod marketplace;
 pub mod setup;
 pub mod store;
+pub mod web;
+
+// The pure domain lives in `tollgate-core`; re-exported so every crate
+// names one path for it.
+pub use tollgate_core::{clock, config, entitlement, model, rules, secret};

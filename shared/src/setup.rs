@@ -4,12 +4,11 @@
 //! One set of variable names (DESIGN §6) is used by the functions, Terraform,
 //! `make dev` and the tests alike.
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{Catalog, ConfigError};
+pub use crate::secret::{Secret, Secrets};
 use crate::store::Store;
 use crate::store::dynamo::DynamoStore;
 
@@ -93,131 +92,71 @@ impl Settings {
     }
 }
 
-/// A secret value: printing it shows `***`, so it can't leak through logs or
-/// `Debug` output by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// Named secrets (a flat JSON object of strings).
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct Secrets(BTreeMap<String, Secret>);
-
-impl fmt::Debug for Secrets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
-}
-
-impl Secrets {
-    pub fn from_json(text: &str) -> Result<Self, String> {
-        let map: BTreeMap<String, String> = serde_json::from_str(text)
-            .map_err(|e| format!("expected a JSON object of strings: {e}"))?;
-        Ok(Self(map.into_iter().map(|(k, v)| (k, Secret(v))).collect()))
-    }
-
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self(
-            pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), Secret::new(v)))
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, name: &str) -> Option<&Secret> {
-        self.0.get(name)
-    }
-
-    pub fn require(&self, name: &str) -> Result<&Secret, SetupError> {
-        self.get(name)
-            .ok_or_else(|| SetupError::MissingSecret(name.to_owned()))
-    }
-
-    /// Names of secrets starting with `prefix` (e.g. every `api_key.*`).
-    pub fn with_prefix<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> impl Iterator<Item = (&'a str, &'a Secret)> + 'a {
-        self.0
-            .iter()
-            .filter(move |(k, _)| k.starts_with(prefix))
-            .map(|(k, v)| (k.as_str(), v))
-    }
-
-    /// Loads secrets from `file:<path>` (development; a missing file means no
-    /// secrets) or `aws-sm:<secret id>` (AWS Secrets Manager through the
-    /// Parameters and Secrets Lambda extension on localhost:2773, so no extra
-    /// SDK is linked into the functions).
-    pub async fn load(spec: &str) -> Result<Self, SetupError> {
-        if let Some(path) = spec.strip_prefix("file:") {
-            return match std::fs::read_to_string(path) {
-                Ok(text) => Self::from_json(&text).map_err(|message| SetupError::Secrets {
-                    source_name: path.to_owned(),
-                    message,
-                }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-                Err(e) => Err(SetupError::Secrets {
-                    source_name: path.to_owned(),
-                    message: e.to_string(),
-                }),
-            };
-        }
-        if let Some(id) = spec.strip_prefix("aws-sm:") {
-            return Self::from_lambda_extension(id).await;
-        }
-        Err(SetupError::SecretsSpec(spec.to_owned()))
-    }
-
-    async fn from_lambda_extension(id: &str) -> Result<Self, SetupError> {
-        let fail = |message: String| SetupError::Secrets {
-            source_name: format!("aws-sm:{id}"),
-            message,
+/// Loads secrets from `file:<path>` (development; a missing file means no
+/// secrets) or `aws-sm:<secret id>` (AWS Secrets Manager through the
+/// Parameters and Secrets Lambda extension on localhost:2773, so no extra
+/// SDK is linked into the functions).
+pub async fn load_secrets(spec: &str) -> Result<Secrets, SetupError> {
+    if let Some(path) = spec.strip_prefix("file:") {
+        return match std::fs::read_to_string(path) {
+            Ok(text) => Secrets::from_json(&text).map_err(|e| SetupError::Secrets {
+                source_name: path.to_owned(),
+                message: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Secrets::default()),
+            Err(e) => Err(SetupError::Secrets {
+                source_name: path.to_owned(),
+                message: e.to_string(),
+            }),
         };
-        let port = std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT")
-            .unwrap_or_else(|_| "2773".into());
-        let token = std::env::var("AWS_SESSION_TOKEN")
-            .map_err(|_| fail("AWS_SESSION_TOKEN is not set".into()))?;
-        let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(3))
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
-        let res = client
-            .get(format!("http://localhost:{port}/secretsmanager/get"))
-            .query(&[("secretId", id)])
-            .header("X-Aws-Parameters-Secrets-Token", token)
-            .send()
-            .await
-            .map_err(|e| fail(format!("extension unreachable: {e}")))?;
-        if !res.status().is_success() {
-            return Err(fail(format!("extension answered {}", res.status())));
-        }
-        #[derive(serde::Deserialize)]
-        struct Reply {
-            #[serde(rename = "SecretString")]
-            secret_string: String,
-        }
-        let reply: Reply = res
-            .json()
-            .await
-            .map_err(|e| fail(format!("unexpected extension reply: {e}")))?;
-        Self::from_json(&reply.secret_string).map_err(fail)
     }
+    if let Some(id) = spec.strip_prefix("aws-sm:") {
+        return secrets_from_lambda_extension(id).await;
+    }
+    Err(SetupError::SecretsSpec(spec.to_owned()))
+}
+
+async fn secrets_from_lambda_extension(id: &str) -> Result<Secrets, SetupError> {
+    let fail = |message: String| SetupError::Secrets {
+        source_name: format!("aws-sm:{id}"),
+        message,
+    };
+    let port =
+        std::env::var("PARAMETERS_SECRETS_EXTENSION_HTTP_PORT").unwrap_or_else(|_| "2773".into());
+    let token = std::env::var("AWS_SESSION_TOKEN")
+        .map_err(|_| fail("AWS_SESSION_TOKEN is not set".into()))?;
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let res = client
+        .get(format!("http://localhost:{port}/secretsmanager/get"))
+        .query(&[("secretId", id)])
+        .header("X-Aws-Parameters-Secrets-Token", token)
+        .send()
+        .await
+        .map_err(|e| fail(format!("extension unreachable: {e}")))?;
+    if !res.status().is_success() {
+        return Err(fail(format!("extension answered {}", res.status())));
+    }
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        #[serde(rename = "SecretString")]
+        secret_string: String,
+    }
+    // The reply carries the secret: report only where it failed to parse.
+    let bytes = res
+        .bytes()
+        .await
+        .map_err(|e| fail(format!("extension reply unreadable: {e}")))?;
+    let reply: Reply = serde_json::from_slice(&bytes).map_err(|e| {
+        fail(format!(
+            "unexpected extension reply (line {} column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    Secrets::from_json(&reply.secret_string).map_err(|e| fail(e.to_string()))
 }
 
 /// Opens the store named by `TOLLGATE_STORE`.
@@ -273,7 +212,7 @@ impl Deps {
     /// process environment.
     pub async fn from_settings(settings: Settings) -> Result<Self, SetupError> {
         let catalog = Catalog::load(&settings.config_path)?;
-        let secrets = Secrets::load(&settings.secrets).await?;
+        let secrets = load_secrets(&settings.secrets).await?;
         let store = open_store(&settings.store).await?;
         Ok(Self {
             settings,
@@ -317,22 +256,10 @@ mod tests {
         assert_eq!(s.store, "dynamodb:t");
     }
 
-    #[test]
-    fn secrets_never_print_their_values() {
-        let s = Secrets::from_json(r#"{"github_webhook_secret":"hunter2"}"#).unwrap();
-        let shown = format!("{s:?} {:?}", s.get("github_webhook_secret").unwrap());
-        assert!(!shown.contains("hunter2"), "{shown}");
-        assert_eq!(
-            s.require("github_webhook_secret").unwrap().expose(),
-            "hunter2"
-        );
-        assert!(s.require("nope").unwrap_err().to_string().contains("nope"));
-    }
-
     #[tokio::test]
     async fn bad_specs_are_refused_with_the_value() {
         assert!(matches!(
-            Secrets::load("vault:x").await,
+            load_secrets("vault:x").await,
             Err(SetupError::SecretsSpec(_))
         ));
         assert!(matches!(
@@ -340,7 +267,7 @@ mod tests {
             Err(SetupError::StoreSpec(_))
         ));
         assert!(
-            Secrets::load("file:/nonexistent/secrets.json")
+            load_secrets("file:/nonexistent/secrets.json")
                 .await
                 .unwrap()
                 .get("x")

@@ -1150,7 +1150,7 @@ fn live_token(kind: &str, id: &str, payload: &str) -> Token {
 pub async fn a_token_is_single_use(store: &dyn Store) {
     let token = live_token("oauth_state", "st-1", "{\"return\":\"/\"}");
     let now = token.expires_at - Duration::hours(1);
-    store.put_token(&token).await.expect("put");
+    store.put_token(&token, Utc::now()).await.expect("put");
     assert_eq!(
         store.take_token("oauth_state", "st-1", now).await,
         Ok(Some(token.payload.clone()))
@@ -1163,7 +1163,7 @@ pub async fn a_token_is_single_use(store: &dyn Store) {
 
     // Kinds are separate namespaces.
     store
-        .put_token(&live_token("gcp_signup_jti", "st-1", "jti"))
+        .put_token(&live_token("gcp_signup_jti", "st-1", "jti"), Utc::now())
         .await
         .expect("put");
     assert_eq!(store.take_token("oauth_state", "st-1", now).await, Ok(None));
@@ -1175,7 +1175,7 @@ pub async fn a_token_is_single_use(store: &dyn Store) {
 
 pub async fn an_expired_token_is_not_taken(store: &dyn Store) {
     let token = live_token("oauth_state", "st-1", "p");
-    store.put_token(&token).await.expect("put");
+    store.put_token(&token, Utc::now()).await.expect("put");
     assert_eq!(
         store
             .take_token("oauth_state", "st-1", token.expires_at)
@@ -1194,7 +1194,7 @@ pub async fn an_expired_token_is_not_taken(store: &dyn Store) {
         Ok(None)
     );
     let other = live_token("oauth_state", "st-2", "q");
-    store.put_token(&other).await.expect("put");
+    store.put_token(&other, Utc::now()).await.expect("put");
     assert_eq!(
         store
             .take_token(
@@ -1210,7 +1210,7 @@ pub async fn an_expired_token_is_not_taken(store: &dyn Store) {
 pub async fn concurrent_takes_of_a_token_have_one_winner(store: &dyn Store) {
     let token = live_token("oauth_state", "st-1", "once");
     let now = token.expires_at - Duration::hours(1);
-    store.put_token(&token).await.expect("put");
+    store.put_token(&token, Utc::now()).await.expect("put");
     let results = race(10, |_| store.take_token("oauth_state", "st-1", now));
     let won: Vec<_> = results
         .iter()
@@ -1223,10 +1223,10 @@ pub async fn concurrent_takes_of_a_token_have_one_winner(store: &dyn Store) {
 pub async fn putting_a_live_token_twice_is_duplicate(store: &dyn Store) {
     let first = live_token("oauth_state", "st-1", "first");
     let now = first.expires_at - Duration::hours(1);
-    store.put_token(&first).await.expect("put");
+    store.put_token(&first, Utc::now()).await.expect("put");
     assert!(matches!(
         store
-            .put_token(&live_token("oauth_state", "st-1", "second"))
+            .put_token(&live_token("oauth_state", "st-1", "second"), Utc::now())
             .await,
         Err(StoreError::Duplicate(_))
     ));
@@ -1238,9 +1238,12 @@ pub async fn putting_a_live_token_twice_is_duplicate(store: &dyn Store) {
     // An expired token (by the system clock) may be replaced.
     let mut stale = live_token("oauth_state", "st-2", "stale");
     stale.expires_at = Utc::now() - Duration::hours(1);
-    store.put_token(&stale).await.expect("put expired");
     store
-        .put_token(&live_token("oauth_state", "st-2", "fresh"))
+        .put_token(&stale, Utc::now())
+        .await
+        .expect("put expired");
+    store
+        .put_token(&live_token("oauth_state", "st-2", "fresh"), Utc::now())
         .await
         .expect("replace expired");
     assert_eq!(

@@ -1,4 +1,4 @@
-//! entitlement-check, black-box through `tollgate::http::serve` on the real
+//! entitlement-check, black-box through `tollgate::web::serve` on the real
 //! handler and real stores (SQLite in memory; DynamoDB on moto for the seat
 //! race): every reason code, seats, auth, and clear errors.
 
@@ -13,9 +13,9 @@ use serde_json::{Value, json};
 use support::{Keys, Reply, Tollgate, ask, ask_with, purchased, request, t0};
 use tollgate::api::auth::Authenticator;
 use tollgate::entitlement::Reason;
-use tollgate::http::MAX_BODY_BYTES;
 use tollgate::model::{AppUser, Awaiting, CustomerKey, EventKind, Marketplace};
 use tollgate::store::Store;
+use tollgate::web::MAX_BODY_BYTES;
 
 // ------------------------------------------------------------------ reasons --
 
@@ -551,7 +551,7 @@ async fn requests_without_a_key_are_401_and_wrong_keys_401() {
         .method("GET")
         .uri("/v1/customers/github/1")
         .header("x-api-key", &tg.keys.all)
-        .body(tollgate::http::Body::Empty)
+        .body(tollgate::web::Body::Empty)
         .unwrap();
     assert_eq!(tg.send(x_api_key).await.status, 200, "x-api-key works too");
 }

@@ -16,8 +16,8 @@ use support::{Tollgate, ask, ask_with, request};
 use tollgate::api::OPENAPI_JSON;
 use tollgate::api::routes::ROUTES;
 use tollgate::entitlement::Reason;
-use tollgate::http::{MAX_BODY_BYTES, Request};
 use tollgate::model::EventKind;
+use tollgate::web::{MAX_BODY_BYTES, Request};
 
 fn doc() -> Value {
     serde_json::from_str(OPENAPI_JSON).expect("the OpenAPI document is JSON")

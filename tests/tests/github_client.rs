@@ -3,8 +3,8 @@
 //! bounded, same-origin pagination.
 
 use chrono::{DateTime, Duration, Utc};
-use tollgate::github::app_jwt::AppJwtSigner;
-use tollgate::github::client::{GithubClient, GithubError, OauthErrorCode, UserToken};
+use tollgate::marketplace::github::app_jwt::AppJwtSigner;
+use tollgate::marketplace::github::client::{GithubClient, GithubError, OauthErrorCode, UserToken};
 use tollgate::model::{AccountKind, PriceModel};
 use tollgate::setup::Secret;
 use tollgate_sim::github::{

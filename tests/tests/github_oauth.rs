@@ -5,16 +5,16 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use tollgate::store::prelude::*;
 
 use chrono::{DateTime, Duration, Utc};
 use tollgate::clock::{Clock, FixedClock};
 use tollgate::config::Catalog;
 use tollgate::functions::oauth_callback::OauthCallback;
-use tollgate::http::{Body, Response, serve};
 use tollgate::model::{AppUser, CustomerKey, Marketplace};
 use tollgate::setup::{Deps, Secrets, Settings};
-use tollgate::store::Store;
 use tollgate::store::sqlite::SqliteStore;
+use tollgate::web::{Body, Response, serve};
 use tollgate_sim::github::{
     Authorize, GithubSim, Org, Plan, PriceModel, Purchase, RateLimit, Running, User,
 };

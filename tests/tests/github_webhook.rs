@@ -1,5 +1,5 @@
 //! GitHub Marketplace webhooks, black-box: real `PurchaseWebhook` handler
-//! through `tollgate::http::serve`, real HMAC signatures, GitHub's published
+//! through `tollgate::web::serve`, real HMAC signatures, GitHub's published
 //! example payloads plus our own (`tests/fixtures/github/SOURCE.md`), on both
 //! stores (an SQLite file and DynamoDB on moto). Every case runs once per
 //! store: `sqlite::<case>` and `dynamodb::<case>`.
@@ -15,10 +15,9 @@ use serde_json::{Value, json};
 use tollgate::clock::{Clock, FixedClock};
 use tollgate::config::Catalog;
 use tollgate::functions::purchase_webhook::PurchaseWebhook;
-use tollgate::github::delivery::{PREVIOUS_SECRET_NAME, Processor, SECRET_NAME};
-use tollgate::github::signature::sign;
-use tollgate::github::webhook::{subscription_key, unrouted_key};
-use tollgate::http::{Body, Function, MAX_BODY_BYTES, serve};
+use tollgate::marketplace::github::delivery::{PREVIOUS_SECRET_NAME, Processor, SECRET_NAME};
+use tollgate::marketplace::github::signature::sign;
+use tollgate::marketplace::github::webhook::{subscription_key, unrouted_key};
 use tollgate::model::{
     AccountKind, AppUser, BillingCycle, CustomerKey, Disposition, LogEntry, Marketplace,
     PendingChange, PriceModel, Status, Subscription, SubscriptionKey,
@@ -26,6 +25,7 @@ use tollgate::model::{
 use tollgate::setup::{Deps, Secrets, Settings};
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::store::{Commit, Delivery, Recorded, SeatClaim, Store, StoreError, Token};
+use tollgate::web::{Body, Function, MAX_BODY_BYTES, serve};
 
 // ------------------------------------------------------------- harness --
 
@@ -96,7 +96,7 @@ impl Post {
         }
     }
 
-    fn request(&self) -> tollgate::http::Request {
+    fn request(&self) -> tollgate::web::Request {
         let mut b = http::Request::builder()
             .method("POST")
             .uri(self.path)
@@ -165,7 +165,7 @@ impl Harness {
 
     fn new(store: Arc<dyn Store>, guard: Box<dyn Send + Sync>) -> Self {
         // Test keys are generated at test time.
-        let secret = tollgate::http::random_token(20);
+        let secret = tollgate::web::random_token(20);
         let clock = Arc::new(FixedClock::new(day(2017, 10, 25, 12)));
         let function = Arc::new(Self::build(&store, &clock, &[(SECRET_NAME, &secret)]));
         Self {
@@ -955,13 +955,30 @@ async fn previous_secret_still_verifies_during_rotation(h: Harness) {
 struct HangingCommits(Arc<dyn Store>);
 
 #[async_trait]
-impl Store for HangingCommits {
+impl tollgate::store::Subscriptions for HangingCommits {
     async fn get(&self, key: &SubscriptionKey) -> Result<Option<Subscription>, StoreError> {
         self.0.get(key).await
     }
+    async fn log(&self, key: &SubscriptionKey) -> Result<Vec<LogEntry>, StoreError> {
+        self.0.log(key).await
+    }
+    async fn customer_subscriptions(
+        &self,
+        c: &CustomerKey,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        self.0.customer_subscriptions(c).await
+    }
+}
+
+#[async_trait]
+impl tollgate::store::Commits for HangingCommits {
     async fn commit(&self, _: &Commit) -> Result<(), StoreError> {
         std::future::pending().await
     }
+}
+
+#[async_trait]
+impl tollgate::store::Deliveries for HangingCommits {
     async fn record_delivery(&self, d: &Delivery) -> Result<Recorded, StoreError> {
         self.0.record_delivery(d).await
     }
@@ -980,15 +997,10 @@ impl Store for HangingCommits {
     ) -> Result<Vec<Delivery>, StoreError> {
         self.0.pending_deliveries(m, now).await
     }
-    async fn log(&self, key: &SubscriptionKey) -> Result<Vec<LogEntry>, StoreError> {
-        self.0.log(key).await
-    }
-    async fn customer_subscriptions(
-        &self,
-        c: &CustomerKey,
-    ) -> Result<Vec<Subscription>, StoreError> {
-        self.0.customer_subscriptions(c).await
-    }
+}
+
+#[async_trait]
+impl tollgate::store::SeatClaims for HangingCommits {
     async fn claim_seat(
         &self,
         key: &SubscriptionKey,
@@ -1000,8 +1012,12 @@ impl Store for HangingCommits {
     async fn release_seat(&self, key: &SubscriptionKey, user: &str) -> Result<bool, StoreError> {
         self.0.release_seat(key, user).await
     }
-    async fn put_token(&self, token: &Token) -> Result<(), StoreError> {
-        self.0.put_token(token).await
+}
+
+#[async_trait]
+impl tollgate::store::Tokens for HangingCommits {
+    async fn put_token(&self, token: &Token, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.0.put_token(token, now).await
     }
     async fn take_token(
         &self,
@@ -1011,6 +1027,10 @@ impl Store for HangingCommits {
     ) -> Result<Option<String>, StoreError> {
         self.0.take_token(kind, id, now).await
     }
+}
+
+#[async_trait]
+impl tollgate::store::UserLinks for HangingCommits {
     async fn link_user(&self, user: &AppUser, c: &CustomerKey) -> Result<(), StoreError> {
         self.0.link_user(user, c).await
     }

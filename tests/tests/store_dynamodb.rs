@@ -4,6 +4,7 @@
 //! smoke tests (table layout, TTL, isolation, seat and commit details).
 
 use std::collections::BTreeSet;
+use tollgate::store::prelude::*;
 
 use aws_sdk_dynamodb::types::{TableStatus, TimeToLiveStatus};
 use chrono::{DateTime, Duration, Utc};
@@ -12,7 +13,7 @@ use tollgate::model::{
     Subscription, SubscriptionKey,
 };
 use tollgate::store::{
-    Commit, Delivery, DeliveryMark, DeliveryStatus, Recorded, SeatClaim, Store, StoreError, Token,
+    Commit, Delivery, DeliveryMark, DeliveryStatus, Recorded, SeatClaim, StoreError, Token,
     sha256_hex,
 };
 use tollgate_tests::moto;
@@ -392,9 +393,9 @@ async fn tokens_are_single_use_and_expire() {
         payload: "{\"return_to\":\"/\"}".into(),
         expires_at: now + Duration::minutes(10),
     };
-    store.put_token(&token).await.expect("put");
+    store.put_token(&token, Utc::now()).await.expect("put");
     assert!(matches!(
-        store.put_token(&token).await,
+        store.put_token(&token, Utc::now()).await,
         Err(StoreError::Duplicate(_))
     ));
     assert_eq!(
@@ -408,10 +409,16 @@ async fn tokens_are_single_use_and_expire() {
         expires_at: now - Duration::seconds(1),
         ..token
     };
-    store.put_token(&expired).await.expect("put expired");
+    store
+        .put_token(&expired, Utc::now())
+        .await
+        .expect("put expired");
     assert_eq!(store.take_token("oauth_state", "old", now).await, Ok(None));
     // An expired token no longer blocks its id.
-    store.put_token(&expired).await.expect("put over expired");
+    store
+        .put_token(&expired, Utc::now())
+        .await
+        .expect("put over expired");
 }
 
 #[tokio::test]

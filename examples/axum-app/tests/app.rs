@@ -15,7 +15,6 @@ use tollgate::api::auth::{Authenticator, Scopes, generate};
 use tollgate::clock::SystemClock;
 use tollgate::config::Catalog;
 use tollgate::functions::entitlement_check::EntitlementCheck;
-use tollgate::http::{Body, Function, MAX_BODY_BYTES, serve};
 use tollgate::ingest::ingest;
 use tollgate::model::{
     Awaiting, Customer, CustomerKey, EventKind, MarketEvent, Marketplace, Plan, PlanTerms,
@@ -24,6 +23,7 @@ use tollgate::model::{
 use tollgate::setup::{Deps, Secrets, Settings};
 use tollgate::store::Store;
 use tollgate::store::sqlite::SqliteStore;
+use tollgate::web::{Body, Function, MAX_BODY_BYTES, serve};
 use tollgate_client::EntitlementClient;
 
 const EXAMPLE_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tollgate.example.toml");

@@ -31,8 +31,8 @@ use lambda_http::request::RequestContext;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::http::Request;
 use crate::setup::{Secret, SetupError};
+use crate::web::Request;
 
 use super::Rejection;
 
@@ -385,7 +385,7 @@ fn presented_key(req: &Request) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::Body;
+    use crate::web::Body;
 
     fn req(headers: &[(&str, &str)]) -> Request {
         let mut b = http::Request::builder().uri("/v1/check");

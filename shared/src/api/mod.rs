@@ -22,7 +22,7 @@ pub mod wire;
 pub const OPENAPI_JSON: &str = include_str!("../../../openapi/entitlement-check.json");
 
 /// Why the API refused a request before (or instead of) answering it. Turned
-/// into an HTTP status and a stable error code by `crate::http` (the one
+/// into an HTTP status and a stable error code by `crate::web` (the one
 /// place where errors become responses).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {

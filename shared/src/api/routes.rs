@@ -4,7 +4,7 @@
 
 use http::Method;
 
-use crate::http::ApiError;
+use crate::web::ApiError;
 
 use super::Rejection;
 

@@ -24,10 +24,10 @@ use crate::api::{OPENAPI_JSON, Rejection};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Catalog;
 use crate::entitlement::{self, Decision, Reason, SeatsView};
-use crate::http::{ApiError, Body, Function, Request, Response, body_bytes, json_response};
 use crate::model::{CustomerKey, Marketplace, Subscription, SubscriptionKey};
 use crate::setup::{Deps, SetupError};
 use crate::store::{SeatClaim, Store, StoreError};
+use crate::web::{ApiError, Body, Function, Request, Response, body_bytes, json_response};
 
 use super::FromDeps;
 

@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use crate::http::Function;
 use crate::setup::{Deps, SetupError};
+use crate::web::Function;
 
 pub mod entitlement_check;
 pub mod oauth_callback;
@@ -34,7 +34,7 @@ pub async fn run<F: FromDeps>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match crate::http::run_lambda(function).await {
+    match crate::web::run_lambda(function).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(function = F::NAME, error = %e, "runtime stopped");
@@ -44,8 +44,8 @@ pub async fn run<F: FromDeps>() -> ExitCode {
 }
 
 /// `GET /healthz` for every function: proves the process is up and wired.
-pub(crate) fn healthz(name: &str) -> crate::http::Response {
-    crate::http::json_response(
+pub(crate) fn healthz(name: &str) -> crate::web::Response {
+    crate::web::json_response(
         http::StatusCode::OK,
         &serde_json::json!({ "status": "ok", "function": name }),
     )

@@ -1,9 +1,9 @@
 //! `oauth-callback`: customer-facing pages: the GitHub Setup URL and OAuth
-//! callback (flow and pages in [`crate::github::oauth`]), Google sign-up.
+//! callback (flow and pages in [`crate::marketplace::github::oauth`]), Google sign-up.
 //!
 //! Routes: `GET /github/setup`, `GET /github/callback`, `GET /healthz`.
 //! Errors of the GitHub flow are HTML pages for a person, with the status
-//! [`ApiError`] gives them (`crate::http` maps every error in one place).
+//! [`ApiError`] gives them (`crate::web` maps every error in one place).
 
 use std::sync::Arc;
 
@@ -11,15 +11,15 @@ use async_trait::async_trait;
 use http::{HeaderValue, StatusCode, header};
 
 use crate::clock::{Clock, SystemClock};
-use crate::github::client::GithubClient;
-use crate::github::oauth::{
+use crate::marketplace::github::client::GithubClient;
+use crate::marketplace::github::oauth::{
     CALLBACK_PATH, CallbackParams, GithubSignIn, OauthApp, OauthError, SETUP_PATH, error_page,
     success_page,
 };
-use crate::http::{
+use crate::setup::{Deps, SetupError};
+use crate::web::{
     ApiError, Function, Request, Response, header_str, html_response, query_param, redirect,
 };
-use crate::setup::{Deps, SetupError};
 
 use super::FromDeps;
 
@@ -158,7 +158,7 @@ impl Function for OauthCallback {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::Body;
+    use crate::web::Body;
 
     fn req(uri: &str, host: Option<&str>, proto: Option<&str>) -> Request {
         let mut b = http::Request::builder().uri(uri);

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 
-use crate::http::{ApiError, Function, Request, Response};
 use crate::setup::{Deps, SetupError};
+use crate::web::{ApiError, Function, Request, Response};
 
 use super::FromDeps;
 

@@ -7,7 +7,7 @@
 //! moment it is created), `X-GitHub-Event` (400), `ping` (200, not stored),
 //! `X-GitHub-Delivery` (400), JSON syntax (400). Then the verified delivery is
 //! recorded as pending with its raw body, and processed
-//! ([`crate::github::delivery`]). A redelivery of a processed delivery is a
+//! ([`crate::marketplace::github::delivery`]). A redelivery of a processed delivery is a
 //! 200 no-op.
 //!
 //! GitHub waits 10 s and never retries, so the store work is bounded
@@ -24,12 +24,12 @@ use http::StatusCode;
 use serde_json::json;
 
 use crate::clock::{Clock, SystemClock};
-use crate::github::delivery::{self, Processor, RequestError, WebhookSecrets};
-use crate::github::signature;
-use crate::http::{ApiError, Function, Request, Response, body_bytes, header_str, json_response};
+use crate::marketplace::github::delivery::{self, Processor, RequestError, WebhookSecrets};
+use crate::marketplace::github::signature;
 use crate::model::Marketplace;
 use crate::setup::{Deps, SetupError};
 use crate::store::{Recorded, Store};
+use crate::web::{ApiError, Function, Request, Response, body_bytes, header_str, json_response};
 
 use super::FromDeps;
 
@@ -280,7 +280,7 @@ mod tests {
         let req = http::Request::builder()
             .method("POST")
             .uri("/github")
-            .body(crate::http::Body::Empty)
+            .body(crate::web::Body::Empty)
             .unwrap();
         let err = f.call(req).await.unwrap_err();
         assert_eq!(

@@ -89,7 +89,10 @@ use aws_sdk_dynamodb::types::{
 };
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use super::{Commit, Delivery, DeliveryStatus, Recorded, SeatClaim, Store, StoreError, Token};
+use super::{
+    Commit, Commits, Deliveries, Delivery, DeliveryStatus, Recorded, SeatClaim, SeatClaims,
+    StoreError, Subscriptions, Token, Tokens, UserLinks,
+};
 use crate::model::{AppUser, CustomerKey, LogEntry, Marketplace, Subscription, SubscriptionKey};
 
 type Item = HashMap<String, Av>;
@@ -622,7 +625,7 @@ impl DynamoStore {
 }
 
 #[async_trait]
-impl Store for DynamoStore {
+impl Subscriptions for DynamoStore {
     async fn get(&self, key: &SubscriptionKey) -> Result<Option<Subscription>, StoreError> {
         self.get_item(sub_pk(key), STATE_SK)
             .await?
@@ -630,6 +633,53 @@ impl Store for DynamoStore {
             .transpose()
     }
 
+    /// One strongly consistent query of the subscription's partition; the
+    /// sort key orders entries by `recorded_at`.
+    async fn log(&self, key: &SubscriptionKey) -> Result<Vec<LogEntry>, StoreError> {
+        let pk = sub_pk(key);
+        let what = format!("log of {pk}");
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :evt)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":evt", s("EVT#"));
+        self.query_all(&what, query)
+            .await?
+            .iter()
+            .map(|item| json(item, &what))
+            .collect()
+    }
+
+    /// One query of `GSI1`. Global secondary indexes are **eventually
+    /// consistent** (typically well under a second behind): a purchase
+    /// committed a moment ago may not be visible to an entitlement check
+    /// yet. That is the accepted price of answering checks with one read.
+    async fn customer_subscriptions(
+        &self,
+        customer: &CustomerKey,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let what = format!("subscriptions of {}", cust_pk(customer));
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :sub)")
+            .expression_attribute_values(":pk", s(cust_pk(customer)))
+            .expression_attribute_values(":sub", s("SUB#"));
+        self.query_all(&what, query)
+            .await?
+            .iter()
+            .map(subscription_from_item)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl Commits for DynamoStore {
     /// One `TransactWriteItems`: state update (or version check), log entry
     /// put and delivery mark, in that order. "Now" for the delivery's expiry
     /// is the log entry's `recorded_at`.
@@ -712,7 +762,10 @@ impl Store for DynamoStore {
             Err(e) => Err(sdk_error(&format!("commit {subject}"), e)),
         }
     }
+}
 
+#[async_trait]
+impl Deliveries for DynamoStore {
     /// A conditional `PutItem`; "now" is the delivery's `received_at`. An
     /// expired record is overwritten as new.
     async fn record_delivery(&self, delivery: &Delivery) -> Result<Recorded, StoreError> {
@@ -806,51 +859,10 @@ impl Store for DynamoStore {
         }
         Ok(out)
     }
+}
 
-    /// One strongly consistent query of the subscription's partition; the
-    /// sort key orders entries by `recorded_at`.
-    async fn log(&self, key: &SubscriptionKey) -> Result<Vec<LogEntry>, StoreError> {
-        let pk = sub_pk(key);
-        let what = format!("log of {pk}");
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .consistent_read(true)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :evt)")
-            .expression_attribute_values(":pk", s(&pk))
-            .expression_attribute_values(":evt", s("EVT#"));
-        self.query_all(&what, query)
-            .await?
-            .iter()
-            .map(|item| json(item, &what))
-            .collect()
-    }
-
-    /// One query of `GSI1`. Global secondary indexes are **eventually
-    /// consistent** (typically well under a second behind): a purchase
-    /// committed a moment ago may not be visible to an entitlement check
-    /// yet. That is the accepted price of answering checks with one read.
-    async fn customer_subscriptions(
-        &self,
-        customer: &CustomerKey,
-    ) -> Result<Vec<Subscription>, StoreError> {
-        let what = format!("subscriptions of {}", cust_pk(customer));
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :sub)")
-            .expression_attribute_values(":pk", s(cust_pk(customer)))
-            .expression_attribute_values(":sub", s("SUB#"));
-        self.query_all(&what, query)
-            .await?
-            .iter()
-            .map(subscription_from_item)
-            .collect()
-    }
-
+#[async_trait]
+impl SeatClaims for DynamoStore {
     /// One conditional `UpdateItem` adding `user` to `seat_holders`.
     async fn claim_seat(
         &self,
@@ -929,10 +941,13 @@ impl Store for DynamoStore {
             Err(e) => Err(sdk_error(&what, e)),
         }
     }
+}
 
+#[async_trait]
+impl Tokens for DynamoStore {
     /// A conditional `PutItem`. The trait gives no "now" here, so a live
     /// token is judged against the wall clock.
-    async fn put_token(&self, token: &Token) -> Result<(), StoreError> {
+    async fn put_token(&self, token: &Token, now: DateTime<Utc>) -> Result<(), StoreError> {
         let pk = token_pk(&token.kind, &token.id)?;
         let what = format!("put {pk}");
         let res = self
@@ -945,7 +960,7 @@ impl Store for DynamoStore {
             .item(EXPIRES_AT, n(ttl_seconds(token.expires_at)))
             .item(EXPIRES_AT_NS, n(epoch_ns(token.expires_at, &what)?))
             .condition_expression("attribute_not_exists(PK) OR expires_at_ns <= :now")
-            .expression_attribute_values(":now", n(epoch_ns(Utc::now(), &what)?))
+            .expression_attribute_values(":now", n(epoch_ns(now, &what)?))
             .send()
             .await;
         match res {
@@ -1000,7 +1015,10 @@ impl Store for DynamoStore {
             Err(e) => Err(sdk_error(&what, e)),
         }
     }
+}
 
+#[async_trait]
+impl UserLinks for DynamoStore {
     async fn link_user(&self, user: &AppUser, customer: &CustomerKey) -> Result<(), StoreError> {
         let pk = user_pk(user);
         let what = format!("link {pk}");

@@ -1,10 +1,12 @@
 //! Where subscription state lives.
 //!
-//! One [`Store`] trait, two implementations that pass one conformance suite
-//! (`tests/src/conformance.rs`): DynamoDB in production ([`dynamo`]) and an
-//! embedded SQLite file for `make dev` and fast tests ([`sqlite`]).
+//! Role traits ([`Subscriptions`], [`Commits`], [`Deliveries`], [`SeatClaims`],
+//! [`Tokens`], [`UserLinks`]; [`Store`] is all of them), two implementations
+//! that pass one conformance suite (`tests/src/conformance.rs`): DynamoDB in
+//! production ([`dynamo`]) and an embedded SQLite file for `make dev` and
+//! fast tests ([`sqlite`]).
 //!
-//! Every write that must be atomic is one store call: [`Store::commit`]
+//! Every write that must be atomic is one store call: [`Commits::commit`]
 //! writes the next state, the log entry and the delivery's dedupe mark
 //! together, conditional on the version that was read.
 
@@ -71,7 +73,7 @@ pub struct Delivery {
     pub expires_at: DateTime<Utc>,
 }
 
-/// What [`Store::record_delivery`] found.
+/// What [`Deliveries::record_delivery`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
     /// First time seen: process it.
@@ -132,16 +134,42 @@ pub struct Token {
     pub expires_at: DateTime<Utc>,
 }
 
+// The store is split by role, so each function holds (and its IAM policy
+// grants) only what it uses: entitlement-check reads subscriptions and
+// manages seats but cannot commit events; oauth-callback handles tokens and
+// user links but cannot read deliveries.
+
+/// Reading subscription state and its event log.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Subscriptions: Send + Sync {
     /// The current state, with its seat holders; `None` if never stored.
     async fn get(&self, key: &SubscriptionKey) -> Result<Option<Subscription>, StoreError>;
 
-    /// Writes state + log entry + dedupe mark atomically, conditional on
-    /// `expected_version`. On any error nothing is written.
-    async fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
+    /// A subscription's event log, oldest first.
+    async fn log(&self, key: &SubscriptionKey) -> Result<Vec<LogEntry>, StoreError>;
 
-    /// Records a verified delivery as pending unless it exists; says what it found.
+    /// Every subscription a customer holds (the entitlement hot path: one read).
+    async fn customer_subscriptions(
+        &self,
+        customer: &CustomerKey,
+    ) -> Result<Vec<Subscription>, StoreError>;
+}
+
+/// Applying events: the one atomic write of state, log entry and dedupe mark.
+#[async_trait]
+pub trait Commits: Send + Sync {
+    /// Writes state + log entry + dedupe mark atomically, conditional on
+    /// `expected_version`. On any error nothing is written. "Now", for the
+    /// liveness of the delivery's dedupe mark, is the log entry's
+    /// `recorded_at`.
+    async fn commit(&self, commit: &Commit) -> Result<(), StoreError>;
+}
+
+/// Verified marketplace deliveries: dedupe records and the pending queue.
+#[async_trait]
+pub trait Deliveries: Send + Sync {
+    /// Records a verified delivery as pending unless a live record exists
+    /// (at `delivery.received_at`); says what it found.
     async fn record_delivery(&self, delivery: &Delivery) -> Result<Recorded, StoreError>;
 
     /// The delivery record, unless missing or expired at `now`.
@@ -158,16 +186,11 @@ pub trait Store: Send + Sync {
         marketplace: Marketplace,
         now: DateTime<Utc>,
     ) -> Result<Vec<Delivery>, StoreError>;
+}
 
-    /// A subscription's event log, oldest first.
-    async fn log(&self, key: &SubscriptionKey) -> Result<Vec<LogEntry>, StoreError>;
-
-    /// Every subscription a customer holds (the entitlement hot path: one read).
-    async fn customer_subscriptions(
-        &self,
-        customer: &CustomerKey,
-    ) -> Result<Vec<Subscription>, StoreError>;
-
+/// Seat claims on per-unit subscriptions.
+#[async_trait]
+pub trait SeatClaims: Send + Sync {
     /// Gives `user` a seat unless `limit` seats are taken; atomic and
     /// idempotent per user. [`StoreError::NotFound`] if the subscription is.
     async fn claim_seat(
@@ -179,9 +202,14 @@ pub trait Store: Send + Sync {
 
     /// Frees `user`'s seat; `false` if the user held none.
     async fn release_seat(&self, key: &SubscriptionKey, user: &str) -> Result<bool, StoreError>;
+}
 
-    /// Stores a single-use token; [`StoreError::Duplicate`] if a live one exists.
-    async fn put_token(&self, token: &Token) -> Result<(), StoreError>;
+/// Single-use tokens with an expiry (OAuth `state`, sign-up JWT ids).
+#[async_trait]
+pub trait Tokens: Send + Sync {
+    /// Stores a single-use token; [`StoreError::Duplicate`] if one is still
+    /// live at `now`.
+    async fn put_token(&self, token: &Token, now: DateTime<Utc>) -> Result<(), StoreError>;
 
     /// Takes (deletes and returns the payload of) a live token; `None` if it
     /// never existed, was taken, or expired. Two concurrent takes: one wins.
@@ -191,7 +219,11 @@ pub trait Store: Send + Sync {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<String>, StoreError>;
+}
 
+/// Links between the vendor's app users and paying customers.
+#[async_trait]
+pub trait UserLinks: Send + Sync {
     /// Links an app user (e.g. a GitHub user who signed in) to a customer. Idempotent.
     async fn link_user(&self, user: &AppUser, customer: &CustomerKey) -> Result<(), StoreError>;
 
@@ -199,8 +231,28 @@ pub trait Store: Send + Sync {
     async fn linked_customers(&self, user: &AppUser) -> Result<Vec<CustomerKey>, StoreError>;
 }
 
+/// Every role at once: what a backend implements and what `setup` opens.
+/// Functions take the roles they use from it (trait upcasting), never the
+/// whole store.
+pub trait Store: Subscriptions + Commits + Deliveries + SeatClaims + Tokens + UserLinks {}
+
+impl<T: Subscriptions + Commits + Deliveries + SeatClaims + Tokens + UserLinks + ?Sized> Store
+    for T
+{
+}
+
 /// Hex SHA-256, used for delivery body hashes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(bytes))
+}
+
+/// The role traits, imported anonymously: `use tollgate::store::prelude::*;`
+/// brings every store method into scope (tests, tools) without naming each
+/// role.
+pub mod prelude {
+    pub use super::{
+        Commits as _, Deliveries as _, SeatClaims as _, Subscriptions as _, Tokens as _,
+        UserLinks as _,
+    };
 }

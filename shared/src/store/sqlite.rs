@@ -27,7 +27,10 @@ use rusqlite::{
     Connection, ErrorCode, OptionalExtension, Transaction, TransactionBehavior, params,
 };
 
-use super::{Commit, Delivery, DeliveryStatus, Recorded, SeatClaim, Store, StoreError, Token};
+use super::{
+    Commit, Commits, Deliveries, Delivery, DeliveryStatus, Recorded, SeatClaim, SeatClaims,
+    StoreError, Subscriptions, Token, Tokens, UserLinks,
+};
 use crate::model::{AppUser, CustomerKey, LogEntry, Marketplace, Subscription, SubscriptionKey};
 
 /// How long a writer waits for another process's transaction before giving
@@ -499,7 +502,7 @@ impl DeliveryRow {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Subscriptions for SqliteStore {
     async fn get(&self, key: &SubscriptionKey) -> Result<Option<Subscription>, StoreError> {
         let key = key.clone();
         self.read(move |tx| {
@@ -516,12 +519,65 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn log(&self, key: &SubscriptionKey) -> Result<Vec<LogEntry>, StoreError> {
+        let key = key.clone();
+        self.read(move |tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT entry FROM event_log WHERE marketplace = ?1 AND sub_id = ?2
+                 ORDER BY recorded_at, seq",
+            )?;
+            let docs = stmt
+                .query_map(params![key.marketplace.as_str(), key.id], |row| {
+                    row.get::<_, String>(0)
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            docs.iter()
+                .map(|doc| from_json(&format!("log entry of {key}"), doc))
+                .collect()
+        })
+        .await
+    }
+
+    async fn customer_subscriptions(
+        &self,
+        customer: &CustomerKey,
+    ) -> Result<Vec<Subscription>, StoreError> {
+        let customer = customer.clone();
+        self.read(move |tx| {
+            let mut stmt = tx.prepare_cached(
+                "SELECT marketplace, id, version, doc FROM subscriptions
+                 WHERE customer_marketplace = ?1 AND customer_id = ?2
+                 ORDER BY marketplace, id",
+            )?;
+            let rows = stmt
+                .query_map(params![customer.marketplace.as_str(), customer.id], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.iter()
+                .map(|(mkt, id, version, doc)| load_subscription(tx, mkt, id, *version, doc))
+                .collect()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Commits for SqliteStore {
     async fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
         check_commit(commit)?;
         let commit = commit.clone();
         self.write(move |tx| commit_tx(tx, &commit)).await
     }
+}
 
+#[async_trait]
+impl Deliveries for SqliteStore {
     async fn record_delivery(&self, delivery: &Delivery) -> Result<Recorded, StoreError> {
         let d = delivery.clone();
         self.write(move |tx| {
@@ -601,54 +657,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn log(&self, key: &SubscriptionKey) -> Result<Vec<LogEntry>, StoreError> {
-        let key = key.clone();
-        self.read(move |tx| {
-            let mut stmt = tx.prepare_cached(
-                "SELECT entry FROM event_log WHERE marketplace = ?1 AND sub_id = ?2
-                 ORDER BY recorded_at, seq",
-            )?;
-            let docs = stmt
-                .query_map(params![key.marketplace.as_str(), key.id], |row| {
-                    row.get::<_, String>(0)
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            docs.iter()
-                .map(|doc| from_json(&format!("log entry of {key}"), doc))
-                .collect()
-        })
-        .await
-    }
-
-    async fn customer_subscriptions(
-        &self,
-        customer: &CustomerKey,
-    ) -> Result<Vec<Subscription>, StoreError> {
-        let customer = customer.clone();
-        self.read(move |tx| {
-            let mut stmt = tx.prepare_cached(
-                "SELECT marketplace, id, version, doc FROM subscriptions
-                 WHERE customer_marketplace = ?1 AND customer_id = ?2
-                 ORDER BY marketplace, id",
-            )?;
-            let rows = stmt
-                .query_map(params![customer.marketplace.as_str(), customer.id], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get::<_, i64>(2)?,
-                        row.get::<_, String>(3)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            rows.iter()
-                .map(|(mkt, id, version, doc)| load_subscription(tx, mkt, id, *version, doc))
-                .collect()
-        })
-        .await
-    }
-
+#[async_trait]
+impl SeatClaims for SqliteStore {
     async fn claim_seat(
         &self,
         key: &SubscriptionKey,
@@ -697,12 +709,13 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    /// Liveness of an existing token is judged by the system clock: the
-    /// trait gives `put_token` no `now`.
-    async fn put_token(&self, token: &Token) -> Result<(), StoreError> {
+#[async_trait]
+impl Tokens for SqliteStore {
+    async fn put_token(&self, token: &Token, now: DateTime<Utc>) -> Result<(), StoreError> {
         let token = token.clone();
-        let now = ts(Utc::now());
+        let now = ts(now);
         self.write(move |tx| {
             let live = tx
                 .prepare_cached("SELECT 1 FROM tokens WHERE kind = ?1 AND id = ?2 AND expires_at > ?3")?
@@ -743,7 +756,10 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl UserLinks for SqliteStore {
     async fn link_user(&self, user: &AppUser, customer: &CustomerKey) -> Result<(), StoreError> {
         let user = user.0.clone();
         let customer = customer.clone();

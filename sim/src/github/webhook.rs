@@ -458,8 +458,8 @@ fn purchase(account: &Account, plan: &Plan, p: &Purchase, current: bool) -> Purc
 mod tests {
     use chrono::Duration;
     use serde_json::Value;
-    use tollgate::github::signature;
-    use tollgate::github::webhook::{self as parsed, DeliveryInfo};
+    use tollgate::marketplace::github::signature;
+    use tollgate::marketplace::github::webhook::{self as parsed, DeliveryInfo};
     use tollgate::model::EventKind;
 
     use super::super::PriceModel;

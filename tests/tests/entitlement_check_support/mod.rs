@@ -1,4 +1,4 @@
-//! A real `EntitlementCheck` handler, driven through `tollgate::http::serve`
+//! A real `EntitlementCheck` handler, driven through `tollgate::web::serve`
 //! exactly as Lambda and the dev server drive it, on a real store. States are
 //! built by ingesting normalized marketplace events, never by hand.
 
@@ -12,7 +12,6 @@ use tollgate::api::auth::{ApiKeyEntry, Authenticator, Scopes, generate};
 use tollgate::clock::FixedClock;
 use tollgate::config::Catalog;
 use tollgate::functions::entitlement_check::EntitlementCheck;
-use tollgate::http::{Body, Request, serve};
 use tollgate::ingest::{Ingested, ingest};
 use tollgate::model::{
     Awaiting, Customer, CustomerKey, EventKind, MarketEvent, Marketplace, Plan, PlanTerms,
@@ -21,6 +20,7 @@ use tollgate::model::{
 use tollgate::setup::{Deps, Secrets, Settings};
 use tollgate::store::Store;
 use tollgate::store::sqlite::SqliteStore;
+use tollgate::web::{Body, Request, serve};
 
 /// `acme-ci`: free (unlimited seats), team (purchased seats), business (3
 /// seats, fixed); no fallback after cancellation. `acme-docs` falls back to
@@ -279,7 +279,7 @@ impl CountingStore {
 }
 
 #[async_trait::async_trait]
-impl Store for CountingStore {
+impl tollgate::store::Subscriptions for CountingStore {
     async fn get(
         &self,
         key: &SubscriptionKey,
@@ -287,10 +287,32 @@ impl Store for CountingStore {
         self.note("get");
         self.inner.get(key).await
     }
+    async fn log(
+        &self,
+        key: &SubscriptionKey,
+    ) -> Result<Vec<tollgate::model::LogEntry>, tollgate::store::StoreError> {
+        self.note("log");
+        self.inner.log(key).await
+    }
+    async fn customer_subscriptions(
+        &self,
+        c: &CustomerKey,
+    ) -> Result<Vec<tollgate::model::Subscription>, tollgate::store::StoreError> {
+        self.note("customer_subscriptions");
+        self.inner.customer_subscriptions(c).await
+    }
+}
+
+#[async_trait::async_trait]
+impl tollgate::store::Commits for CountingStore {
     async fn commit(&self, c: &tollgate::store::Commit) -> Result<(), tollgate::store::StoreError> {
         self.note("commit");
         self.inner.commit(c).await
     }
+}
+
+#[async_trait::async_trait]
+impl tollgate::store::Deliveries for CountingStore {
     async fn record_delivery(
         &self,
         d: &tollgate::store::Delivery,
@@ -315,20 +337,10 @@ impl Store for CountingStore {
         self.note("pending_deliveries");
         self.inner.pending_deliveries(m, now).await
     }
-    async fn log(
-        &self,
-        key: &SubscriptionKey,
-    ) -> Result<Vec<tollgate::model::LogEntry>, tollgate::store::StoreError> {
-        self.note("log");
-        self.inner.log(key).await
-    }
-    async fn customer_subscriptions(
-        &self,
-        c: &CustomerKey,
-    ) -> Result<Vec<tollgate::model::Subscription>, tollgate::store::StoreError> {
-        self.note("customer_subscriptions");
-        self.inner.customer_subscriptions(c).await
-    }
+}
+
+#[async_trait::async_trait]
+impl tollgate::store::SeatClaims for CountingStore {
     async fn claim_seat(
         &self,
         key: &SubscriptionKey,
@@ -346,12 +358,17 @@ impl Store for CountingStore {
         self.note("release_seat");
         self.inner.release_seat(key, user).await
     }
+}
+
+#[async_trait::async_trait]
+impl tollgate::store::Tokens for CountingStore {
     async fn put_token(
         &self,
         t: &tollgate::store::Token,
+        now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), tollgate::store::StoreError> {
         self.note("put_token");
-        self.inner.put_token(t).await
+        self.inner.put_token(t, now).await
     }
     async fn take_token(
         &self,
@@ -362,6 +379,10 @@ impl Store for CountingStore {
         self.note("take_token");
         self.inner.take_token(kind, id, now).await
     }
+}
+
+#[async_trait::async_trait]
+impl tollgate::store::UserLinks for CountingStore {
     async fn link_user(
         &self,
         u: &tollgate::model::AppUser,

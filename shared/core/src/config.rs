@@ -242,7 +242,7 @@ impl Catalog {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../../tollgate.example.toml");
+    const EXAMPLE: &str = include_str!("../../../tollgate.example.toml");
 
     fn parse(text: &str) -> Result<Catalog, ConfigError> {
         Catalog::parse(text, Path::new("tollgate.toml"))

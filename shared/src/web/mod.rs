@@ -125,9 +125,9 @@ impl From<crate::api::Rejection> for ApiError {
     }
 }
 
-impl From<crate::github::signature::SignatureError> for ApiError {
-    fn from(e: crate::github::signature::SignatureError) -> Self {
-        use crate::github::signature::SignatureError as E;
+impl From<crate::marketplace::github::signature::SignatureError> for ApiError {
+    fn from(e: crate::marketplace::github::signature::SignatureError) -> Self {
+        use crate::marketplace::github::signature::SignatureError as E;
         let code = match e {
             E::Missing => "signature_missing",
             E::Malformed => "signature_malformed",
@@ -138,9 +138,9 @@ impl From<crate::github::signature::SignatureError> for ApiError {
     }
 }
 
-impl From<crate::github::delivery::RequestError> for ApiError {
-    fn from(e: crate::github::delivery::RequestError) -> Self {
-        use crate::github::delivery::RequestError as E;
+impl From<crate::marketplace::github::delivery::RequestError> for ApiError {
+    fn from(e: crate::marketplace::github::delivery::RequestError) -> Self {
+        use crate::marketplace::github::delivery::RequestError as E;
         let message = e.to_string();
         match e {
             E::Signature(s) => s.into(),
@@ -172,9 +172,9 @@ impl From<crate::github::delivery::RequestError> for ApiError {
 /// retries, so the reply is an error on purpose: the delivery shows as failed
 /// on the listing's Webhook page (where it can be redelivered) besides
 /// waiting for `tollgate replay`.
-impl From<crate::github::delivery::ProcessError> for ApiError {
-    fn from(e: crate::github::delivery::ProcessError) -> Self {
-        use crate::github::delivery::ProcessError as E;
+impl From<crate::marketplace::github::delivery::ProcessError> for ApiError {
+    fn from(e: crate::marketplace::github::delivery::ProcessError) -> Self {
+        use crate::marketplace::github::delivery::ProcessError as E;
         const PENDING: &str = "the delivery is recorded as pending; `tollgate replay` finishes it (or redeliver it from the listing)";
         match e {
             E::Payload(p) => ApiError::new(
@@ -197,9 +197,9 @@ impl From<crate::github::delivery::ProcessError> for ApiError {
 
 /// GitHub API failures: the upstream's fault (502/504), or a rate limit
 /// (503, come back later); never the caller's.
-impl From<crate::github::client::GithubError> for ApiError {
-    fn from(e: crate::github::client::GithubError) -> Self {
-        use crate::github::client::GithubError as E;
+impl From<crate::marketplace::github::client::GithubError> for ApiError {
+    fn from(e: crate::marketplace::github::client::GithubError) -> Self {
+        use crate::marketplace::github::client::GithubError as E;
         let message = e.to_string();
         match e {
             E::RateLimited { .. } => ApiError::new(
@@ -231,9 +231,9 @@ impl From<crate::github::client::GithubError> for ApiError {
 /// The GitHub sign-in flow: the buyer's request is at fault (bad or reused
 /// `state`, declined, expired code) → 400; configuration → 503; GitHub and
 /// the store map as above.
-impl From<crate::github::oauth::OauthError> for ApiError {
-    fn from(e: crate::github::oauth::OauthError) -> Self {
-        use crate::github::oauth::OauthError as E;
+impl From<crate::marketplace::github::oauth::OauthError> for ApiError {
+    fn from(e: crate::marketplace::github::oauth::OauthError) -> Self {
+        use crate::marketplace::github::oauth::OauthError as E;
         let message = e.to_string();
         match e {
             E::NotConfigured | E::NoPublicUrl => {

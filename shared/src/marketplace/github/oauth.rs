@@ -22,7 +22,7 @@ use super::client::{GithubClient, GithubError, OauthErrorCode, User, UserMarketp
 use crate::clock::Clock;
 use crate::model::{AccountKind, AppUser, CustomerKey, Marketplace, PriceModel};
 use crate::setup::{Secret, Secrets, SetupError};
-use crate::store::{Store, StoreError, Token};
+use crate::store::{Store, StoreError, Token, Tokens, UserLinks};
 
 /// Token kind of the OAuth `state` in the store.
 pub const STATE_KIND: &str = "github_oauth_state";
@@ -117,7 +117,10 @@ pub struct Provisioned {
 pub struct GithubSignIn {
     client: GithubClient,
     app: Option<OauthApp>,
-    store: Arc<dyn Store>,
+    /// Single-use `state` tokens.
+    tokens: Arc<dyn Tokens>,
+    /// Links from the signed-in user to the accounts that bought.
+    links: Arc<dyn UserLinks>,
     clock: Arc<dyn Clock>,
     public_url: Option<String>,
 }
@@ -135,7 +138,8 @@ impl GithubSignIn {
         Self {
             client,
             app,
-            store,
+            tokens: store.clone(),
+            links: store,
             clock,
             public_url,
         }
@@ -162,15 +166,18 @@ impl GithubSignIn {
     pub async fn start(&self, request_base: Option<&str>) -> Result<String, OauthError> {
         let app = self.app.as_ref().ok_or(OauthError::NotConfigured)?;
         let redirect_uri = self.redirect_uri(request_base)?;
-        let state = crate::http::random_token(32);
-        self.store
-            .put_token(&Token {
-                kind: STATE_KIND.to_owned(),
-                id: state.clone(),
-                // The callback exchanges the code with exactly this URI.
-                payload: redirect_uri.clone(),
-                expires_at: self.now() + STATE_TTL,
-            })
+        let state = crate::web::random_token(32);
+        self.tokens
+            .put_token(
+                &Token {
+                    kind: STATE_KIND.to_owned(),
+                    id: state.clone(),
+                    // The callback exchanges the code with exactly this URI.
+                    payload: redirect_uri.clone(),
+                    expires_at: self.now() + STATE_TTL,
+                },
+                self.now(),
+            )
             .await?;
         Ok(self
             .client
@@ -190,7 +197,7 @@ impl GithubSignIn {
             return Err(OauthError::InvalidState);
         }
         let redirect_uri = self
-            .store
+            .tokens
             .take_token(STATE_KIND, &state, self.now())
             .await?
             .ok_or(OauthError::InvalidState)?;
@@ -229,7 +236,7 @@ impl GithubSignIn {
         for p in &purchases {
             let customer = CustomerKey::new(Marketplace::Github, p.account.id.to_string());
             if !linked.contains(&customer) {
-                self.store.link_user(&app_user, &customer).await?;
+                self.links.link_user(&app_user, &customer).await?;
                 linked.push(customer);
             }
         }
@@ -493,7 +500,7 @@ pub fn error_page(err: &OauthError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::github::client::{ListingPlan, MarketplaceAccount};
+    use crate::marketplace::github::client::{ListingPlan, MarketplaceAccount};
     use chrono::TimeZone;
 
     fn purchase(login: &str, plan: &str) -> UserMarketplacePurchase {

@@ -1,0 +1,2 @@
+//! The entitlement-check API's request and answer types, shared by the
+//! handler and `tollgate-client`.
