@@ -65,7 +65,7 @@ build: $(VENV)/.build-tools
 	@ls -l target/lambda/*/bootstrap.zip
 
 bench:
-	$(CARGO) bench --locked -p tollgate-shared
+	$(CARGO) bench --locked -p tollgate-shared --features test-support
 	$(CARGO) build --locked --release $(addprefix -p ,$(FUNCTIONS)) -p coldstart-hello
 	$(PYTHON) tools/coldstart.py 30 target/release/coldstart-hello $(addprefix target/release/,$(FUNCTIONS))
 

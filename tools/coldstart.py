@@ -5,7 +5,7 @@ Runtime API (`GET /2018-06-01/runtime/invocation/next`).
 A tiny stand-in for the Runtime API records when each spawned binary first
 asks for work; the process is then killed. Each binary is started N times and
 the median is reported next to a bare `lambda_http` hello-world built with the
-same release profile (DESIGN §8 budget: within 1.5x of it).
+same release profile (the budget in the README: within 1.5x of it).
 
 usage: coldstart.py RUNS BASELINE_BINARY BINARY [BINARY ...]
 """

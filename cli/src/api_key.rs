@@ -5,28 +5,41 @@
 
 use tollgate::api::auth::{Scopes, generate};
 
-pub const USAGE: &str = "usage: tollgate api-key new <name> [--scopes check,seats] [--json]";
+use crate::args::Json;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Create an API key: print it once, with the hashed secrets entry to store
+    New(New),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct New {
+    /// The app the key is for (the secret is named `api_key.<NAME>`)
+    pub name: String,
+    /// What the key may call, comma-separated: check, seats
+    #[arg(long, default_value = "check", value_parser = Scopes::parse)]
+    pub scopes: Scopes,
+    #[command(flatten)]
+    pub json: Json,
+}
 
 /// Runs the subcommand; returns what to print on stdout.
-pub fn run(args: &[String]) -> Result<String, String> {
-    let (Some("new"), Some(name)) = (args.first().map(String::as_str), args.get(1)) else {
-        return Err(USAGE.to_owned());
-    };
-    if name.starts_with('-') {
-        return Err(USAGE.to_owned());
+pub fn run(command: Command) -> Result<String, String> {
+    match command {
+        Command::New(new) => new_key(&new),
     }
-    let scopes = match super::flag(args, "--scopes") {
-        Some(list) => Scopes::parse(list).map_err(|e| e.to_string())?,
-        None if args.iter().any(|a| a == "--scopes") => return Err(USAGE.to_owned()),
-        None => Scopes::parse("check").map_err(|e| e.to_string())?,
-    };
+}
+
+fn new_key(args: &New) -> Result<String, String> {
+    let (name, scopes) = (&args.name, args.scopes);
     let new = generate(name, scopes).map_err(|e| e.to_string())?;
     let (key, secret_name, secret_value) = (
         new.key.expose(),
         new.entry.secret_name(),
         new.entry.secret_value(),
     );
-    if args.iter().any(|a| a == "--json") {
+    if args.json.json {
         let out = serde_json::json!({
             "name": new.entry.name,
             "scopes": scopes.to_string(),

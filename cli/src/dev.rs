@@ -28,23 +28,40 @@ use tollgate::model::Marketplace;
 use tollgate::setup::{Deps, Settings};
 use tollgate::web::{Body, Function, MAX_BODY_BYTES, serve};
 
+use crate::args::Listen;
+use crate::fire;
 use crate::sim::{self, StandIns, Written};
-use crate::{fire, host_and_port};
 
-pub const USAGE: &str = "tollgate dev [--host 127.0.0.1] [--port 9101] [--no-sim]";
+/// purchase-webhook's port; the other three functions take the next three.
+pub const DEFAULT_PORT: u16 = 9101;
 
 /// The GitHub stand-ins listen this far above `--port` (9201/9202 by
 /// default), clear of the four functions' ports.
 pub const SIM_PORT_OFFSET: u16 = 100;
 
-pub async fn run(args: &[String]) -> Result<(), String> {
-    let (host, port) = host_and_port(args, "9101", USAGE)?;
+// `tollgate dev`: the functions listen on `--port`..`--port`+3.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Reads TOLLGATE_CONFIG, TOLLGATE_STORE and TOLLGATE_SECRETS \
+(which must name a file:<path> unless --no-sim).\nThe GitHub stand-ins listen on \
+--port +100 and +101."
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub listen: Listen<DEFAULT_PORT>,
+    /// Do not start the GitHub stand-ins (keep the real GitHub URLs and app credentials)
+    #[arg(long)]
+    pub no_sim: bool,
+}
+
+pub async fn run(args: Args) -> Result<(), String> {
+    let Listen { host, port } = args.listen;
     if port != 0 && port.checked_add(SIM_PORT_OFFSET + 1).is_none() {
         return Err(format!(
             "--port {port} leaves no room for the GitHub stand-ins at +{SIM_PORT_OFFSET}"
         ));
     }
-    let with_sim = !args.iter().any(|a| a == "--no-sim");
+    let with_sim = !args.no_sim;
 
     let mut settings = Settings::from_env();
     let secrets_file = settings.secrets.strip_prefix("file:").map(PathBuf::from);
@@ -178,7 +195,7 @@ fn banner(b: &Banner<'_>) -> String {
     }
     fire_cmd.push_str(&format!("{} fire github", exe_hint()));
     let webhook = format!("{}/github", url_of(PurchaseWebhook::NAME));
-    let url_arg = if webhook == fire::DEFAULT_URL {
+    let url_arg = if webhook == fire::github::DEFAULT_URL {
         String::new()
     } else {
         format!(" --url {webhook}")

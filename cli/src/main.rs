@@ -1,19 +1,13 @@
 //! `tollgate`: the local dev server and operator commands.
 //!
-//! - `tollgate dev [--host H] [--port P] [--no-sim]`: serve the four
-//!   functions locally (ports P..P+3, default 9101) on the store named by
-//!   `TOLLGATE_STORE` (the embedded SQLite file by default), wired to the
-//!   GitHub stand-ins (ports P+100, P+101) unless `--no-sim`.
-//! - `tollgate fire github <action> …`: send a signed GitHub Marketplace
-//!   `marketplace_purchase` delivery to the local purchase-webhook.
-//! - `tollgate api-key new <name> --scopes check,seats`: a new API key for
-//!   entitlement-check, printed once, and the hashed secrets entry to store.
-//! - `tollgate replay [--marketplace github]`: finish recorded deliveries
-//!   that were never processed (GitHub does not retry).
-//! - `tollgate sim [--port 9201] [--secrets-out PATH]`: local stand-ins for
-//!   github.com and api.github.com (ports P and P+1), with a demo buyer.
+//! One module per subcommand, each with its own clap `Args` (or
+//! `Subcommand`) type and a `run`; [`Command`] lists them. Flags that mean
+//! the same thing everywhere (`--host`/`--port`, `--json`, `--marketplace`)
+//! are defined once, in [`args`]. Parsing never reads the config, the store
+//! or the secrets: `--help` works anywhere.
 
 mod api_key;
+mod args;
 mod dev;
 mod fire;
 mod replay;
@@ -21,28 +15,44 @@ mod sim;
 
 use std::process::ExitCode;
 
-fn usage() -> String {
-    format!(
-        "usage: {}\n       {}\n       \
-         tollgate api-key new <name> [--scopes check,seats] [--json]\n       \
-         tollgate replay [--marketplace github]\n       {}",
-        dev::USAGE,
-        fire::USAGE,
-        sim::USAGE
-    )
+use clap::{Parser, Subcommand};
+
+/// Tollgate: marketplace subscriptions (GitHub, Google Cloud, Q2) for a SaaS
+/// vendor — the local dev server and operator commands.
+#[derive(Debug, Parser)]
+#[command(name = "tollgate", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the four functions locally on the embedded store, with GitHub stand-ins
+    Dev(dev::Args),
+    /// Send a signed marketplace event to the functions of `tollgate dev`, as the marketplace would
+    #[command(subcommand)]
+    Fire(fire::Marketplace),
+    /// Create API keys for entitlement-check
+    #[command(subcommand)]
+    ApiKey(api_key::Command),
+    /// Finish recorded deliveries that were never processed
+    Replay(replay::Args),
+    /// Run the local stand-ins for github.com and api.github.com
+    Sim(sim::Args),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // Usage errors exit 2, `--help`/`--version` 0, before anything is read.
+    let cli = Cli::parse();
     tollgate::setup::init_telemetry();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("dev") => dev::run(&args[1..]).await,
-        Some("fire") => fire::run(&args[1..]).await,
-        Some("api-key") => api_key::run(&args[1..]).map(|out| print!("{out}")),
-        Some("replay") => replay::run(&args[1..]).await,
-        Some("sim") => sim::run(&args[1..]).await,
-        _ => Err(usage()),
+    let result = match cli.command {
+        Command::Dev(args) => dev::run(args).await,
+        Command::Fire(marketplace) => fire::run(marketplace).await,
+        Command::ApiKey(command) => api_key::run(command).map(|out| print!("{out}")),
+        Command::Replay(args) => replay::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -53,27 +63,12 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Reads `--name value` from `args`.
-fn flag<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .map(String::as_str)
-}
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
 
-/// Reads `--host` (default 127.0.0.1) and `--port` (default `default_port`).
-fn host_and_port(
-    args: &[String],
-    default_port: &str,
-    usage: &str,
-) -> Result<(std::net::IpAddr, u16), String> {
-    let host = flag(args, "--host")
-        .unwrap_or("127.0.0.1")
-        .parse()
-        .map_err(|_| format!("--host: an IP address\nusage: {usage}"))?;
-    let port = flag(args, "--port")
-        .unwrap_or(default_port)
-        .parse()
-        .map_err(|_| format!("--port: a port number\nusage: {usage}"))?;
-    Ok((host, port))
+    #[test]
+    fn the_command_tree_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

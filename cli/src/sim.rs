@@ -17,16 +17,16 @@
 //! personal account has `Free` (plan 1001). `Business` (1003) is flat-rate.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{Duration, Utc};
-use tollgate::marketplace::github::delivery::SECRET_NAME as WEBHOOK_SECRET;
+use tollgate::marketplace::github::SECRET_NAME as WEBHOOK_SECRET;
 use tollgate_sim::github::{App, GithubSim, Org, Plan, PriceModel, Purchase, Running, User};
 
-use super::{flag, host_and_port};
+use crate::args::Listen;
 
-pub const USAGE: &str =
-    "tollgate sim [--host 127.0.0.1] [--port 9201] [--callback-url URL] [--secrets-out PATH]";
+/// github.com's stand-in; api.github.com's is on the next port.
+pub const DEFAULT_PORT: u16 = 9201;
 
 /// The demo buyer: the user who signs in, and the organization that bought.
 pub const DEMO_USER_ID: u64 = 1;
@@ -37,15 +37,30 @@ pub const DEMO_ORG_LOGIN: &str = "acme";
 pub const DEMO_PLAN_ID: u64 = 1002;
 pub const DEMO_UNITS: u64 = 5;
 
-pub async fn run(args: &[String]) -> Result<(), String> {
-    let (host, port) = host_and_port(args, "9201", USAGE)?;
-    let stand_ins = start(host, port, flag(args, "--callback-url")).await?;
-    let secrets_out = flag(args, "--secrets-out");
-    if let Some(path) = secrets_out {
-        write_secrets(Path::new(path), Some(&stand_ins.sim.app()))
+// `tollgate sim`: github.com's stand-in on `--port`, api.github.com's on +1.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Point the functions at the printed URLs \
+(TOLLGATE_GITHUB_URL, TOLLGATE_GITHUB_API_URL).")]
+pub struct Args {
+    #[command(flatten)]
+    pub listen: Listen<DEFAULT_PORT>,
+    /// Accept only this OAuth redirect_uri, as GitHub does for a GitHub App
+    #[arg(long, value_name = "URL")]
+    pub callback_url: Option<String>,
+    /// Merge the stand-in app's credentials (and a webhook secret if missing) into this JSON secrets file
+    #[arg(long, value_name = "PATH")]
+    pub secrets_out: Option<PathBuf>,
+}
+
+pub async fn run(args: Args) -> Result<(), String> {
+    let Listen { host, port } = args.listen;
+    let stand_ins = start(host, port, args.callback_url.as_deref()).await?;
+    let secrets_out = args.secrets_out.as_deref().map(|p| p.display().to_string());
+    if let Some(path) = &args.secrets_out {
+        write_secrets(path, Some(&stand_ins.sim.app()))
             .map_err(|e| format!("--secrets-out {e}"))?;
     }
-    print!("{}", summary(&stand_ins, secrets_out));
+    print!("{}", summary(&stand_ins, secrets_out.as_deref()));
     println!("Ready (Ctrl-C to stop)");
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())

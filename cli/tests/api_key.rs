@@ -82,5 +82,8 @@ fn api_key_new_json_output_and_bad_input() {
     let (ok, _, stderr) = tollgate(&["api-key", "new", "bad name"]);
     assert!(!ok && stderr.contains("bad name"), "{stderr}");
     let (ok, _, stderr) = tollgate(&["api-key"]);
-    assert!(!ok && stderr.contains("usage"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("Usage: tollgate api-key"),
+        "{stderr}"
+    );
 }

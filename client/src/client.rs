@@ -7,9 +7,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::types::{
+use crate::{
     CheckRequest, CustomerView, Decision, Marketplace, Reason, SeatClaimed, SeatList, SeatReleased,
-    SubscriptionKey,
+    SeatRequest, SubscriptionKey,
 };
 
 /// Default per-request timeout: a check is one store read, so anything
@@ -142,7 +142,9 @@ impl EntitlementClient {
         read(res).await
     }
 
-    /// `POST /v1/seats/claim`: give `user` a seat (idempotent per user).
+    /// `POST /v1/seats/claim`: give `user` a seat (idempotent per user). A
+    /// refusal (409) is [`SeatClaim::Refused`] with its reason; a 409 code
+    /// that is no [`Reason`] this version knows stays a [`ClientError::Api`].
     pub async fn claim_seat(
         &self,
         subscription: &SubscriptionKey,
@@ -151,10 +153,20 @@ impl EntitlementClient {
         let res = self.seat_call("claim", subscription, user).await?;
         if res.status() == StatusCode::CONFLICT {
             return match read::<serde_json::Value>(res).await {
-                Err(ClientError::Api { code, message, .. }) => Ok(SeatClaim::Refused {
-                    reason: Reason::from_wire(&code),
+                Err(ClientError::Api {
+                    status,
+                    code,
                     message,
-                }),
+                    request_id,
+                }) => match Reason::ALL.into_iter().find(|r| r.as_str() == code) {
+                    Some(reason) => Ok(SeatClaim::Refused { reason, message }),
+                    None => Err(ClientError::Api {
+                        status,
+                        code,
+                        message,
+                        request_id,
+                    }),
+                },
                 Err(e) => Err(e),
                 Ok(v) => Err(ClientError::UnexpectedResponse {
                     status: StatusCode::CONFLICT,
@@ -198,14 +210,9 @@ impl EntitlementClient {
         subscription: &SubscriptionKey,
         user: &str,
     ) -> Result<reqwest::Response, ClientError> {
-        let body = serde_json::json!({
-            "marketplace": subscription.marketplace,
-            "subscription_id": subscription.id,
-            "user": user,
-        });
         self.http
             .post(self.url(&["v1", "seats", action]))
-            .json(&body)
+            .json(&SeatRequest::new(subscription.clone(), user))
             .send()
             .await
             .map_err(ClientError::Transport)

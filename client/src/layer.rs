@@ -21,7 +21,7 @@ use serde_json::json;
 use tower::{Layer, Service};
 
 use crate::client::{ClientError, EntitlementClient};
-use crate::types::{CheckRequest, CustomerRef, Decision, Marketplace, Reason};
+use crate::{CheckRequest, CustomerRef, Decision, Marketplace, Reason};
 
 /// Who a request acts for: the paying customer and, optionally, the app user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,7 +218,7 @@ fn refusal_message(reason: &Reason) -> &'static str {
         Reason::FeatureNotInPlan => "the current plan does not include this feature",
         Reason::SeatLimitReached => "every seat of this subscription is taken",
         Reason::UnknownPlan => "the plan is not configured for this product",
-        Reason::Ok | Reason::Other(_) => "access is not granted",
+        Reason::Ok | Reason::Unrecognized => "access is not granted",
     }
 }
 
@@ -308,6 +308,7 @@ mod tests {
         assert_eq!(refusal_status(&Reason::FeatureNotInPlan), 402);
         assert_eq!(refusal_status(&Reason::SeatLimitReached), 402);
         assert_eq!(refusal_status(&Reason::Suspended), 403);
-        assert_eq!(refusal_status(&Reason::Other("new".into())), 403);
+        assert_eq!(refusal_status(&Reason::UnknownPlan), 403);
+        assert_eq!(refusal_status(&Reason::Unrecognized), 403);
     }
 }

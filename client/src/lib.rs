@@ -23,15 +23,25 @@
 //! # Ok(app)
 //! # }
 //! ```
+//!
+//! The request and answer types are `tollgate-core`'s wire types, the very
+//! ones the entitlement-check handler reads and writes, re-exported here
+//! under this crate's names ([`CustomerRef`], [`PendingChange`], [`Seats`]).
 
 mod client;
 mod layer;
-mod types;
 
 pub use client::{ClientError, EntitlementClient, SeatClaim};
 pub use layer::{Entitled, RequireEntitlement, RequireEntitlementService, Subject, refusal_status};
-pub use types::{
-    Awaiting, CheckRequest, CustomerKey, CustomerRef, CustomerView, Decision, Marketplace,
-    PendingChange, Reason, SeatClaimed, SeatList, SeatReleased, Seats, Status, SubscriptionKey,
-    SubscriptionView,
+/// A change the marketplace announced for later.
+pub use tollgate_core::wire::PendingChangeView as PendingChange;
+/// Seat usage; `limit: None` means the tier does not count seats.
+pub use tollgate_core::wire::SeatsView as Seats;
+/// Whose entitlement to check: a paying marketplace customer, or an app user
+/// linked to customers at OAuth/sign-up.
+pub use tollgate_core::wire::Subject as CustomerRef;
+pub use tollgate_core::wire::{
+    AppUser, Awaiting, BillingCycle, CheckRequest, CustomerKey, CustomerView, Decision,
+    Marketplace, PendingChangeKind, Reason, SeatClaimed, SeatList, SeatReleased, SeatRequest,
+    Status, SubscriptionKey, SubscriptionView, UnknownMarketplace,
 };

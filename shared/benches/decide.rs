@@ -1,4 +1,4 @@
-//! The entitlement hot path (DESIGN §8: decision ≤ 2 µs in memory).
+//! The entitlement hot path (budget: a decision in ≤ 2 µs in memory; README "Budgets, measured").
 //!
 //! - `decide/*`: the pure decision for a realistic customer holding three
 //!   subscriptions (another product, a cancelled one, an active seat-counted
@@ -15,16 +15,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::api::auth::{Authenticator, Scopes, generate};
-use tollgate::clock::FixedClock;
 use tollgate::config::Catalog;
 use tollgate::entitlement::{Question, decide};
-use tollgate::functions::entitlement_check::EntitlementCheck;
 use tollgate::model::{
     Customer, CustomerKey, Marketplace, Plan, Seats, Status, Subscription, SubscriptionKey,
 };
-use tollgate::setup::{Deps, Secrets, Settings};
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::store::{Commit, Commits};
+use tollgate::testing::TestApp;
 use tollgate::web::{Body, serve};
 
 const CONFIG: &str = include_str!("../../tollgate.example.toml");
@@ -141,18 +139,12 @@ fn bench_handler(c: &mut Criterion) {
         };
         rt.block_on(store.commit(&commit)).unwrap();
     }
-    let deps = Deps {
-        settings: Settings::from_lookup(|_| None),
-        catalog: Arc::new(Catalog::parse(CONFIG, Path::new("tollgate.example.toml")).unwrap()),
-        secrets: Arc::new(Secrets::default()),
-        store: Arc::new(store),
-    };
     let issued = generate("bench", Scopes::ALL).unwrap();
-    let handler = EntitlementCheck::new(
-        &deps,
-        Authenticator::new(vec![issued.entry], false),
-        Arc::new(FixedClock::new(now())),
-    );
+    let handler = TestApp::new()
+        .config(CONFIG)
+        .store(Arc::new(store))
+        .now(now())
+        .entitlement_check(Authenticator::new(vec![issued.entry], false));
     let body = r#"{"marketplace":"github","customer_id":"4242","product":"acme-ci","feature":"private-repos"}"#;
     let bearer = format!("Bearer {}", issued.key.expose());
     let request = || {

@@ -1,4 +1,4 @@
-//! GitHub webhook CPU budgets (DESIGN §8), on GitHub's public example payloads
+//! GitHub webhook CPU budgets (README "Budgets, measured"), on GitHub's public example payloads
 //! (`tests/fixtures/github/octokit-*.json`, from `@octokit/webhooks-examples`):
 //!
 //! - `webhook/verify_parse/*`: HMAC-SHA256 signature check over the raw body

@@ -6,8 +6,11 @@ pub mod api;
 pub mod functions;
 pub mod ingest;
 pub mod marketplace;
+pub mod settings;
 pub mod setup;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod web;
 
 // The pure domain lives in `tollgate-core`; re-exported so every crate

@@ -335,7 +335,8 @@ async fn replies_follow_githubs_openapi_schemas_and_examples() {
         "accounts",
     );
 
-    // Not purchased: 404 with a `basic-error` body, as the spec documents.
+    // Not purchased: 404 with a `basic-error` body, as GitHub's OpenAPI
+    // description documents (the fixture's `basic-error` schema).
     let res = get(
         format!("{}/marketplace_listing/accounts/5", run.api_url),
         &jwt,

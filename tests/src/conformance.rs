@@ -13,15 +13,19 @@
 //! Conventions the implementations agree on, beyond the trait docs:
 //! - A record with `expires_at <= now` is expired and counts as absent. For
 //!   `record_delivery` "now" is the delivery's `received_at`; for `commit`
-//!   it is the log entry's `recorded_at`; `put_token` has no `now` and uses
-//!   the system clock to decide whether an existing token is still live.
+//!   it is the log entry's `recorded_at`; every other method is given `now`.
+//!   No store reads the system clock.
 //! - `log` is ordered by `recorded_at` (ties in any order).
 //! - A commit whose state is not `expected_version + 1`, or is for another
 //!   key, is refused (any error) and writes nothing.
+//! - Times must fit in epoch nanoseconds (1677-09-21 to 2262-04-11); a call
+//!   with any other is refused ([`StoreError::Backend`]) and writes nothing.
+//! - Errors read the same on every store (a duplicate token's error never
+//!   contains the token id).
 //!
 //! The concurrency cases race real OS threads (see [`race`]), so they need a
 //! multi-thread runtime; the macro provides one. Time is passed explicitly
-//! everywhere except token liveness at `put_token`.
+//! everywhere: no case reads the system clock.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -672,6 +676,50 @@ pub async fn a_commit_that_would_break_the_version_sequence_is_refused(store: &d
     assert_eq!(store.get(&sub_key("s2")).await, Ok(None));
 }
 
+pub async fn a_commit_past_the_last_version_is_refused_without_a_panic(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let key = v1.key.clone();
+    let before = snapshot(store, &key, &["e2"], at(30)).await;
+
+    // No version follows u64::MAX; 0 is what `u64::MAX + 1` wraps to.
+    let mut last = next_commit(&v1, "pro", "e2", at(10));
+    last.expected_version = u64::MAX;
+    if let Some(s) = last.state.as_mut() {
+        s.version = 0;
+    }
+    assert!(matches!(
+        store.commit(&last).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert_eq!(snapshot(store, &key, &["e2"], at(30)).await, before);
+}
+
+/// The errors of a refused commit say what they are about in the same
+/// words on every store: a conflict names the subscription and the version
+/// it expected, a duplicate names the delivery.
+pub async fn commit_errors_name_the_subscription_or_the_delivery(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    store
+        .commit(&next_commit(&v1, "pro", "e2", at(10)))
+        .await
+        .expect("v2");
+    assert_eq!(
+        store.commit(&next_commit(&v1, "pro", "e3", at(20))).await,
+        Err(StoreError::Conflict(
+            "github:s1 (expected version 1)".into()
+        ))
+    );
+    let v2 = store.get(&v1.key).await.expect("get").expect("exists");
+    assert_eq!(
+        store.commit(&next_commit(&v2, "pro", "e2", at(20))).await,
+        Err(StoreError::Duplicate(
+            "delivery github:e2 (already processed)".into()
+        ))
+    );
+}
+
 pub async fn customer_subscriptions_returns_all_of_a_customers_and_none_of_anothers(
     store: &dyn Store,
 ) {
@@ -870,6 +918,167 @@ pub async fn pending_deliveries_lists_only_live_pending_ones_oldest_first(store:
     assert_eq!(
         store.pending_deliveries(Marketplace::Gcp, at(60)).await,
         Ok(vec![gcp])
+    );
+}
+
+pub async fn record_delivery_records_pending_whatever_status_it_carries(store: &dyn Store) {
+    let mut d = delivery("d1", at(0));
+    d.status = DeliveryStatus::Done;
+    assert_eq!(store.record_delivery(&d).await, Ok(Recorded::New));
+    let pending = Delivery {
+        status: DeliveryStatus::Pending,
+        ..d.clone()
+    };
+    assert_eq!(
+        store.delivery(Marketplace::Github, "d1", at(1)).await,
+        Ok(Some(pending.clone()))
+    );
+    assert_eq!(
+        store.pending_deliveries(Marketplace::Github, at(1)).await,
+        Ok(vec![pending])
+    );
+    assert_eq!(store.record_delivery(&d).await, Ok(Recorded::Pending));
+}
+
+/// A commit's dedupe mark keeps what a record already there says about the
+/// delivery (kind, body hash, received_at), even an expired one; only
+/// without a record does the mark make one up (empty kind and hash,
+/// received "now").
+pub async fn a_dedupe_mark_keeps_the_receipt_details_of_the_record(store: &dyn Store) {
+    let mut d = delivery("d1", at(0));
+    d.expires_at = at(100);
+    assert_eq!(store.record_delivery(&d).await, Ok(Recorded::New));
+
+    let cust = customer(Marketplace::Github, "100");
+    let buy = purchase(&sub_key("s1"), &cust, "d1", at(0), 5);
+    let mut commit = commit_for(None, &buy, at(150));
+    commit.delivery = Some(DeliveryMark {
+        expires_at: at(500),
+        ..mark("d1", at(150))
+    });
+    store
+        .commit(&commit)
+        .await
+        .expect("the expired record is no duplicate");
+    assert_eq!(
+        store.delivery(Marketplace::Github, "d1", at(151)).await,
+        Ok(Some(Delivery {
+            status: DeliveryStatus::Done,
+            body: None,
+            expires_at: at(500),
+            ..d
+        }))
+    );
+    assert_eq!(
+        store.pending_deliveries(Marketplace::Github, at(50)).await,
+        Ok(vec![]),
+        "done, so no longer pending even before its old expiry"
+    );
+
+    let other = purchase(&sub_key("s2"), &cust, "d2", at(0), 5);
+    store
+        .commit(&commit_for(None, &other, at(160)))
+        .await
+        .expect("commit");
+    assert_eq!(
+        store.delivery(Marketplace::Github, "d2", at(161)).await,
+        Ok(Some(Delivery {
+            marketplace: Marketplace::Github,
+            id: "d2".into(),
+            kind: String::new(),
+            status: DeliveryStatus::Done,
+            body_sha256: String::new(),
+            body: None,
+            received_at: at(160),
+            expires_at: at(160) + DEDUPE_TTL,
+        }))
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Times
+// ---------------------------------------------------------------------------
+
+/// Stored times must fit in epoch nanoseconds (1677-09-21 to 2262-04-11):
+/// DynamoDB compares expiries that way, and within that range the stored
+/// text is fixed width. Outside it every store refuses the call and writes
+/// nothing; the range's ends themselves are fine.
+pub async fn out_of_range_times_are_refused_and_write_nothing(store: &dyn Store) {
+    let last = DateTime::from_timestamp_nanos(i64::MAX);
+    let first = DateTime::from_timestamp_nanos(i64::MIN);
+    let too_late = last + Duration::nanoseconds(1);
+    let too_early = first - Duration::nanoseconds(1);
+    let refused = |what: &str, r: Result<(), StoreError>| {
+        assert!(matches!(r, Err(StoreError::Backend(_))), "{what}: {r:?}");
+    };
+
+    for bad in [too_late, too_early] {
+        let t = token("oauth_state", "st-1", "p", bad);
+        refused("token expiry", store.put_token(&t, at(0)).await);
+        let t = token("oauth_state", "st-1", "p", at(100));
+        refused("put at", store.put_token(&t, bad).await);
+        refused(
+            "take at",
+            store.take_token("oauth_state", "st-1", bad).await.map(drop),
+        );
+
+        refused(
+            "received at",
+            store.record_delivery(&delivery("d1", bad)).await.map(drop),
+        );
+        let mut d = delivery("d1", at(0));
+        d.expires_at = bad;
+        refused("delivery expiry", store.record_delivery(&d).await.map(drop));
+        refused(
+            "delivery at",
+            store
+                .delivery(Marketplace::Github, "d1", bad)
+                .await
+                .map(drop),
+        );
+        refused(
+            "pending at",
+            store
+                .pending_deliveries(Marketplace::Github, bad)
+                .await
+                .map(drop),
+        );
+
+        let cust = customer(Marketplace::Github, "100");
+        let buy = purchase(&sub_key("s1"), &cust, "e1", at(0), 5);
+        let mut recorded = commit_for(None, &buy, at(0));
+        recorded.log.recorded_at = bad;
+        recorded.delivery = None;
+        refused("recorded at", store.commit(&recorded).await);
+        let mut marked = commit_for(None, &buy, at(0));
+        marked.delivery = Some(DeliveryMark {
+            expires_at: bad,
+            ..mark("e1", at(0))
+        });
+        refused("mark expiry", store.commit(&marked).await);
+    }
+    assert_eq!(
+        snapshot(store, &sub_key("s1"), &["d1", "e1"], at(1)).await,
+        Snapshot {
+            state: None,
+            log: vec![],
+            deliveries: vec![None, None],
+            pending: vec![],
+        }
+    );
+    assert_eq!(
+        store.take_token("oauth_state", "st-1", at(1)).await,
+        Ok(None)
+    );
+
+    // The ends of the range are storable.
+    store
+        .put_token(&token("oauth_state", "st-2", "last", last), first)
+        .await
+        .expect("put at the range's ends");
+    assert_eq!(
+        store.take_token("oauth_state", "st-2", at(0)).await,
+        Ok(Some("last".into()))
     );
 }
 
@@ -1093,10 +1302,15 @@ pub async fn a_released_seat_can_be_claimed_by_another_user(store: &dyn Store) {
 }
 
 pub async fn claiming_a_seat_of_a_missing_subscription_is_not_found(store: &dyn Store) {
-    assert!(matches!(
+    assert_eq!(
         store.claim_seat(&sub_key("nope"), "u1", 5).await,
-        Err(StoreError::NotFound(_))
-    ));
+        Err(StoreError::NotFound("subscription github:nope".into()))
+    );
+    assert_eq!(
+        store.claim_seat(&sub_key("nope"), "u1", 0).await,
+        Err(StoreError::NotFound("subscription github:nope".into())),
+        "also when there is no seat to give"
+    );
     assert_eq!(store.get(&sub_key("nope")).await, Ok(None));
 }
 
@@ -1137,81 +1351,73 @@ pub async fn commits_keep_seat_holders(store: &dyn Store) {
 // Tokens
 // ---------------------------------------------------------------------------
 
-/// A token that is live by the system clock (put_token's only clock) for a day.
-fn live_token(kind: &str, id: &str, payload: &str) -> Token {
+/// A token of `kind` expiring at `expires_at`.
+fn token(kind: &str, id: &str, payload: &str, expires_at: DateTime<Utc>) -> Token {
     Token {
         kind: kind.into(),
         id: id.into(),
         payload: payload.into(),
-        expires_at: Utc::now() + Duration::days(1),
+        expires_at,
     }
 }
 
 pub async fn a_token_is_single_use(store: &dyn Store) {
-    let token = live_token("oauth_state", "st-1", "{\"return\":\"/\"}");
-    let now = token.expires_at - Duration::hours(1);
-    store.put_token(&token, Utc::now()).await.expect("put");
+    let state = token("oauth_state", "st-1", "{\"return\":\"/\"}", at(3600));
+    store.put_token(&state, at(0)).await.expect("put");
     assert_eq!(
-        store.take_token("oauth_state", "st-1", now).await,
-        Ok(Some(token.payload.clone()))
+        store.take_token("oauth_state", "st-1", at(60)).await,
+        Ok(Some(state.payload.clone()))
     );
-    assert_eq!(store.take_token("oauth_state", "st-1", now).await, Ok(None));
     assert_eq!(
-        store.take_token("oauth_state", "never", now).await,
+        store.take_token("oauth_state", "st-1", at(61)).await,
+        Ok(None)
+    );
+    assert_eq!(
+        store.take_token("oauth_state", "never", at(61)).await,
         Ok(None)
     );
 
     // Kinds are separate namespaces.
     store
-        .put_token(&live_token("gcp_signup_jti", "st-1", "jti"), Utc::now())
+        .put_token(&token("gcp_signup_jti", "st-1", "jti", at(3600)), at(70))
         .await
         .expect("put");
-    assert_eq!(store.take_token("oauth_state", "st-1", now).await, Ok(None));
     assert_eq!(
-        store.take_token("gcp_signup_jti", "st-1", now).await,
+        store.take_token("oauth_state", "st-1", at(80)).await,
+        Ok(None)
+    );
+    assert_eq!(
+        store.take_token("gcp_signup_jti", "st-1", at(80)).await,
         Ok(Some("jti".into()))
     );
 }
 
 pub async fn an_expired_token_is_not_taken(store: &dyn Store) {
-    let token = live_token("oauth_state", "st-1", "p");
-    store.put_token(&token, Utc::now()).await.expect("put");
+    let expiring = token("oauth_state", "st-1", "p", at(600));
+    store.put_token(&expiring, at(0)).await.expect("put");
     assert_eq!(
-        store
-            .take_token("oauth_state", "st-1", token.expires_at)
-            .await,
+        store.take_token("oauth_state", "st-1", at(600)).await,
         Ok(None),
         "expires_at <= now is expired"
     );
     assert_eq!(
-        store
-            .take_token(
-                "oauth_state",
-                "st-1",
-                token.expires_at + Duration::minutes(1)
-            )
-            .await,
+        store.take_token("oauth_state", "st-1", at(660)).await,
         Ok(None)
     );
-    let other = live_token("oauth_state", "st-2", "q");
-    store.put_token(&other, Utc::now()).await.expect("put");
+    store
+        .put_token(&token("oauth_state", "st-2", "q", at(600)), at(0))
+        .await
+        .expect("put");
     assert_eq!(
-        store
-            .take_token(
-                "oauth_state",
-                "st-2",
-                other.expires_at - Duration::seconds(1)
-            )
-            .await,
+        store.take_token("oauth_state", "st-2", at(599)).await,
         Ok(Some("q".into()))
     );
 }
 
 pub async fn concurrent_takes_of_a_token_have_one_winner(store: &dyn Store) {
-    let token = live_token("oauth_state", "st-1", "once");
-    let now = token.expires_at - Duration::hours(1);
-    store.put_token(&token, Utc::now()).await.expect("put");
-    let results = race(10, |_| store.take_token("oauth_state", "st-1", now));
+    let once = token("oauth_state", "st-1", "once", at(3600));
+    store.put_token(&once, at(0)).await.expect("put");
+    let results = race(10, |_| store.take_token("oauth_state", "st-1", at(60)));
     let won: Vec<_> = results
         .iter()
         .filter(|r| matches!(r, Ok(Some(_))))
@@ -1221,34 +1427,137 @@ pub async fn concurrent_takes_of_a_token_have_one_winner(store: &dyn Store) {
 }
 
 pub async fn putting_a_live_token_twice_is_duplicate(store: &dyn Store) {
-    let first = live_token("oauth_state", "st-1", "first");
-    let now = first.expires_at - Duration::hours(1);
-    store.put_token(&first, Utc::now()).await.expect("put");
+    let first = token("oauth_state", "st-1", "first", at(3600));
+    store.put_token(&first, at(0)).await.expect("put");
     assert!(matches!(
         store
-            .put_token(&live_token("oauth_state", "st-1", "second"), Utc::now())
+            .put_token(&token("oauth_state", "st-1", "second", at(7200)), at(10))
             .await,
         Err(StoreError::Duplicate(_))
     ));
     assert_eq!(
-        store.take_token("oauth_state", "st-1", now).await,
+        store.take_token("oauth_state", "st-1", at(60)).await,
         Ok(Some("first".into()))
     );
 
-    // An expired token (by the system clock) may be replaced.
-    let mut stale = live_token("oauth_state", "st-2", "stale");
-    stale.expires_at = Utc::now() - Duration::hours(1);
+    // An expired token may be replaced.
     store
-        .put_token(&stale, Utc::now())
+        .put_token(&token("oauth_state", "st-2", "stale", at(100)), at(0))
         .await
-        .expect("put expired");
+        .expect("put");
     store
-        .put_token(&live_token("oauth_state", "st-2", "fresh"), Utc::now())
+        .put_token(&token("oauth_state", "st-2", "fresh", at(3600)), at(200))
         .await
         .expect("replace expired");
     assert_eq!(
-        store.take_token("oauth_state", "st-2", now).await,
+        store.take_token("oauth_state", "st-2", at(250)).await,
         Ok(Some("fresh".into()))
+    );
+}
+
+/// Liveness at `put_token` is judged by the `now` passed, never by the
+/// system clock: the times here are decades before and after any plausible
+/// clock, so a store that asked the clock would get both halves wrong.
+pub async fn token_liveness_is_judged_by_the_now_passed(store: &dyn Store) {
+    let past = DateTime::parse_from_rfc3339("1980-01-01T00:00:00Z")
+        .expect("valid time")
+        .with_timezone(&Utc);
+    let hours = |h: i64| Duration::hours(h);
+
+    // Long expired by the clock, live at the `now` given: a duplicate.
+    store
+        .put_token(&token("oauth_state", "old", "first", past + hours(1)), past)
+        .await
+        .expect("put");
+    assert!(matches!(
+        store
+            .put_token(
+                &token("oauth_state", "old", "second", past + hours(3)),
+                past + hours(1) - Duration::nanoseconds(1)
+            )
+            .await,
+        Err(StoreError::Duplicate(_))
+    ));
+    // Expired at the `now` given (expires_at <= now): replaced.
+    store
+        .put_token(
+            &token("oauth_state", "old", "third", past + hours(3)),
+            past + hours(1),
+        )
+        .await
+        .expect("an expired token is replaced");
+    assert_eq!(
+        store
+            .take_token("oauth_state", "old", past + hours(2))
+            .await,
+        Ok(Some("third".into()))
+    );
+
+    // Live by the clock for a long while yet, expired at the `now` given.
+    let future = past + Duration::days(220 * 365);
+    store
+        .put_token(
+            &token("oauth_state", "new", "first", future + hours(1)),
+            future,
+        )
+        .await
+        .expect("put");
+    store
+        .put_token(
+            &token("oauth_state", "new", "second", future + hours(3)),
+            future + hours(2),
+        )
+        .await
+        .expect("an expired token is replaced");
+    assert_eq!(
+        store
+            .take_token("oauth_state", "new", future + hours(2))
+            .await,
+        Ok(Some("second".into()))
+    );
+}
+
+/// A token id may be a secret (an OAuth `state`): the duplicate error names
+/// the kind but never the id, since errors reach logs and responses.
+pub async fn a_duplicate_token_error_never_contains_the_token_id(store: &dyn Store) {
+    let id = "s3cr3t-7f3a9c0e";
+    store
+        .put_token(&token("oauth_state", id, "p", at(3600)), at(0))
+        .await
+        .expect("put");
+    let err = store
+        .put_token(&token("oauth_state", id, "q", at(3600)), at(1))
+        .await
+        .expect_err("a live token with this id exists");
+    let StoreError::Duplicate(message) = &err else {
+        panic!("expected a duplicate, got {err:?}");
+    };
+    assert!(message.contains("oauth_state"), "{message}");
+    for shown in [message.clone(), err.to_string(), format!("{err:?}")] {
+        assert!(!shown.contains(id), "the token id leaks: {shown}");
+    }
+}
+
+/// Token kinds are namespaces and may not contain `#` (DynamoDB's keys
+/// separate kind and id with it); ids may.
+pub async fn a_token_kind_containing_a_hash_is_refused(store: &dyn Store) {
+    assert!(matches!(
+        store
+            .put_token(&token("oauth#state", "st-1", "p", at(3600)), at(0))
+            .await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        store.take_token("oauth#state", "st-1", at(1)).await,
+        Err(StoreError::Backend(_))
+    ));
+    store
+        .put_token(&token("oauth", "state#st-1", "p", at(3600)), at(0))
+        .await
+        .expect("a `#` in an id is fine");
+    assert_eq!(
+        store.take_token("oauth", "state#st-1", at(1)).await,
+        Ok(Some("p".into()))
     );
 }
 

@@ -270,3 +270,60 @@ async fn an_unreachable_github_fails_fast_and_typed() {
     assert!(err.is_transient());
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// A one-route HTTP server answering every request with `200` and `body`
+/// (a GitHub that replies something the endpoint does not document).
+fn replying(body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn a_reply_that_does_not_decode_is_reported_by_position_never_by_value() {
+    let cases = [
+        // A token-like string where GitHub documents a number.
+        (
+            r#"{"id":"gho_leaked_value","login":"mona"}"#,
+            "line 1 column",
+        ),
+        // A required field missing: named, never its neighbours' values.
+        (
+            r#"{"id":1,"name":"gho_leaked_value"}"#,
+            "`login` is missing",
+        ),
+        // Not JSON at all.
+        ("<html>gho_leaked_value</html>", "invalid JSON"),
+    ];
+    for (body, want) in cases {
+        let base = replying(body);
+        let client = GithubClient::with_urls(&base, &base).unwrap();
+        let err = client.user(&UserToken::new("gho_x")).await.unwrap_err();
+        assert!(matches!(err, GithubError::Decode { .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(message.contains(want), "{message}");
+        assert!(
+            !format!("{message} {err:?}").contains("gho_leaked_value"),
+            "{message}"
+        );
+    }
+}

@@ -3,16 +3,14 @@
 //! `OauthCallback` function on a fresh SQLite store talking real HTTP to the
 //! local stand-ins for github.com and api.github.com (`tollgate-sim`).
 
-use std::path::Path;
 use std::sync::Arc;
 use tollgate::store::prelude::*;
+use tollgate::testing::TestApp;
 
 use chrono::{DateTime, Duration, Utc};
 use tollgate::clock::{Clock, FixedClock};
-use tollgate::config::Catalog;
 use tollgate::functions::oauth_callback::OauthCallback;
 use tollgate::model::{AppUser, CustomerKey, Marketplace};
-use tollgate::setup::{Deps, Secrets, Settings};
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::web::{Body, Response, serve};
 use tollgate_sim::github::{
@@ -68,29 +66,20 @@ impl World {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SqliteStore::open(&dir.path().join("tollgate.db")).unwrap());
         let clock = Arc::new(FixedClock::new(now));
-        let (web, api) = (run.web_url.clone(), run.api_url.clone());
-        let settings = Settings::from_lookup(|k| match k {
-            "TOLLGATE_GITHUB_URL" => Some(web.clone()),
-            "TOLLGATE_GITHUB_API_URL" => Some(api.clone()),
-            "TOLLGATE_PUBLIC_URL" => Some(PUBLIC_URL.to_owned()),
-            _ => None,
-        });
         let app = sim.app();
-        let secrets = if configured {
-            Secrets::from_pairs([
-                ("github_client_id", app.client_id.as_str()),
-                ("github_client_secret", app.client_secret.as_str()),
-            ])
-        } else {
-            Secrets::default()
-        };
-        let deps = Deps {
-            settings,
-            catalog: Arc::new(Catalog::parse(CONFIG, Path::new("tollgate.toml")).unwrap()),
-            secrets: Arc::new(secrets),
-            store: store.clone(),
-        };
-        let function = OauthCallback::with_clock(deps, clock.clone()).unwrap();
+        let mut test_app = TestApp::new()
+            .config(CONFIG)
+            .store(store.clone())
+            .clock(clock.clone())
+            .setting("TOLLGATE_GITHUB_URL", &run.web_url)
+            .setting("TOLLGATE_GITHUB_API_URL", &run.api_url)
+            .setting("TOLLGATE_PUBLIC_URL", PUBLIC_URL);
+        if configured {
+            test_app = test_app
+                .secret("github_client_id", &app.client_id)
+                .secret("github_client_secret", &app.client_secret);
+        }
+        let function = test_app.oauth_callback().unwrap();
         Self {
             dir,
             store,

@@ -13,18 +13,18 @@ use chrono::{DateTime, TimeZone, Utc};
 use http::StatusCode;
 use serde_json::{Value, json};
 use tollgate::clock::{Clock, FixedClock};
-use tollgate::config::Catalog;
 use tollgate::functions::purchase_webhook::PurchaseWebhook;
-use tollgate::marketplace::github::delivery::{PREVIOUS_SECRET_NAME, Processor, SECRET_NAME};
+use tollgate::ingest::ProcessedStatus;
 use tollgate::marketplace::github::signature::sign;
 use tollgate::marketplace::github::webhook::{subscription_key, unrouted_key};
+use tollgate::marketplace::github::{PREVIOUS_SECRET_NAME, SECRET_NAME};
 use tollgate::model::{
     AccountKind, AppUser, BillingCycle, CustomerKey, Disposition, LogEntry, Marketplace,
     PendingChange, PriceModel, Status, Subscription, SubscriptionKey,
 };
-use tollgate::setup::{Deps, Secrets, Settings};
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::store::{Commit, Delivery, Recorded, SeatClaim, Store, StoreError, Token};
+use tollgate::testing::TestApp;
 use tollgate::web::{Body, Function, MAX_BODY_BYTES, serve};
 
 // ------------------------------------------------------------- harness --
@@ -177,21 +177,23 @@ impl Harness {
         }
     }
 
+    /// The test app on `store` with these secrets and the harness clock.
+    fn app(store: &Arc<dyn Store>, clock: &Arc<FixedClock>, secrets: &[(&str, &str)]) -> TestApp {
+        secrets
+            .iter()
+            .fold(TestApp::new(), |app, (k, v)| app.secret(k, v))
+            .config(CONFIG)
+            .store(Arc::clone(store))
+            .clock(Arc::clone(clock))
+    }
+
     /// A function on `store` with these secrets and the harness clock.
     fn build(
         store: &Arc<dyn Store>,
         clock: &Arc<FixedClock>,
         secrets: &[(&str, &str)],
     ) -> PurchaseWebhook {
-        let deps = Deps {
-            settings: Settings::from_lookup(|_| None),
-            catalog: Arc::new(Catalog::parse(CONFIG, Path::new("tollgate.toml")).unwrap()),
-            secrets: Arc::new(Secrets::from_pairs(secrets.iter().copied())),
-            store: Arc::clone(store),
-        };
-        PurchaseWebhook::new(deps)
-            .unwrap()
-            .with_clock(clock.clone())
+        Self::app(store, clock, secrets).purchase_webhook().unwrap()
     }
 
     fn at(&self, t: DateTime<Utc>) -> &Self {
@@ -1074,9 +1076,14 @@ async fn a_hung_store_gets_a_reply_in_time_and_replay_finishes_the_delivery(h: H
         pending[0].body.as_deref(),
         Some(fixture("octokit-purchased-per-unit.json").as_slice())
     );
-    let processor = Processor::new(Arc::clone(&h.store), "acme-ci", Duration::from_secs(10));
-    let done = processor.process(&pending[0], now).await.unwrap();
-    assert_eq!(done.status(), "applied");
+    // The pipeline replay uses, with the store answering again.
+    let pipeline = tollgate::functions::purchase_webhook::github_pipeline(
+        &Harness::app(&h.store, &h.clock, &[(SECRET_NAME, &h.secret)]).deps(),
+    )
+    .unwrap()
+    .with_clock(h.clock.clone());
+    let done = pipeline.process(&pending[0], now).await.unwrap();
+    assert_eq!(done.status(), ProcessedStatus::Applied);
     assert!(
         h.store
             .pending_deliveries(Marketplace::Github, now)
@@ -1154,10 +1161,10 @@ async fn logs_never_contain_the_payload_or_the_secret(h: Harness) {
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
-        text.contains("GitHub delivery processed"),
+        text.contains("delivery processed") && text.contains(r#""marketplace":"github""#),
         "logs were captured: {text}"
     );
-    assert!(text.contains("GitHub delivery refused"), "{text}");
+    assert!(text.contains("delivery refused"), "{text}");
     for secret_or_payload in [
         h.secret.as_str(),
         &signature["sha256=".len()..],

@@ -262,7 +262,7 @@ async fn claim_seat_enforces_the_limit_and_survives_commits() {
     let k = key("seats");
     assert_eq!(
         store.claim_seat(&k, "alice", 2).await,
-        Err(StoreError::NotFound(k.to_string()))
+        Err(StoreError::NotFound(format!("subscription {k}")))
     );
     store
         .commit(&commit(&k, 0, "evt-1", t0()))
@@ -386,16 +386,16 @@ async fn concurrent_commits_on_one_version_have_one_winner() {
 #[tokio::test]
 async fn tokens_are_single_use_and_expire() {
     let store = moto::fresh_store().await;
-    let now = Utc::now();
+    let now = t0();
     let token = Token {
         kind: "oauth_state".into(),
         id: "abc".into(),
         payload: "{\"return_to\":\"/\"}".into(),
         expires_at: now + Duration::minutes(10),
     };
-    store.put_token(&token, Utc::now()).await.expect("put");
+    store.put_token(&token, now).await.expect("put");
     assert!(matches!(
-        store.put_token(&token, Utc::now()).await,
+        store.put_token(&token, now).await,
         Err(StoreError::Duplicate(_))
     ));
     assert_eq!(
@@ -409,14 +409,11 @@ async fn tokens_are_single_use_and_expire() {
         expires_at: now - Duration::seconds(1),
         ..token
     };
-    store
-        .put_token(&expired, Utc::now())
-        .await
-        .expect("put expired");
+    store.put_token(&expired, now).await.expect("put expired");
     assert_eq!(store.take_token("oauth_state", "old", now).await, Ok(None));
     // An expired token no longer blocks its id.
     store
-        .put_token(&expired, Utc::now())
+        .put_token(&expired, now)
         .await
         .expect("put over expired");
 }

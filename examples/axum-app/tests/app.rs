@@ -12,17 +12,14 @@ use chrono::{Duration, Utc};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tollgate::api::auth::{Authenticator, Scopes, generate};
-use tollgate::clock::SystemClock;
-use tollgate::config::Catalog;
-use tollgate::functions::entitlement_check::EntitlementCheck;
 use tollgate::ingest::ingest;
 use tollgate::model::{
     Awaiting, Customer, CustomerKey, EventKind, MarketEvent, Marketplace, Plan, PlanTerms,
     SubscriptionKey,
 };
-use tollgate::setup::{Deps, Secrets, Settings};
 use tollgate::store::Store;
 use tollgate::store::sqlite::SqliteStore;
+use tollgate::testing::TestApp;
 use tollgate::web::{Body, Function, MAX_BODY_BYTES, serve};
 use tollgate_client::EntitlementClient;
 
@@ -39,16 +36,15 @@ impl World {
     /// `app_key`: what the app sends; `None` sends the key Tollgate issued.
     async fn start(app_key: Option<&str>) -> World {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
-        let deps = Deps {
-            settings: Settings::from_lookup(|_| None),
-            catalog: Arc::new(Catalog::load(EXAMPLE_CONFIG.as_ref()).unwrap()),
-            secrets: Arc::new(Secrets::default()),
-            store: Arc::clone(&store),
-        };
         let issued = generate("acme-ci-app", Scopes::ALL).unwrap();
         let auth = Authenticator::new(vec![issued.entry], false);
-        let tollgate =
-            serve_function(EntitlementCheck::new(&deps, auth, Arc::new(SystemClock))).await;
+        // The real clock: the app's purchases below happen "now".
+        let check = TestApp::new()
+            .config_file(EXAMPLE_CONFIG.as_ref())
+            .store(Arc::clone(&store))
+            .system_clock()
+            .entitlement_check(auth);
+        let tollgate = serve_function(check).await;
         let key = app_key.unwrap_or(issued.key.expose());
         let client = EntitlementClient::new(&format!("http://{tollgate}"), Some(key)).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

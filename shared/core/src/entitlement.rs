@@ -23,6 +23,11 @@ pub enum Reason {
     FeatureNotInPlan,
     SeatLimitReached,
     UnknownPlan,
+    /// A reason this build does not know, read from a newer server. Never
+    /// produced here; clients treat it as a denial (new reasons may be added
+    /// in a minor version).
+    #[serde(other)]
+    Unrecognized,
 }
 
 impl Reason {
@@ -51,6 +56,7 @@ impl Reason {
             Reason::FeatureNotInPlan => "feature_not_in_plan",
             Reason::SeatLimitReached => "seat_limit_reached",
             Reason::UnknownPlan => "unknown_plan",
+            Reason::Unrecognized => "unrecognized",
         }
     }
 }

@@ -6,7 +6,9 @@
 //! the checked-in OpenAPI document, served at `GET /v1/openapi.json` and
 //! tested against the handler (every route, every response shape).
 //!
-//! - [`wire`]: request and response bodies (field names are a public contract).
+//! - [`wire`]: request and response bodies (field names are a public
+//!   contract), defined in `tollgate_core::wire` and shared with
+//!   `tollgate-client`.
 //! - [`routes`]: the route table the handler dispatches on.
 //! - [`auth`]: IAM-signed requests and hashed, scoped API keys.
 
@@ -65,5 +67,13 @@ impl Rejection {
             Rejection::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
             Rejection::SeatRefused { reason, .. } => (StatusCode::CONFLICT, reason.as_str()),
         }
+    }
+}
+
+/// Each rejection maps itself to a status and a stable code.
+impl From<Rejection> for crate::web::ApiError {
+    fn from(e: Rejection) -> Self {
+        let (status, code) = e.status_and_code();
+        crate::web::ApiError::new(status, code, e.to_string())
     }
 }

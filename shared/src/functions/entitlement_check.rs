@@ -26,14 +26,18 @@ use crate::config::Catalog;
 use crate::entitlement::{self, Decision, Reason, SeatsView};
 use crate::model::{CustomerKey, Marketplace, Subscription, SubscriptionKey};
 use crate::setup::{Deps, SetupError};
-use crate::store::{SeatClaim, Store, StoreError};
+use crate::store::{SeatClaim, SeatClaims, StoreError, Subscriptions, UserLinks};
 use crate::web::{ApiError, Body, Function, Request, Response, body_bytes, json_response};
 
 use super::FromDeps;
 
 pub struct EntitlementCheck {
     catalog: Arc<Catalog>,
-    store: Arc<dyn Store>,
+    /// The store roles this function uses, and the only ones its IAM policy
+    /// grants: reading subscriptions, seat claims, reading user links.
+    subscriptions: Arc<dyn Subscriptions>,
+    seats: Arc<dyn SeatClaims>,
+    links: Arc<dyn UserLinks>,
     auth: Authenticator,
     clock: Arc<dyn Clock>,
 }
@@ -68,7 +72,9 @@ impl EntitlementCheck {
     pub fn new(deps: &Deps, auth: Authenticator, clock: Arc<dyn Clock>) -> Self {
         Self {
             catalog: Arc::clone(&deps.catalog),
-            store: Arc::clone(&deps.store),
+            subscriptions: deps.store.clone(),
+            seats: deps.store.clone(),
+            links: deps.store.clone(),
             auth,
             clock,
         }
@@ -81,11 +87,13 @@ impl EntitlementCheck {
             caller.require(Scope::Seats)?;
         }
         let subscriptions = match &q.subject {
-            Subject::Customer(customer) => self.store.customer_subscriptions(customer).await?,
+            Subject::Customer(customer) => {
+                self.subscriptions.customer_subscriptions(customer).await?
+            }
             Subject::AppUser(user) => {
                 let mut all = Vec::new();
-                for customer in self.store.linked_customers(user).await? {
-                    all.extend(self.store.customer_subscriptions(&customer).await?);
+                for customer in self.links.linked_customers(user).await? {
+                    all.extend(self.subscriptions.customer_subscriptions(&customer).await?);
                 }
                 all
             }
@@ -130,7 +138,7 @@ impl EntitlementCheck {
         if held {
             return Ok(d);
         }
-        let (allowed, reason, used) = match self.store.claim_seat(key, user, limit).await? {
+        let (allowed, reason, used) = match self.seats.claim_seat(key, user, limit).await? {
             SeatClaim::Granted { used } | SeatClaim::AlreadyHeld { used } => {
                 (true, Reason::Ok, used)
             }
@@ -149,7 +157,7 @@ impl EntitlementCheck {
         caller.require(Scope::Check)?;
         let (marketplace, id) = key_params(params, "customer_id")?;
         let customer = CustomerKey::new(marketplace, id);
-        let subscriptions = self.store.customer_subscriptions(&customer).await?;
+        let subscriptions = self.subscriptions.customer_subscriptions(&customer).await?;
         let now = self.clock.now();
         let view = CustomerView {
             subscriptions: subscriptions
@@ -197,7 +205,7 @@ impl EntitlementCheck {
                 },
             ));
         };
-        let (already_held, used) = match self.store.claim_seat(&subscription, &user, limit).await {
+        let (already_held, used) = match self.seats.claim_seat(&subscription, &user, limit).await {
             Ok(SeatClaim::Granted { used }) => (false, used),
             Ok(SeatClaim::AlreadyHeld { used }) => (true, used),
             Ok(SeatClaim::LimitReached { used }) => {
@@ -230,7 +238,7 @@ impl EntitlementCheck {
     async fn release_seat(&self, caller: &Caller, req: &Request) -> Result<Response, ApiError> {
         caller.require(Scope::Seats)?;
         let SeatRequest { subscription, user } = parse(req)?;
-        let released = match self.store.release_seat(&subscription, &user).await {
+        let released = match self.seats.release_seat(&subscription, &user).await {
             Ok(released) => released,
             Err(StoreError::NotFound(_)) => false,
             Err(e) => return Err(e.into()),
@@ -265,7 +273,10 @@ impl EntitlementCheck {
     }
 
     async fn subscription(&self, key: &SubscriptionKey) -> Result<Subscription, ApiError> {
-        self.store.get(key).await?.ok_or_else(|| not_found(key))
+        self.subscriptions
+            .get(key)
+            .await?
+            .ok_or_else(|| not_found(key))
     }
 }
 

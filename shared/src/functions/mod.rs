@@ -50,3 +50,38 @@ pub(crate) fn healthz(name: &str) -> crate::web::Response {
         &serde_json::json!({ "status": "ok", "function": name }),
     )
 }
+
+/// The pipeline `tollgate replay` runs a marketplace's pending deliveries
+/// through: the same one its function uses, with the operator's longer
+/// `process_timeout`. Refused for marketplaces that finish deliveries
+/// themselves (see [`crate::ingest::Durability`]).
+pub fn replayer(
+    marketplace: crate::model::Marketplace,
+    deps: &Deps,
+    process_timeout: std::time::Duration,
+) -> Result<Box<dyn crate::ingest::replay::Replayer>, SetupError> {
+    use crate::model::Marketplace;
+    match marketplace {
+        Marketplace::Github => {
+            let pipeline = purchase_webhook::github_pipeline(deps)?;
+            if !pipeline.adapter().is_configured() {
+                return Err(SetupError::Invalid(format!(
+                    "no `{}` secret: GitHub deliveries were never recorded here",
+                    crate::marketplace::github::SECRET_NAME
+                )));
+            }
+            Ok(Box::new(pipeline.with_timeouts(
+                purchase_webhook::RECORD_TIMEOUT,
+                process_timeout,
+            )))
+        }
+        Marketplace::Gcp => Err(SetupError::Invalid(
+            "gcp deliveries are not replayed: Pub/Sub redelivers a message until it is acknowledged"
+                .into(),
+        )),
+        Marketplace::Q2 => Err(SetupError::Invalid(
+            "q2 deliveries are not replayed: each event was answered synchronously and Q2 acted on that answer"
+                .into(),
+        )),
+    }
+}

@@ -111,7 +111,7 @@ fn request_base(req: &Request) -> Option<String> {
     if let (Some(scheme), Some(authority)) = (req.uri().scheme_str(), req.uri().authority()) {
         return Some(format!("{scheme}://{authority}"));
     }
-    let host = header_str(req, header::HOST.as_str())?.trim();
+    let host = header_str(req.headers(), header::HOST.as_str())?.trim();
     let sane = !host.is_empty()
         && host.len() <= 255
         && host
@@ -122,7 +122,7 @@ fn request_base(req: &Request) -> Option<String> {
     }
     let hostname = host.rsplit_once(':').map_or(host, |(h, _)| h);
     let loopback = matches!(hostname, "localhost" | "127.0.0.1" | "[::1]");
-    let scheme = match header_str(req, "x-forwarded-proto") {
+    let scheme = match header_str(req.headers(), "x-forwarded-proto") {
         Some("http") => "http",
         Some("https") => "https",
         _ if loopback => "http",

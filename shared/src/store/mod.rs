@@ -4,7 +4,9 @@
 //! [`Tokens`], [`UserLinks`]; [`Store`] is all of them), two implementations
 //! that pass one conformance suite (`tests/src/conformance.rs`): DynamoDB in
 //! production ([`dynamo`]) and an embedded SQLite file for `make dev` and
-//! fast tests ([`sqlite`]).
+//! fast tests ([`sqlite`]). What the two write and say alike (time format,
+//! status names, documents, commit checks, error wording) is encoded once,
+//! in `codec`, so they cannot drift apart.
 //!
 //! Every write that must be atomic is one store call: [`Commits::commit`]
 //! writes the next state, the log entry and the delivery's dedupe mark
@@ -16,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{AppUser, CustomerKey, LogEntry, Marketplace, Subscription, SubscriptionKey};
 
+mod codec;
 pub mod dynamo;
 #[cfg(feature = "embedded-store")]
 pub mod sqlite;
@@ -52,6 +55,38 @@ pub enum DeliveryStatus {
     Pending,
     /// Processed; a redelivery is a no-op.
     Done,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 2] = [DeliveryStatus::Pending, DeliveryStatus::Done];
+
+    /// The name both stores write (the same as its serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Done => "done",
+        }
+    }
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown delivery status `{0}` (expected pending or done)")]
+pub struct UnknownDeliveryStatus(pub String);
+
+impl std::str::FromStr for DeliveryStatus {
+    type Err = UnknownDeliveryStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownDeliveryStatus(s.to_owned()))
+    }
 }
 
 /// A verified delivery, recorded before processing so that a failure leaves
@@ -231,10 +266,17 @@ pub trait UserLinks: Send + Sync {
     async fn linked_customers(&self, user: &AppUser) -> Result<Vec<CustomerKey>, StoreError>;
 }
 
+/// What applying an event needs: read the state, commit the next one. The
+/// ingest pipeline holds this (plus [`Deliveries`]); it is a supertrait of
+/// [`Store`] so a whole store can be handed over as one.
+pub trait EventLedger: Subscriptions + Commits {}
+
+impl<T: Subscriptions + Commits + ?Sized> EventLedger for T {}
+
 /// Every role at once: what a backend implements and what `setup` opens.
 /// Functions take the roles they use from it (trait upcasting), never the
 /// whole store.
-pub trait Store: Subscriptions + Commits + Deliveries + SeatClaims + Tokens + UserLinks {}
+pub trait Store: EventLedger + Deliveries + SeatClaims + Tokens + UserLinks {}
 
 impl<T: Subscriptions + Commits + Deliveries + SeatClaims + Tokens + UserLinks + ?Sized> Store
     for T
@@ -255,4 +297,24 @@ pub mod prelude {
         Commits as _, Deliveries as _, SeatClaims as _, Subscriptions as _, Tokens as _,
         UserLinks as _,
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_status_names_round_trip_and_match_serde() {
+        for status in DeliveryStatus::ALL {
+            assert_eq!(status.as_str().parse::<DeliveryStatus>(), Ok(status));
+            assert_eq!(
+                serde_json::to_value(status).expect("serialize"),
+                serde_json::Value::String(status.as_str().to_owned())
+            );
+        }
+        assert_eq!(
+            "Done".parse::<DeliveryStatus>(),
+            Err(UnknownDeliveryStatus("Done".into()))
+        );
+    }
 }

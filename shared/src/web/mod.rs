@@ -1,5 +1,7 @@
-//! HTTP plumbing shared by the four functions: the one place where library
-//! errors become HTTP statuses, JSON bodies and request ids.
+//! HTTP plumbing shared by the four functions: the error shape
+//! ([`ApiError`]), JSON and HTML responses, request ids, body limits and
+//! header helpers. It knows no marketplace and no store: each error type
+//! maps itself to an [`ApiError`] in its own module.
 //!
 //! Handlers take and return plain `http` types with `lambda_http::Body`, so
 //! the same code runs inside Lambda (function URLs, payload 2.0) and behind
@@ -114,139 +116,6 @@ impl From<StoreError> for ApiError {
                 "storage is busy; retry later",
             ),
             StoreError::Backend(_) => ApiError::internal("storage failure"),
-        }
-    }
-}
-
-impl From<crate::api::Rejection> for ApiError {
-    fn from(e: crate::api::Rejection) -> Self {
-        let (status, code) = e.status_and_code();
-        ApiError::new(status, code, e.to_string())
-    }
-}
-
-impl From<crate::marketplace::github::signature::SignatureError> for ApiError {
-    fn from(e: crate::marketplace::github::signature::SignatureError) -> Self {
-        use crate::marketplace::github::signature::SignatureError as E;
-        let code = match e {
-            E::Missing => "signature_missing",
-            E::Malformed => "signature_malformed",
-            E::UnsupportedAlgorithm => "signature_unsupported",
-            E::Mismatch => "signature_mismatch",
-        };
-        ApiError::unauthorized(code, e.to_string())
-    }
-}
-
-impl From<crate::marketplace::github::delivery::RequestError> for ApiError {
-    fn from(e: crate::marketplace::github::delivery::RequestError) -> Self {
-        use crate::marketplace::github::delivery::RequestError as E;
-        let message = e.to_string();
-        match e {
-            E::Signature(s) => s.into(),
-            E::NotConfigured => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
-            }
-            E::FormEncoded | E::UnsupportedMediaType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                message,
-            ),
-            E::MissingEvent => ApiError::bad_request("missing_event", message),
-            E::MissingDeliveryId => ApiError::bad_request("missing_delivery_id", message),
-            E::InvalidDeliveryId => ApiError::bad_request("invalid_delivery_id", message),
-            E::InvalidJson(_) => ApiError::bad_request("invalid_json", message),
-            // Not recorded: GitHub shows the failure and the operator can
-            // redeliver from the listing's Webhook page.
-            E::NotRecorded(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_recorded",
-                "the delivery could not be recorded (storage unavailable) and nothing was applied; \
-                 redeliver it from the Marketplace listing's Webhook page",
-            ),
-        }
-    }
-}
-
-/// The delivery is recorded as pending but processing failed. GitHub never
-/// retries, so the reply is an error on purpose: the delivery shows as failed
-/// on the listing's Webhook page (where it can be redelivered) besides
-/// waiting for `tollgate replay`.
-impl From<crate::marketplace::github::delivery::ProcessError> for ApiError {
-    fn from(e: crate::marketplace::github::delivery::ProcessError) -> Self {
-        use crate::marketplace::github::delivery::ProcessError as E;
-        const PENDING: &str = "the delivery is recorded as pending; `tollgate replay` finishes it (or redeliver it from the listing)";
-        match e {
-            E::Payload(p) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unprocessable_payload",
-                format!("{p}; {PENDING} once the payload can be read"),
-            ),
-            E::MissingBody(_) => ApiError::internal(format!("{e}")),
-            E::Store(StoreError::Backend(_)) => {
-                ApiError::internal(format!("storage failure; {PENDING}"))
-            }
-            E::Store(_) | E::TimedOut(_) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "delivery_pending",
-                format!("storage is busy or slow; {PENDING}"),
-            ),
-        }
-    }
-}
-
-/// GitHub API failures: the upstream's fault (502/504), or a rate limit
-/// (503, come back later); never the caller's.
-impl From<crate::marketplace::github::client::GithubError> for ApiError {
-    fn from(e: crate::marketplace::github::client::GithubError) -> Self {
-        use crate::marketplace::github::client::GithubError as E;
-        let message = e.to_string();
-        match e {
-            E::RateLimited { .. } => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "github_rate_limited",
-                message,
-            ),
-            E::Timeout { .. } => {
-                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "github_timeout", message)
-            }
-            E::Unreachable { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "github_unreachable", message)
-            }
-            // Wrong client credentials or redirect URI: the vendor's setup.
-            E::OauthExchange { .. } | E::Unauthorized { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "github_refused", message)
-            }
-            E::Status { .. }
-            | E::Decode { .. }
-            | E::TooManyPages { .. }
-            | E::ForeignLink { .. } => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "github_error", message)
-            }
-            E::BaseUrl(_) | E::Client(_) | E::AppJwt(_) => ApiError::internal(message),
-        }
-    }
-}
-
-/// The GitHub sign-in flow: the buyer's request is at fault (bad or reused
-/// `state`, declined, expired code) → 400; configuration → 503; GitHub and
-/// the store map as above.
-impl From<crate::marketplace::github::oauth::OauthError> for ApiError {
-    fn from(e: crate::marketplace::github::oauth::OauthError) -> Self {
-        use crate::marketplace::github::oauth::OauthError as E;
-        let message = e.to_string();
-        match e {
-            E::NotConfigured | E::NoPublicUrl => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
-            }
-            E::MissingState | E::InvalidState => ApiError::bad_request("invalid_state", message),
-            E::AccessDenied => ApiError::bad_request("access_denied", message),
-            E::AuthorizeFailed(_) => ApiError::bad_request("authorize_failed", message),
-            E::MissingCode => ApiError::bad_request("missing_code", message),
-            E::CodeRejected => ApiError::bad_request("code_rejected", message),
-            E::Deadline => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "github_timeout", message),
-            E::Github(g) => g.into(),
-            E::Store(s) => s.into(),
         }
     }
 }
@@ -388,12 +257,35 @@ pub fn body_bytes(req: &Request) -> Result<&[u8], ApiError> {
     Ok(bytes)
 }
 
+/// What a request's `Content-Type` says, parameters (`charset`) ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaType<'a> {
+    Missing,
+    Json,
+    Form,
+    /// Anything else, as sent (its essence, before any `;`).
+    Other(&'a str),
+}
+
+/// Classifies the `Content-Type` header: the one place that parses it.
+pub fn media_type(headers: &http::HeaderMap) -> MediaType<'_> {
+    let Some(content_type) = header_str(headers, header::CONTENT_TYPE.as_str()) else {
+        return MediaType::Missing;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        MediaType::Json
+    } else if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        MediaType::Form
+    } else {
+        MediaType::Other(essence)
+    }
+}
+
 /// Requires a JSON content type (415 otherwise) and parses the body (400).
 pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let bytes = body_bytes(req)?;
-    let ct = header_str(req, header::CONTENT_TYPE.as_str()).unwrap_or("");
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/json") {
+    if media_type(req.headers()) != MediaType::Json {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -404,8 +296,9 @@ pub fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Api
         .map_err(|e| ApiError::bad_request("invalid_json", format!("invalid JSON body: {e}")))
 }
 
-pub fn header_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
+/// A header's value, if present and visible ASCII.
+pub fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// A query parameter, percent-decoded, read from the URI so it works the

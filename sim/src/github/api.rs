@@ -1,9 +1,11 @@
 //! api.github.com: the user and Marketplace endpoints Tollgate calls.
 //!
-//! Shapes follow `@octokit/openapi@23.0.2` (`public-user`,
-//! `user-marketplace-purchase`, `marketplace-account`, `marketplace-purchase`,
-//! `marketplace-listing-plan`, `basic-error`); the tests validate every reply
-//! against those schemas (`fixtures/github/openapi-subset.json`).
+//! Shapes follow GitHub's OpenAPI description as published in
+//! `@octokit/openapi@23.0.2` (<https://github.com/octokit/openapi>):
+//! `public-user`, `user-marketplace-purchase`, `marketplace-account`,
+//! `marketplace-purchase`, `marketplace-listing-plan`, `basic-error`. The
+//! tests validate every reply against those schemas
+//! (`fixtures/github/openapi-subset.json`).
 
 use std::collections::HashMap;
 
@@ -204,9 +206,10 @@ fn identify(s: &SimState, auth: Option<&str>) -> Caller {
     }
 }
 
-/// Checks a GitHub App JWT the way GitHub documents it: RS256 by the app's
-/// key, `iss` = app id or client id, `iat` not in the future, `exp` in the
-/// future but at most 10 minutes ahead.
+/// Checks a GitHub App JWT the way GitHub documents it
+/// (<https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-json-web-token-jwt-for-a-github-app>):
+/// RS256 by the app's key, `iss` = app id or client id, `iat` not in the
+/// future, `exp` in the future but at most 10 minutes ahead.
 fn verify_app_jwt(s: &SimState, token: &str) -> Result<(), &'static str> {
     use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
     const UNDECODABLE: &str = "A JSON web token could not be decoded";

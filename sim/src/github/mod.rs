@@ -15,7 +15,8 @@
 //!   header, with rate-limit headers and scriptable rate-limit replies.
 //!
 //! Routes, parameters and reply shapes follow GitHub's OpenAPI description
-//! (`@octokit/openapi@23.0.2`); `fixtures/github/openapi-subset.json` holds
+//! (`@octokit/openapi@23.0.2`, <https://github.com/octokit/openapi>);
+//! `fixtures/github/openapi-subset.json` holds
 //! the schemas and examples the tests check the replies against.
 
 use std::net::SocketAddr;

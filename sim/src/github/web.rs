@@ -1,9 +1,10 @@
 //! github.com: the OAuth web flow.
 //!
-//! Behaviour follows GitHub's docs (authorizing-oauth-apps.md,
-//! troubleshooting-authorization-request-errors.md,
-//! troubleshooting-oauth-app-access-token-request-errors.md): authorize
-//! redirects back with `code`+`state`, or with `error`, `error_description`,
+//! Behaviour follows GitHub's docs — "Authorizing OAuth apps"
+//! (<https://docs.github.com/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps>)
+//! and the two troubleshooting pages linked from the error replies
+//! (`DOCS_AUTHORIZE_ERRORS`, `DOCS_TOKEN_ERRORS` below): authorize redirects
+//! back with `code`+`state`, or with `error`, `error_description`,
 //! `error_uri`, `state`; the token endpoint answers errors with HTTP 200.
 
 use std::collections::HashMap;

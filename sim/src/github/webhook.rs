@@ -3,8 +3,9 @@
 //! and the headers of the delivery (event, delivery GUID, HMAC-SHA256
 //! signature, Hookshot user agent).
 //!
-//! The body follows GitHub's published examples (`@octokit/webhooks-examples`,
-//! vendored in `tests/fixtures/github/`) field for field and in the same
+//! The body follows GitHub's published examples (`@octokit/webhooks-examples`
+//! from <https://github.com/octokit/webhooks>, vendored in
+//! `tests/fixtures/github/`) field for field and in the same
 //! order: `action`, `effective_date`, `sender`, `marketplace_purchase`
 //! (`account{type,id,node_id,login,organization_billing_email}`,
 //! `billing_cycle`, `unit_count`, `on_free_trial`, `free_trial_ends_on`,
@@ -31,7 +32,8 @@ use super::state::{Org, Plan, Purchase, User, random_hex};
 pub const EVENT: &str = "marketplace_purchase";
 
 /// The `User-Agent` GitHub's webhook sender uses (the suffix is a build id;
-/// this one is from GitHub's documentation).
+/// this one is the example of
+/// <https://docs.github.com/webhooks/webhook-events-and-payloads#delivery-headers>).
 pub const USER_AGENT: &str = "GitHub-Hookshot/044aadd";
 
 /// Where GitHub's own links in a payload point. Webhook payloads come from

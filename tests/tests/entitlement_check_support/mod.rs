@@ -10,16 +10,15 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::Value;
 use tollgate::api::auth::{ApiKeyEntry, Authenticator, Scopes, generate};
 use tollgate::clock::FixedClock;
-use tollgate::config::Catalog;
 use tollgate::functions::entitlement_check::EntitlementCheck;
 use tollgate::ingest::{Ingested, ingest};
 use tollgate::model::{
     Awaiting, Customer, CustomerKey, EventKind, MarketEvent, Marketplace, Plan, PlanTerms,
     SubscriptionKey,
 };
-use tollgate::setup::{Deps, Secrets, Settings};
 use tollgate::store::Store;
 use tollgate::store::sqlite::SqliteStore;
+use tollgate::testing::TestApp;
 use tollgate::web::{Body, Request, serve};
 
 /// `acme-ci`: free (unlimited seats), team (purchased seats), business (3
@@ -105,15 +104,12 @@ impl Tollgate {
     }
 
     pub fn with_auth(store: Arc<dyn Store>, auth: Authenticator, keys: Keys) -> Self {
-        let catalog = Catalog::parse(CATALOG, "test.toml".as_ref()).unwrap();
-        let deps = Deps {
-            settings: Settings::from_lookup(|_| None),
-            catalog: Arc::new(catalog),
-            secrets: Arc::new(Secrets::default()),
-            store: Arc::clone(&store),
-        };
-        let clock = Arc::new(FixedClock::new(t0()));
-        let handler = Arc::new(EntitlementCheck::new(&deps, auth, clock.clone()));
+        let mut app = TestApp::new()
+            .config(CATALOG)
+            .store(Arc::clone(&store))
+            .now(t0());
+        let clock = app.fixed_clock();
+        let handler = Arc::new(app.entitlement_check(auth));
         Self {
             handler,
             store,

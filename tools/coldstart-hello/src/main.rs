@@ -1,4 +1,4 @@
-//! The reference for the cold-start budget (DESIGN §8): a bare `lambda_http`
+//! The reference for the cold-start budget (README "Budgets, measured"): a bare `lambda_http`
 //! function that does nothing at init. `tools/coldstart.py` compares each
 //! Tollgate function's process-start → first-poll time against this one.
 

@@ -2,7 +2,8 @@
 //! `/marketplace_listing/...` endpoints (reconciliation, entitlement checks
 //! against GitHub's truth).
 //!
-//! Per GitHub's "Generating a JSON Web Token (JWT) for a GitHub App": RS256
+//! Per GitHub's "Generating a JSON Web Token (JWT) for a GitHub App"
+//! (<https://docs.github.com/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-json-web-token-jwt-for-a-github-app>): RS256
 //! signed with the app's private key, `iat` 60 s in the past (clock drift),
 //! `exp` at most 10 minutes ahead, `iss` the app id (or, since 2024-05, the
 //! client id). Sent as `Authorization: Bearer <jwt>`.

@@ -11,14 +11,19 @@
 //! account and shows plan, seats and trial days left. The user's token lives
 //! only for that request: it is never stored or logged.
 //!
-//! Contract and sources: `specs/github-marketplace.md` §4.
+//! GitHub's side of this flow: the Setup URL
+//! (<https://docs.github.com/apps/github-marketplace/using-the-github-marketplace-api-in-your-app/handling-new-purchases-and-free-trials>)
+//! and the OAuth web flow
+//! (<https://docs.github.com/apps/oauth-apps/building-oauth-apps/authorizing-oauth-apps>).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::client::{GithubClient, GithubError, OauthErrorCode, User, UserMarketplacePurchase};
+use super::client::{
+    GithubClient, GithubError, OauthErrorCode, User, UserMarketplacePurchase, safe_code,
+};
 use crate::clock::Clock;
 use crate::model::{AccountKind, AppUser, CustomerKey, Marketplace, PriceModel};
 use crate::setup::{Secret, Secrets, SetupError};
@@ -80,7 +85,8 @@ pub enum OauthError {
     #[error("the user declined to authorize the app")]
     AccessDenied,
     /// Another `error` from the authorize step (`redirect_uri_mismatch`,
-    /// `application_suspended`, ...), reduced to safe characters.
+    /// `application_suspended`, ...), reduced to safe characters
+    /// (the client's `safe_code`).
     #[error("GitHub's authorize step failed: {0}")]
     AuthorizeFailed(String),
     #[error("the callback carries no `code`")]
@@ -252,15 +258,6 @@ impl GithubSignIn {
             linked,
         })
     }
-}
-
-/// Keeps an `error` value from the query fit for a message: GitHub's codes
-/// are short snake_case words.
-fn safe_code(raw: &str) -> String {
-    raw.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(64)
-        .collect()
 }
 
 /// Escapes text for HTML element content and quoted attributes.
@@ -495,6 +492,31 @@ pub fn error_page(err: &OauthError) -> String {
         if retry { again.as_str() } else { "" }
     );
     page(title, &body)
+}
+
+/// The GitHub sign-in flow: the buyer's request is at fault (bad or reused
+/// `state`, declined, expired code) → 400; configuration → 503; GitHub and
+/// the store map as they do everywhere.
+impl From<OauthError> for crate::web::ApiError {
+    fn from(e: OauthError) -> Self {
+        use crate::web::ApiError;
+        use OauthError as E;
+        use http::StatusCode;
+        let message = e.to_string();
+        match e {
+            E::NotConfigured | E::NoPublicUrl => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
+            }
+            E::MissingState | E::InvalidState => ApiError::bad_request("invalid_state", message),
+            E::AccessDenied => ApiError::bad_request("access_denied", message),
+            E::AuthorizeFailed(_) => ApiError::bad_request("authorize_failed", message),
+            E::MissingCode => ApiError::bad_request("missing_code", message),
+            E::CodeRejected => ApiError::bad_request("code_rejected", message),
+            E::Deadline => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "github_timeout", message),
+            E::Github(g) => g.into(),
+            E::Store(s) => s.into(),
+        }
+    }
 }
 
 #[cfg(test)]

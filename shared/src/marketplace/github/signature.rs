@@ -40,6 +40,19 @@ pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), Si
     verify_any([secret], body, header)
 }
 
+/// Every signature failure is a 401 with a code that says which.
+impl From<SignatureError> for crate::web::ApiError {
+    fn from(e: SignatureError) -> Self {
+        let code = match e {
+            SignatureError::Missing => "signature_missing",
+            SignatureError::Malformed => "signature_malformed",
+            SignatureError::UnsupportedAlgorithm => "signature_unsupported",
+            SignatureError::Mismatch => "signature_mismatch",
+        };
+        crate::web::ApiError::unauthorized(code, e.to_string())
+    }
+}
+
 /// Like [`verify`], accepting a signature made with any of `secrets` (the
 /// current secret and, during a rotation, the previous one). No secrets at
 /// all means nothing verifies.

@@ -3,17 +3,29 @@
 //!
 //! # Tolerance
 //!
-//! GitHub's own material disagrees with itself (spec §2, §8.12–13), so the
-//! types accept every documented variant: `price_model` in any casing with
-//! `-` or `_` (`PER_UNIT`, `per-unit`, `FLAT_RATE`, `flat-rate`, `FREE`);
-//! null or absent `organization_billing_email` (personal accounts),
-//! `billing_cycle` and `next_billing_date` (free plans), `free_trial_ends_on`,
-//! `unit_count`; every field of `previous_marketplace_purchase` optional;
-//! unknown fields ignored; unknown actions kept by name so they are recorded
-//! and acknowledged, never dropped. Only what Tollgate needs is required:
+//! GitHub's own material disagrees with itself: the payload example on
+//! <https://docs.github.com/webhooks/webhook-events-and-payloads#marketplace_purchase>
+//! spells `price_model` `PER_UNIT`, the examples of `@octokit/webhooks-examples`
+//! (vendored in `tests/fixtures/github/`) spell it `per-unit` and `flat-rate`,
+//! and the nullability of several fields differs between the two. So the
+//! types accept every variant seen: `price_model` in any casing with `-` or
+//! `_` (`PER_UNIT`, `per-unit`, `FLAT_RATE`, `flat-rate`, `FREE`); the
+//! account `type` (`User`, `Organization`) in any casing; null or absent
+//! `organization_billing_email` (personal accounts), `billing_cycle` and
+//! `next_billing_date` (free plans), `free_trial_ends_on`, `unit_count`;
+//! every field of `previous_marketplace_purchase` optional; unknown fields
+//! ignored; unknown actions kept by name so they are recorded and
+//! acknowledged, never dropped. Only what Tollgate needs is required:
 //! `action`, `effective_date`, and the purchase's account id and plan id.
 //!
-//! # Semantics (spec §3)
+//! The readers of GitHub's values ([`price_model`], [`account_kind`],
+//! [`parse_time`], [`describe_json_error`]) are the only ones in the crate:
+//! the REST client ([`super::client`]) reads its replies with them too.
+//!
+//! # Semantics
+//!
+//! Per GitHub's "Webhook events for the GitHub Marketplace API"
+//! (<https://docs.github.com/apps/github-marketplace/using-the-github-marketplace-api-in-your-app/webhook-events-for-the-github-marketplace-api>):
 //!
 //! | action | event |
 //! |---|---|
@@ -36,7 +48,8 @@
 //! cancellation explains. Anything else, including a previous purchase that
 //! is absent or incomplete, is taken as a plan change: that is the safe
 //! reading, since a pending plan change keeps today's access and the
-//! `cancelled` that follows ends it anyway. **[inference]**
+//! `cancelled` that follows ends it anyway. This reading is an inference,
+//! not something GitHub documents.
 //!
 //! # Ordering
 //!
@@ -72,15 +85,18 @@ use crate::model::{
 /// The `X-GitHub-Event` value of a Marketplace purchase.
 pub const EVENT: &str = "marketplace_purchase";
 
-/// GitHub's free trials last 14 days (spec §3.2); used only when a trial
-/// purchase omits `free_trial_ends_on`.
+/// GitHub Marketplace free trials last 14 days ("Free trials have a fixed
+/// length of 14 days",
+/// <https://docs.github.com/apps/github-marketplace/selling-your-app-on-github-marketplace/pricing-plans-for-github-marketplace-apps>);
+/// used only when a trial purchase omits `free_trial_ends_on`.
 pub const TRIAL_LENGTH: Duration = Duration::days(14);
 
 /// Why a payload could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
     /// Not JSON, or JSON of the wrong shape for a known field. The message
-    /// names the position and the expected type, not the surrounding data.
+    /// says what is wrong and where (line, column), never a value from the
+    /// body (see [`describe_json_error`]).
     #[error("not a marketplace_purchase payload: {0}")]
     Invalid(String),
     /// A field Tollgate cannot do without is absent or null.
@@ -234,7 +250,8 @@ pub struct PurchaseEvent<'a> {
 /// borrow from `body` unless they contain escapes): it runs on every
 /// delivery, right after the signature check.
 pub fn parse(body: &[u8]) -> Result<PurchaseEvent<'_>, ParseError> {
-    let raw: RawPayload<'_> = serde_json::from_slice(body).map_err(describe_json_error)?;
+    let raw: RawPayload<'_> =
+        serde_json::from_slice(body).map_err(|e| ParseError::Invalid(describe_json_error(&e)))?;
     let action = raw.action.ok_or(ParseError::Missing("action"))?;
     let effective = raw
         .effective_date
@@ -263,18 +280,6 @@ pub fn parse(body: &[u8]) -> Result<PurchaseEvent<'_>, ParseError> {
         purchase,
         previous: raw.previous_marketplace_purchase,
     })
-}
-
-/// serde_json's messages can quote a misplaced value; keep only what an
-/// operator needs to find the spot (category, line, column).
-fn describe_json_error(e: serde_json::Error) -> ParseError {
-    use serde_json::error::Category;
-    let what = match e.classify() {
-        Category::Syntax | Category::Eof => "invalid JSON",
-        Category::Data => "a field has the wrong type",
-        Category::Io => "unreadable body",
-    };
-    ParseError::Invalid(format!("{what} at line {} column {}", e.line(), e.column()))
 }
 
 /// What [`normalize`] needs to know about the delivery itself.
@@ -424,15 +429,9 @@ fn is_unchanged(target: &RawPurchase<'_>, previous: Option<&RawPurchase<'_>>) ->
 }
 
 fn customer(account_id: u64, account: Option<&RawAccount<'_>>) -> Customer {
-    let kind = account.and_then(|a| a.kind.as_deref()).and_then(|k| {
-        if k.eq_ignore_ascii_case("organization") {
-            Some(AccountKind::Organization)
-        } else if k.eq_ignore_ascii_case("user") {
-            Some(AccountKind::User)
-        } else {
-            None
-        }
-    });
+    let kind = account
+        .and_then(|a| a.kind.as_deref())
+        .and_then(account_kind);
     Customer {
         key: CustomerKey::new(Marketplace::Github, account_id.to_string()),
         name: account.and_then(|a| a.login.as_deref()).map(str::to_owned),
@@ -444,7 +443,11 @@ fn customer(account_id: u64, account: Option<&RawAccount<'_>>) -> Customer {
     }
 }
 
-/// `PER_UNIT`, `per-unit`, `Per_Unit`, … → [`PriceModel::PerUnit`]; unknown
+// GitHub's values, read once for the whole crate: the webhook above and the
+// REST client's replies (`super::client`) go through these.
+
+/// `PER_UNIT`, `per-unit`, `Per_Unit`, `FLAT_RATE`, `flat-rate`, `FREE`, …:
+/// any casing, with `-`, `_`, a space or nothing between the words. Unknown
 /// models map to `None` (the plan then carries no seats).
 pub fn price_model(raw: &str) -> Option<PriceModel> {
     let normalized: String = raw
@@ -461,6 +464,61 @@ pub fn price_model(raw: &str) -> Option<PriceModel> {
     }
 }
 
+/// An account's `type`: `User` or `Organization`, in any casing; anything
+/// else (`Bot`, …) is `None`.
+pub fn account_kind(raw: &str) -> Option<AccountKind> {
+    let raw = raw.trim();
+    if raw.eq_ignore_ascii_case("organization") {
+        Some(AccountKind::Organization)
+    } else if raw.eq_ignore_ascii_case("user") {
+        Some(AccountKind::User)
+    } else {
+        None
+    }
+}
+
+/// GitHub's timestamps: RFC 3339 with any offset (`Z`, `+00:00`, …), or a
+/// bare `YYYY-MM-DD` taken as midnight UTC.
+pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
+    let raw = raw.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+        .ok()
+        .map(|d| Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN)))
+}
+
+/// Why a JSON document from outside (a webhook body, a GitHub reply) did not
+/// deserialize, fit for an error message: what kind of problem and where
+/// (line, column), and for a missing field its name (ours, from the type).
+/// Never the offending value: serde_json's own messages quote it
+/// (`invalid type: string "…", expected u64`).
+pub fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Syntax | Category::Eof => "invalid JSON".to_owned(),
+        Category::Data => match missing_field(&e.to_string()) {
+            Some(field) => format!("`{field}` is missing"),
+            None => "a field has the wrong type".to_owned(),
+        },
+        Category::Io => "unreadable body".to_owned(),
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+/// The field of serde's "missing field `name`" message. The name comes from
+/// the Rust type, not the document; anything but a plain identifier is
+/// refused all the same.
+fn missing_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("missing field `")?;
+    let field = &rest[..rest.find('`')?];
+    let plain = !field.is_empty()
+        && field.len() <= 64
+        && field.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    plain.then_some(field)
+}
+
 fn billing_cycle(raw: &str) -> Option<BillingCycle> {
     let raw = raw.trim();
     if raw.eq_ignore_ascii_case("monthly") {
@@ -470,17 +528,6 @@ fn billing_cycle(raw: &str) -> Option<BillingCycle> {
     } else {
         None
     }
-}
-
-/// RFC 3339 (`+00:00` or `Z`), or a bare date taken as midnight UTC.
-fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
-    let raw = raw.trim();
-    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
-        return Some(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(raw, "%Y-%m-%d")
-        .ok()
-        .map(|d| Utc.from_utc_datetime(&d.and_time(chrono::NaiveTime::MIN)))
 }
 
 #[cfg(test)]
@@ -533,7 +580,43 @@ mod tests {
             assert_eq!(price_model(raw), Some(PriceModel::FlatRate), "{raw}");
         }
         assert_eq!(price_model("FREE"), Some(PriceModel::Free));
+        assert_eq!(price_model("free"), Some(PriceModel::Free));
         assert_eq!(price_model("PER_SEAT_TIERED"), None);
+        assert_eq!(price_model("bogus"), None);
+    }
+
+    #[test]
+    fn account_type_is_read_in_any_casing() {
+        for raw in [
+            "Organization",
+            "organization",
+            "ORGANIZATION",
+            " Organization ",
+        ] {
+            assert_eq!(account_kind(raw), Some(AccountKind::Organization), "{raw}");
+        }
+        for raw in ["User", "user", "USER"] {
+            assert_eq!(account_kind(raw), Some(AccountKind::User), "{raw}");
+        }
+        assert_eq!(account_kind("Bot"), None);
+        assert_eq!(account_kind(""), None);
+    }
+
+    #[test]
+    fn times_are_rfc3339_with_any_offset_or_a_bare_date() {
+        let midnight = Utc.with_ymd_and_hms(2017, 10, 25, 0, 0, 0).unwrap();
+        for raw in [
+            "2017-10-25T00:00:00+00:00",
+            "2017-10-25T00:00:00Z",
+            "2017-10-25T02:00:00+02:00",
+            "2017-10-25",
+            " 2017-10-25 ",
+        ] {
+            assert_eq!(parse_time(raw), Some(midnight), "{raw}");
+        }
+        for raw in ["", "yesterday", "2017-13-01", "25/10/2017"] {
+            assert_eq!(parse_time(raw), None, "{raw}");
+        }
     }
 
     #[test]
@@ -872,6 +955,51 @@ mod tests {
                 .to_string()
                 .contains("invalid JSON")
         );
+        // A value of the right type but out of range, and a string where an
+        // action is expected: serde_json would quote both.
+        for body in [
+            &br#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":{"id":-4242424242}}}"#[..],
+            br#"{"action":{"secret@acme.test":1},"effective_date":"2026-03-01"}"#,
+            br#"{"action":"purchased","effective_date":"secret@acme.test"#,
+        ] {
+            let err = parse(body).unwrap_err().to_string();
+            assert!(
+                !err.contains("4242424242") && !err.contains("secret@acme.test"),
+                "{err}"
+            );
+            assert!(err.contains("line 1 column"), "{err}");
+        }
+    }
+
+    #[test]
+    fn json_error_descriptions_name_the_spot_and_a_missing_field_but_no_value() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Reply {
+            id: u64,
+            login: String,
+        }
+        let err = serde_json::from_str::<Reply>(r#"{"id":1}"#).unwrap_err();
+        assert_eq!(
+            describe_json_error(&err),
+            "`login` is missing at line 1 column 8"
+        );
+        let err = serde_json::from_str::<Reply>(r#"{"id":"gho_leaked","login":"x"}"#).unwrap_err();
+        assert!(
+            err.to_string().contains("gho_leaked"),
+            "serde_json quotes it"
+        );
+        assert_eq!(
+            describe_json_error(&err),
+            "a field has the wrong type at line 1 column 18"
+        );
+        let err = serde_json::from_str::<Reply>("{\"id\":1,\"login\":\"gho_leaked\"").unwrap_err();
+        assert_eq!(
+            describe_json_error(&err),
+            "invalid JSON at line 1 column 28"
+        );
+        assert_eq!(missing_field("missing field `a b`"), None);
+        assert_eq!(missing_field("invalid type: missing field `x`"), None);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The one path every marketplace event takes once it is authenticated and
-//! normalized: read, apply the rules, commit conditionally, retry on conflict.
+//! Applying one resolved event: read, apply the rules, commit conditionally,
+//! retry on conflict.
 
 use std::time::Duration;
 
@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::MarketEvent;
 use crate::rules::{self, Outcome};
-use crate::store::{Commit, DeliveryMark, Store, StoreError};
+use crate::store::{Commit, DeliveryMark, EventLedger, StoreError};
 
 /// How long a delivery id is remembered for dedupe. Marketplaces redeliver
 /// within days (Pub/Sub keeps messages 7 days); a month is comfortably more.
@@ -29,8 +29,8 @@ pub enum Ingested {
 /// Applies `event` to its subscription and commits state, log entry and the
 /// delivery's dedupe mark in one conditional write. Concurrent deliveries for
 /// the same subscription re-read and retry, so none is lost.
-pub async fn ingest(
-    store: &dyn Store,
+pub async fn ingest<S: EventLedger + ?Sized>(
+    store: &S,
     event: &MarketEvent,
     now: DateTime<Utc>,
 ) -> Result<Ingested, StoreError> {

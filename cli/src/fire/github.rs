@@ -1,7 +1,6 @@
 //! `tollgate fire github <action>`: sends a realistic, correctly signed GitHub
 //! Marketplace `marketplace_purchase` delivery to a running purchase-webhook
-//! (`tollgate dev`), the way GitHub would — the local counterpart of Q2's
-//! `q2 marketplace invoke_subscribe / invoke_cancel / invoke_update`.
+//! (`tollgate dev`), the way GitHub would.
 //!
 //! The body and headers come from the stand-in's webhook builder
 //! (`tollgate_sim::github::webhook`), with the plans of the sim's seed (and of
@@ -27,18 +26,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
-use tollgate::marketplace::github::delivery::SECRET_NAME as WEBHOOK_SECRET;
+use tollgate::marketplace::github::SECRET_NAME as WEBHOOK_SECRET;
 use tollgate::setup::Settings;
 use tollgate_sim::github::webhook::{Account, Action, Delivery, PurchaseEvent};
 use tollgate_sim::github::{Plan, PriceModel, Purchase, User};
 
-use crate::flag;
 use crate::sim;
-
-pub const USAGE: &str = "tollgate fire github <purchased|changed|pending_change|pending_change_cancelled|cancelled>\n         \
-     [--url http://127.0.0.1:9101/github] [--account 2001] [--login acme] [--org|--user]\n         \
-     [--plan 1002] [--units 5] [--trial] [--effective-date YYYY-MM-DD]\n         \
-     [--from-plan 1002] [--from-units 5]";
 
 /// purchase-webhook's GitHub route under `make dev`.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:9101/github";
@@ -52,19 +45,95 @@ const TRIAL_DAYS: i64 = 14;
 /// A monthly cycle, for the date a pending change applies.
 const CYCLE_DAYS: i64 = 30;
 
-const VALUE_FLAGS: [&str; 8] = [
-    "--url",
-    "--account",
-    "--login",
-    "--plan",
-    "--units",
-    "--effective-date",
-    "--from-plan",
-    "--from-units",
-];
-const SWITCHES: [&str; 3] = ["--org", "--user", "--trial"];
+// `tollgate fire github <action> [flags]`. Every flag has a default, so a
+// bare action fires the demo buyer's event; an unknown flag is refused, so a
+// mistyped one never silently fires a different event than the one asked for.
+#[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Signs with github_webhook_secret from the secrets named by \
+TOLLGATE_SECRETS (the file `tollgate dev` fills).\nPrints the status and reply; exits \
+non-zero unless purchase-webhook answered 2xx."
+)]
+pub struct Args {
+    /// The `action` of the delivery
+    #[arg(value_enum)]
+    pub action: FireAction,
+    /// purchase-webhook's GitHub route
+    #[arg(long, default_value = DEFAULT_URL)]
+    pub url: String,
+    /// The account's id [default: 2001 (acme), with --user 1 (octocat)]
+    #[arg(long)]
+    pub account: Option<u64>,
+    /// The account's login [default: acme, with --user octocat]
+    #[arg(long)]
+    pub login: Option<String>,
+    /// The account is an organization (the default)
+    #[arg(long, conflicts_with = "user")]
+    pub org: bool,
+    /// The account is a user's personal account
+    #[arg(long)]
+    pub user: bool,
+    /// The listing plan purchased: 1001 Free, 1002 Team (per seat, free trial), 1003 Business
+    #[arg(long, default_value_t = sim::DEMO_PLAN_ID)]
+    pub plan: u64,
+    /// Seats, for a per-seat plan
+    #[arg(long, default_value_t = sim::DEMO_UNITS, value_parser = at_least_one)]
+    pub units: u64,
+    /// The purchase is a 14-day free trial (the plan must offer one)
+    #[arg(long)]
+    pub trial: bool,
+    /// When the event takes effect [default: today; pending_change: end of the 30-day cycle]
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub effective_date: Option<NaiveDate>,
+    /// The previous purchase's plan (changed, pending_change, pending_change_cancelled)
+    #[arg(long, default_value_t = sim::DEMO_PLAN_ID)]
+    pub from_plan: u64,
+    /// The previous purchase's seats
+    #[arg(long, default_value_t = sim::DEMO_UNITS)]
+    pub from_units: u64,
+}
 
-/// The command line, checked.
+/// What happened to the purchase: the delivery's `action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum FireAction {
+    /// A new purchase, effective today (--trial: a 14-day trial)
+    Purchased,
+    /// The purchase is now --plan/--units, effective today
+    Changed,
+    /// The purchase becomes --plan/--units at the end of the cycle (same as --from-plan/--from-units: a pending cancellation)
+    PendingChange,
+    /// The pending change is withdrawn; the purchase stays --plan/--units
+    PendingChangeCancelled,
+    /// The purchase ends (a trial or free plan at once, a paid plan on the effective date)
+    Cancelled,
+}
+
+impl From<FireAction> for Action {
+    fn from(a: FireAction) -> Self {
+        match a {
+            FireAction::Purchased => Action::Purchased,
+            FireAction::Changed => Action::Changed,
+            FireAction::PendingChange => Action::PendingChange,
+            FireAction::PendingChangeCancelled => Action::PendingChangeCancelled,
+            FireAction::Cancelled => Action::Cancelled,
+        }
+    }
+}
+
+fn at_least_one(v: &str) -> Result<u64, String> {
+    match v.parse() {
+        Ok(0) => Err("at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("a whole number, not `{v}`")),
+    }
+}
+
+fn parse_date(v: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| format!("YYYY-MM-DD, not `{v}`"))
+}
+
+/// The event to fire: the command line with every default filled in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     pub action: Action,
@@ -80,83 +149,35 @@ pub struct Options {
     pub from_units: u64,
 }
 
-pub async fn run(args: &[String]) -> Result<(), String> {
-    let opts = Options::parse(args)?;
+pub async fn run(args: Args) -> Result<(), String> {
+    let opts = Options::from(args);
     let event = build(&opts, Utc::now())?;
     let delivery = event.delivery().map_err(|e| e.to_string())?;
     let secret = webhook_secret().await?;
     send(&opts.url, &delivery, secret.as_bytes(), &event).await
 }
 
-impl Options {
-    pub fn parse(args: &[String]) -> Result<Self, String> {
-        let usage = |e: String| format!("{e}\nusage: {USAGE}");
-        match args.first().map(String::as_str) {
-            Some("github") => {}
-            Some(other) => {
-                return Err(usage(format!(
-                    "`{other}`: only GitHub events can be fired so far"
-                )));
-            }
-            None => return Err(usage("name the marketplace: github".into())),
-        }
-        let action: Action = args
-            .get(1)
-            .ok_or_else(|| usage("name the action".into()))?
-            .parse()
-            .map_err(|e: tollgate_sim::github::webhook::EventError| usage(e.to_string()))?;
-        // Refuse anything unknown: a mistyped flag must not silently fire a
-        // different event than the one asked for.
-        let mut rest = args[2..].iter();
-        while let Some(arg) = rest.next() {
-            if VALUE_FLAGS.contains(&arg.as_str()) {
-                if rest.next().is_none() {
-                    return Err(usage(format!("{arg} needs a value")));
-                }
-            } else if !SWITCHES.contains(&arg.as_str()) {
-                return Err(usage(format!("unexpected `{arg}`")));
-            }
-        }
-        let has = |name: &str| args.iter().any(|a| a == name);
-        if has("--org") && has("--user") {
-            return Err(usage("--org or --user, not both".into()));
-        }
-        let number = |name: &str, default: u64| -> Result<u64, String> {
-            flag(args, name).map_or(Ok(default), |v| {
-                v.parse()
-                    .map_err(|_| usage(format!("{name}: a whole number, not `{v}`")))
-            })
-        };
-        let user_account = has("--user");
+impl From<Args> for Options {
+    fn from(args: Args) -> Self {
         // A personal account defaults to the demo user, an organization to acme.
-        let (default_id, default_login) = if user_account {
+        let (default_id, default_login) = if args.user {
             (sim::DEMO_USER_ID, sim::DEMO_USER_LOGIN)
         } else {
             (sim::DEMO_ORG_ID, sim::DEMO_ORG_LOGIN)
         };
-        let effective_date = flag(args, "--effective-date")
-            .map(|v| {
-                NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                    .map_err(|_| usage(format!("--effective-date: YYYY-MM-DD, not `{v}`")))
-            })
-            .transpose()?;
-        let units = number("--units", sim::DEMO_UNITS)?;
-        if units == 0 {
-            return Err(usage("--units: at least 1".into()));
+        Self {
+            action: args.action.into(),
+            url: args.url,
+            account: args.account.unwrap_or(default_id),
+            login: args.login.unwrap_or_else(|| default_login.to_owned()),
+            user_account: args.user,
+            plan: args.plan,
+            units: args.units,
+            trial: args.trial,
+            effective_date: args.effective_date,
+            from_plan: args.from_plan,
+            from_units: args.from_units,
         }
-        Ok(Self {
-            action,
-            url: flag(args, "--url").unwrap_or(DEFAULT_URL).to_owned(),
-            account: number("--account", default_id)?,
-            login: flag(args, "--login").unwrap_or(default_login).to_owned(),
-            user_account,
-            plan: number("--plan", sim::DEMO_PLAN_ID)?,
-            units,
-            trial: has("--trial"),
-            effective_date,
-            from_plan: number("--from-plan", sim::DEMO_PLAN_ID)?,
-            from_units: number("--from-units", sim::DEMO_UNITS)?,
-        })
     }
 }
 
@@ -315,10 +336,20 @@ async fn send(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use clap::Parser;
 
-    fn args(line: &str) -> Vec<String> {
-        line.split_whitespace().map(str::to_owned).collect()
+    use super::*;
+    use crate::{Cli, Command, fire};
+
+    /// Parses `tollgate fire <line>` as the binary does.
+    fn parse(line: &str) -> Result<Options, clap::Error> {
+        let argv = ["tollgate", "fire"]
+            .into_iter()
+            .chain(line.split_whitespace());
+        match Cli::try_parse_from(argv)?.command {
+            Command::Fire(fire::Marketplace::Github(args)) => Ok(args.into()),
+            other => panic!("{other:?}"),
+        }
     }
 
     fn noon() -> DateTime<Utc> {
@@ -327,14 +358,22 @@ mod tests {
 
     #[test]
     fn defaults_are_the_demo_org_on_team_with_five_seats() {
-        let o = Options::parse(&args("github purchased --trial")).unwrap();
+        let o = parse("github purchased --trial").unwrap();
         assert_eq!(
             (o.account, o.login.as_str(), o.plan, o.units, o.trial),
             (2001, "acme", 1002, 5, true)
         );
         assert_eq!(o.url, DEFAULT_URL);
-        let u = Options::parse(&args("github purchased --user --plan 1001")).unwrap();
+        let u = parse("github purchased --user --plan 1001").unwrap();
         assert_eq!((u.account, u.login.as_str()), (1, "octocat"));
+    }
+
+    #[test]
+    fn every_action_keeps_its_webhook_name() {
+        for action in Action::ALL {
+            let o = parse(&format!("github {action}")).unwrap();
+            assert_eq!(o.action, action);
+        }
     }
 
     #[test]
@@ -342,6 +381,7 @@ mod tests {
         for line in [
             "github purchased --tiral",
             "github renewed",
+            "github pending-change",
             "gcp purchased",
             "github",
             "github purchased --units",
@@ -350,20 +390,20 @@ mod tests {
             "github purchased --org --user",
             "github purchased --effective-date 10/03/2026",
         ] {
-            assert!(Options::parse(&args(line)).is_err(), "{line}");
+            assert!(parse(line).is_err(), "{line}");
         }
     }
 
     #[test]
     fn a_trial_needs_a_plan_with_one() {
-        let o = Options::parse(&args("github purchased --trial --plan 1003")).unwrap();
+        let o = parse("github purchased --trial --plan 1003").unwrap();
         let err = build(&o, noon()).unwrap_err();
         assert!(err.contains("no free trial"), "{err}");
     }
 
     #[test]
     fn the_built_event_reads_as_the_flags_say() {
-        let o = Options::parse(&args("github purchased --trial --units 7")).unwrap();
+        let o = parse("github purchased --trial --units 7").unwrap();
         let body = build(&o, noon()).unwrap().body().unwrap();
         let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let mp = &v["marketplace_purchase"];
@@ -374,16 +414,13 @@ mod tests {
         assert_eq!(mp["account"]["login"], "acme");
         assert_eq!(v["sender"]["login"], "octocat");
 
-        let o = Options::parse(&args("github pending_change --plan 1002 --units 2")).unwrap();
+        let o = parse("github pending_change --plan 1002 --units 2").unwrap();
         let v: serde_json::Value =
             serde_json::from_slice(&build(&o, noon()).unwrap().body().unwrap()).unwrap();
         assert_eq!(v["effective_date"], "2026-04-09T00:00:00+00:00");
         assert_eq!(v["previous_marketplace_purchase"]["unit_count"], 5);
 
-        let o = Options::parse(&args(
-            "github cancelled --plan 42 --effective-date 2026-01-02",
-        ))
-        .unwrap();
+        let o = parse("github cancelled --plan 42 --effective-date 2026-01-02").unwrap();
         let v: serde_json::Value =
             serde_json::from_slice(&build(&o, noon()).unwrap().body().unwrap()).unwrap();
         assert_eq!(v["effective_date"], "2026-01-02T00:00:00+00:00");

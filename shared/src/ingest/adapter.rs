@@ -1,0 +1,125 @@
+//! The seam between the pipeline and a marketplace.
+//!
+//! A marketplace plugs into the pipeline by implementing [`Adapter`]: how a
+//! request is authenticated and what its delivery id is, what a recorded
+//! delivery means (asynchronously: Google must fetch the entitlement before
+//! it knows), how its deliveries survive failures ([`Durability`]), what has
+//! to be done at the marketplace after a commit ([`Adapter::follow_up`]), and
+//! how the marketplace wants to be answered ([`Adapter::reply`]). Rules,
+//! store and the HTTP layer never change for a new marketplace.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use http::HeaderMap;
+
+use crate::model::{MarketEvent, Marketplace, SubscriptionKey};
+use crate::rules::Action;
+use crate::store::Delivery;
+use crate::web::{ApiError, Response};
+
+use super::pipeline::Handled;
+
+/// How a marketplace's deliveries survive a failure on our side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The marketplace never retries (GitHub). Every authenticated delivery
+    /// is recorded with its raw body before it is resolved; if anything after
+    /// that fails it stays pending and `tollgate replay` finishes it.
+    RecordFirst,
+    /// The marketplace redelivers until it gets a 2xx (Pub/Sub push). A
+    /// transient failure is answered 503 so it comes again; a permanent one
+    /// is acknowledged once recorded, or it would come back forever.
+    Redelivered,
+    /// The reply is the outcome (Q2): the marketplace acts on the success or
+    /// failure it is answered with, so nothing is left to finish later.
+    Synchronous,
+}
+
+impl Durability {
+    /// Whether `tollgate replay` may finish this marketplace's pending
+    /// deliveries. Only where the marketplace will not: redelivered messages
+    /// come back by themselves, and a synchronous answer cannot be changed
+    /// after it was given.
+    pub fn replayable(self) -> bool {
+        self == Durability::RecordFirst
+    }
+}
+
+/// What authentication let through.
+#[derive(Debug)]
+pub enum Admission {
+    /// An authentic delivery, to be recorded and processed.
+    Deliver {
+        /// The marketplace's id for this delivery: the dedupe key.
+        id: String,
+        /// What kind of delivery it is (e.g. GitHub's `X-GitHub-Event`),
+        /// kept with the record so a replay resolves it the same way.
+        kind: String,
+    },
+    /// An authentic request answered at once and never recorded (GitHub's
+    /// `ping` when a hook is created).
+    Answer(Response),
+}
+
+/// A follow-up that failed. `transient`: worth trying again unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("follow-up at the marketplace failed: {message}")]
+pub struct FollowUpError {
+    pub message: String,
+    pub transient: bool,
+}
+
+/// Why a recorded delivery could not be turned into an event.
+pub trait ResolveFailure: std::error::Error + Send + Sync + 'static {
+    /// Worth trying again unchanged (the marketplace's API was down, ...),
+    /// as opposed to a payload that will never be readable.
+    fn is_transient(&self) -> bool;
+}
+
+/// One marketplace, as the pipeline sees it.
+#[async_trait]
+pub trait Adapter: Send + Sync + 'static {
+    const MARKETPLACE: Marketplace;
+    const DURABILITY: Durability;
+
+    /// Why a request was refused before anything was stored. Each adapter
+    /// maps its own refusals to HTTP answers (`impl From<_> for ApiError`
+    /// in its own module).
+    type Refusal: std::error::Error + Into<ApiError> + Send + Sync + 'static;
+    /// Why a recorded delivery could not be resolved.
+    type ResolveError: ResolveFailure;
+
+    /// Authenticates a request from its whole header map and exact raw
+    /// body, before anything else about it is read, and names the delivery.
+    /// Nothing may be stored or logged in detail before this succeeds.
+    async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Admission, Self::Refusal>;
+
+    /// What a recorded delivery means. Called for fresh deliveries and by
+    /// `tollgate replay` alike, from the recorded body only.
+    async fn resolve(&self, delivery: &Delivery) -> Result<MarketEvent, Self::ResolveError>;
+
+    /// Carries out the rules' follow-up actions at the marketplace after a
+    /// commit (e.g. Google's Procurement approvals). Must be idempotent:
+    /// a redelivered message may run it again.
+    async fn follow_up(
+        &self,
+        subscription: &SubscriptionKey,
+        actions: &[Action],
+    ) -> Result<(), FollowUpError>;
+
+    /// The answer to the marketplace. The default (JSON status, or the
+    /// failure as an API error) suits marketplaces that only read the HTTP
+    /// status; Q2 answers success or failure with its own error codes.
+    fn reply(
+        &self,
+        delivery_id: &str,
+        handled: Handled<'_, Self::ResolveError>,
+    ) -> Result<Response, ApiError> {
+        super::pipeline::default_reply(Self::DURABILITY, delivery_id, handled)
+    }
+}

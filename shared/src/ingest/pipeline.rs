@@ -1,0 +1,390 @@
+//! The one pipeline every marketplace delivery takes:
+//! authenticate → record → resolve → ingest (rules + one conditional
+//! commit) → follow-ups → reply.
+//!
+//! The adapter ([`Adapter`]) supplies everything marketplace-specific; this
+//! module supplies the order of the steps, their time bounds, and what a
+//! failure at each step means for the marketplace's [`Durability`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use http::{HeaderMap, StatusCode};
+use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
+use crate::model::{Disposition, MarketEvent, Marketplace};
+use crate::store::{
+    Deliveries, Delivery, DeliveryStatus, EventLedger, Recorded, StoreError, sha256_hex,
+};
+use crate::web::{ApiError, Response, json_response};
+
+use super::adapter::{Adapter, Admission, Durability, FollowUpError, ResolveFailure};
+use super::apply::{DEDUPE_TTL, Ingested, ingest};
+
+/// Default bound on recording a delivery.
+pub const RECORD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default bound on resolving and applying it (read, rules, conditional
+/// commit, retries). With [`RECORD_TIMEOUT`] and a cold start this stays
+/// well inside GitHub's 10 s.
+pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds the pending record of an authenticated delivery, raw body
+/// included (so a replay can finish it) and its hash (to spot a redelivery
+/// that differs).
+pub fn pending_delivery(
+    marketplace: Marketplace,
+    id: &str,
+    kind: &str,
+    body: &[u8],
+    received_at: DateTime<Utc>,
+) -> Delivery {
+    Delivery {
+        marketplace,
+        id: id.to_owned(),
+        kind: kind.to_owned(),
+        status: DeliveryStatus::Pending,
+        body_sha256: sha256_hex(body),
+        body: Some(body.to_vec()),
+        received_at,
+        expires_at: received_at + DEDUPE_TTL,
+    }
+}
+
+/// What became of a processed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessedStatus {
+    Applied,
+    /// Older than the state already applied: logged, not applied.
+    Stale,
+    /// Logged and acknowledged, meaningless for the subscription.
+    Ignored,
+    /// Already processed: nothing changed.
+    Duplicate,
+}
+
+impl ProcessedStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProcessedStatus::Applied => "applied",
+            ProcessedStatus::Stale => "stale",
+            ProcessedStatus::Ignored => "ignored",
+            ProcessedStatus::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// What processing one delivery did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    pub event: MarketEvent,
+    pub result: Ingested,
+}
+
+impl Processed {
+    pub fn status(&self) -> ProcessedStatus {
+        match &self.result {
+            Ingested::Duplicate => ProcessedStatus::Duplicate,
+            Ingested::Committed(o) => match o.disposition() {
+                Disposition::Applied => ProcessedStatus::Applied,
+                Disposition::Stale => ProcessedStatus::Stale,
+                Disposition::Ignored => ProcessedStatus::Ignored,
+            },
+        }
+    }
+
+    /// The rules' one-sentence explanation.
+    pub fn note(&self) -> &str {
+        match &self.result {
+            Ingested::Duplicate => "already processed",
+            Ingested::Committed(o) => &o.log.note,
+        }
+    }
+}
+
+/// Why an authenticated delivery was not (completely) processed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure<E: ResolveFailure> {
+    /// The store failed or was too slow while recording it: nothing was
+    /// stored or applied.
+    #[error("the delivery could not be recorded: {0}")]
+    NotRecorded(String),
+    /// Authentic but not understood (yet): the adapter could not resolve it.
+    #[error("{0}")]
+    Resolve(E),
+    /// A pending delivery without its body cannot be replayed.
+    #[error("delivery {0} has no recorded body")]
+    MissingBody(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The store (or the marketplace's API) did not answer in time.
+    #[error("processing took longer than {0:?}")]
+    TimedOut(Duration),
+    /// Applied and committed, but the follow-up at the marketplace failed.
+    #[error("{error}")]
+    FollowUp {
+        processed: Box<Processed>,
+        error: FollowUpError,
+    },
+}
+
+impl<E: ResolveFailure> Failure<E> {
+    /// Worth trying again unchanged.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::NotRecorded(_) | Failure::TimedOut(_) => true,
+            Failure::Store(e) => e.is_transient(),
+            Failure::Resolve(e) => e.is_transient(),
+            Failure::FollowUp { error, .. } => error.transient,
+            Failure::MissingBody(_) => false,
+        }
+    }
+}
+
+/// One marketplace's pipeline, built once at cold start. It holds only the
+/// store roles it uses: the event ledger (state + commits) and deliveries.
+pub struct Pipeline<A: Adapter> {
+    adapter: A,
+    ledger: Arc<dyn EventLedger>,
+    deliveries: Arc<dyn Deliveries>,
+    clock: Arc<dyn Clock>,
+    record_timeout: Duration,
+    process_timeout: Duration,
+}
+
+impl<A: Adapter> Pipeline<A> {
+    pub fn new(adapter: A, ledger: Arc<dyn EventLedger>, deliveries: Arc<dyn Deliveries>) -> Self {
+        Self {
+            adapter,
+            ledger,
+            deliveries,
+            clock: Arc::new(SystemClock),
+            record_timeout: RECORD_TIMEOUT,
+            process_timeout: PROCESS_TIMEOUT,
+        }
+    }
+
+    /// Uses `clock` for receive times and rule decisions (tests, simulations).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Overrides [`RECORD_TIMEOUT`] and [`PROCESS_TIMEOUT`].
+    pub fn with_timeouts(mut self, record: Duration, process: Duration) -> Self {
+        self.record_timeout = record;
+        self.process_timeout = process;
+        self
+    }
+
+    pub fn adapter(&self) -> &A {
+        &self.adapter
+    }
+
+    /// Handles one request: authenticate, record, process, reply.
+    pub async fn handle(&self, headers: &HeaderMap, body: &[u8]) -> Result<Response, ApiError> {
+        let marketplace = A::MARKETPLACE.as_str();
+        let now = self.clock.now();
+        let admission = match self.adapter.authenticate(headers, body, now).await {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                tracing::warn!(marketplace, reason = %refusal, "delivery refused");
+                return Err(refusal.into());
+            }
+        };
+        let (id, kind) = match admission {
+            Admission::Answer(response) => return Ok(response),
+            Admission::Deliver { id, kind } => (id, kind),
+        };
+        let delivery = pending_delivery(A::MARKETPLACE, &id, &kind, body, now);
+        let recorded = match self.record(&delivery).await {
+            Ok(recorded) => recorded,
+            Err(failure) => {
+                tracing::error!(marketplace, delivery = %id, kind, error = %failure, "delivery not recorded");
+                return self.adapter.reply(&id, Handled::Failed(&failure));
+            }
+        };
+        if recorded == Recorded::Done {
+            tracing::info!(marketplace, delivery = %id, kind, "redelivery of a processed delivery");
+            return self.adapter.reply(&id, Handled::AlreadyDone);
+        }
+        let result = self.process(&delivery, now).await;
+        match &result {
+            Ok(done) => tracing::info!(
+                marketplace,
+                delivery = %id,
+                kind,
+                event = done.event.kind.name(),
+                subscription = %done.event.subscription,
+                status = done.status().as_str(),
+                "delivery processed"
+            ),
+            Err(failure) => tracing::error!(
+                marketplace,
+                delivery = %id,
+                kind,
+                error = %failure,
+                transient = failure.is_transient(),
+                "delivery not processed"
+            ),
+        }
+        match &result {
+            Ok(done) => self.adapter.reply(&id, Handled::Processed(done)),
+            Err(failure) => self.adapter.reply(&id, Handled::Failed(failure)),
+        }
+    }
+
+    async fn record(&self, delivery: &Delivery) -> Result<Recorded, Failure<A::ResolveError>> {
+        tokio::time::timeout(
+            self.record_timeout,
+            self.deliveries.record_delivery(delivery),
+        )
+        .await
+        .map_err(|_| Failure::NotRecorded(format!("no answer within {:?}", self.record_timeout)))?
+        .map_err(|e| Failure::NotRecorded(e.to_string()))
+    }
+
+    /// Resolves and applies a recorded delivery at `now`, then runs the
+    /// follow-ups: what the function does after recording, and what
+    /// `tollgate replay` does for a delivery left pending. The delivery is
+    /// marked done in the same atomic commit that applies the event.
+    pub async fn process(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<Processed, Failure<A::ResolveError>> {
+        if delivery.body.is_none() {
+            return Err(Failure::MissingBody(delivery.id.clone()));
+        }
+        let work = async {
+            let mut event = self
+                .adapter
+                .resolve(delivery)
+                .await
+                .map_err(Failure::Resolve)?;
+            // The commit marks the event's id done: it must be the delivery
+            // that was recorded, or the delivery would stay pending forever.
+            event.id.clone_from(&delivery.id);
+            let result = ingest(&*self.ledger, &event, now).await?;
+            Ok::<_, Failure<A::ResolveError>>(Processed { event, result })
+        };
+        let processed = tokio::time::timeout(self.process_timeout, work)
+            .await
+            .map_err(|_| Failure::TimedOut(self.process_timeout))??;
+        if let Ingested::Committed(outcome) = &processed.result
+            && !outcome.actions.is_empty()
+            && let Err(error) = self
+                .adapter
+                .follow_up(&processed.event.subscription, &outcome.actions)
+                .await
+        {
+            return Err(Failure::FollowUp {
+                processed: Box::new(processed),
+                error,
+            });
+        }
+        Ok(processed)
+    }
+}
+
+/// How a delivery ended, for the adapter's reply.
+#[derive(Debug)]
+pub enum Handled<'a, E: ResolveFailure> {
+    /// Already processed when it came again: nothing was done.
+    AlreadyDone,
+    Processed(&'a Processed),
+    Failed(&'a Failure<E>),
+}
+
+/// The default answer: `200` with what happened, or the failure as an API
+/// error whose status tells the marketplace what to do next.
+pub fn default_reply<E: ResolveFailure>(
+    durability: Durability,
+    delivery_id: &str,
+    handled: Handled<'_, E>,
+) -> Result<Response, ApiError> {
+    match handled {
+        Handled::AlreadyDone => Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "duplicate", "delivery": delivery_id }),
+        )),
+        Handled::Processed(done) => Ok(json_response(
+            StatusCode::OK,
+            &serde_json::json!({
+                "status": done.status(),
+                "delivery": delivery_id,
+                "event": done.event.kind.name(),
+                "subscription": done.event.subscription.to_string(),
+                "note": done.note(),
+            }),
+        )),
+        // A marketplace that redelivers until acknowledged would send a
+        // message that can never be processed forever: acknowledge it. It
+        // stays recorded (pending, with its body) for an operator.
+        Handled::Failed(failure)
+            if durability == Durability::Redelivered && !failure.is_transient() =>
+        {
+            tracing::warn!(delivery = delivery_id, error = %failure, "acknowledged without processing");
+            Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({
+                    "status": "unprocessable",
+                    "delivery": delivery_id,
+                    "note": failure.to_string(),
+                }),
+            ))
+        }
+        Handled::Failed(failure) => Err(failure_to_api_error(durability, failure)),
+    }
+}
+
+/// What a failure means to the marketplace, by durability mode.
+pub fn failure_to_api_error<E: ResolveFailure>(
+    durability: Durability,
+    failure: &Failure<E>,
+) -> ApiError {
+    // Record-first deliveries stay pending: say who finishes them.
+    let pending = match durability {
+        Durability::RecordFirst => {
+            "; the delivery is recorded as pending and `tollgate replay` finishes it"
+        }
+        Durability::Redelivered | Durability::Synchronous => "",
+    };
+    match failure {
+        Failure::NotRecorded(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_recorded",
+            "the delivery could not be recorded (storage unavailable) and nothing was applied; send it again",
+        ),
+        Failure::Resolve(e) if e.is_transient() => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "delivery_pending",
+            format!("{e}{pending}"),
+        ),
+        Failure::Resolve(e) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unprocessable_payload",
+            format!("{e}{pending} once the payload can be read"),
+        ),
+        Failure::MissingBody(_) => ApiError::internal(failure.to_string()),
+        Failure::Store(StoreError::Backend(_)) => {
+            ApiError::internal(format!("storage failure{pending}"))
+        }
+        Failure::Store(_) | Failure::TimedOut(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "delivery_pending",
+            format!("storage is busy or slow{pending}"),
+        ),
+        Failure::FollowUp { error, .. } => ApiError::new(
+            if error.transient {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_GATEWAY
+            },
+            "follow_up_failed",
+            format!("the event was applied, but {error}"),
+        ),
+    }
+}

@@ -1,0 +1,310 @@
+//! The production [`Store`]: one DynamoDB table, on-demand capacity.
+//!
+//! The table is shaped for the two hot paths — one `Query` per entitlement
+//! check ([`Subscriptions::customer_subscriptions`]) and one
+//! `TransactWriteItems` per marketplace event ([`Commits::commit`]) — and
+//! nothing else needs a scan.
+//!
+//! # Table layout
+//!
+//! Keys are strings: `PK` (hash), `SK` (range). One overloaded, sparse global
+//! secondary index `GSI1` on `GSI1PK`/`GSI1SK`, projection `ALL`. TTL is on
+//! `expires_at`.
+//!
+//! | item | `PK` | `SK` | other attributes |
+//! |---|---|---|---|
+//! | subscription state | `SUB#<mkt>#<id>` | `STATE` | `doc` (S, the [`Subscription`] as JSON, seat holders left out), `version` (N), `GSI1PK`=`CUST#<mkt>#<customer id>`, `GSI1SK`=`SUB#<mkt>#<id>`, `seat_holders` (SS, absent when empty) |
+//! | event log entry | `SUB#<mkt>#<id>` | `EVT#<recorded_at>#<event id>` | `doc` (S, the [`LogEntry`] as JSON) |
+//! | delivery (dedupe) | `DELIVERY#<mkt>#<id>` | `DELIVERY` | `status` (`pending`/`done`), `kind`, `body_sha256`, `body` (B, only while pending), `received_at`, `expires_at`, `expires_at_ns`; while pending also `GSI1PK`=`PENDING#<mkt>`, `GSI1SK`=`<received_at>#<id>` |
+//! | single-use token | `TOKEN#<kind>#<id>` | `TOKEN` | `payload`, `expires_at`, `expires_at_ns` |
+//! | app user → customer link | `USER#<app user>` | `CUST#<mkt>#<id>` | `marketplace`, `customer_id` |
+//!
+//! - `<mkt>` is `github`/`gcp`/`q2`; ids come last in a key, so a `#` inside
+//!   an id cannot make two keys collide (token kinds must not contain `#`).
+//! - Times inside keys (`<recorded_at>`, `<received_at>`) are RFC 3339 UTC
+//!   with nanoseconds (`2025-01-31T12:00:00.000000000Z`): fixed width, so the
+//!   string order of the sort key is the time order. It is the format the
+//!   embedded store writes too, and both refuse times outside 1677-2262 (the
+//!   range of `expires_at_ns`).
+//! - `expires_at` is epoch seconds (rounded up) because that is what TTL
+//!   reads. Neither DynamoDB nor moto deletes expired items promptly, so every
+//!   read and condition compares `expires_at_ns` (exact epoch nanoseconds)
+//!   with "now" instead of trusting TTL.
+//! - `GSI1` serves two queries: `CUST#…` partitions list a customer's
+//!   subscriptions, `PENDING#<mkt>` partitions list deliveries still to be
+//!   replayed. It is sparse for deliveries: [`Commits::commit`] removes
+//!   `GSI1PK`/`GSI1SK` (and the body) when it marks a delivery done, in the
+//!   same transaction as the state write.
+//!
+//! # Commits
+//!
+//! [`Commits::commit`] is one `TransactWriteItems`, actions in this order:
+//! 0. the state item: an `Update` that `SET`s `doc`, `version` and the
+//!    `GSI1` keys (an `Update`, not a `Put`, so `seat_holders` survives), or a
+//!    `ConditionCheck` for a log-only commit; either way conditional on
+//!    `version = :expected` (`attribute_not_exists(PK)` for version 0);
+//! 1. a `Put` of the log item;
+//! 2. an `Update` of the delivery item to `done`, conditional on it being
+//!    absent, `pending` or expired ("now" = the log entry's `recorded_at`).
+//!    It keeps the `kind`, `body_sha256` and `received_at` of a record that
+//!    is there, even an expired one (`if_not_exists`), and otherwise sets
+//!    them to empty, empty and "now".
+//!
+//! `TransactionCanceledException` reasons are read by position: a failed
+//! condition at 2 is [`StoreError::Duplicate`], at 0 [`StoreError::Conflict`];
+//! throttling is [`StoreError::Transient`] and a `TransactionConflict` (another
+//! transaction on the same item) is reported as a conflict, to be retried.
+//!
+//! # Seat holders
+//!
+//! Holders live in the state item as a string set, so an entitlement check
+//! reads state and seats in one request and a claim is one conditional
+//! `UpdateItem` (`ADD` + `size(...) < :limit`) — no transaction, no counter to
+//! keep in step. Commits never touch the set (they `SET` named attributes, not
+//! the whole item), so claims and commits don't conflict. The price: the item
+//! is bounded by DynamoDB's 400 KB item limit, i.e. a few thousand holders of
+//! typical id length per subscription, and every read of the state carries
+//! the whole set.
+//!
+//! # Creating the table
+//!
+//! [`create_table`] creates exactly this (tests, local tooling). Terraform
+//! must declare the same: `billing_mode = "PAY_PER_REQUEST"`, `hash_key =
+//! "PK"`, `range_key = "SK"`, attributes `PK`, `SK`, `GSI1PK`, `GSI1SK` of type
+//! `S`, a `global_secondary_index` named `GSI1` (`GSI1PK`/`GSI1SK`,
+//! `projection_type = "ALL"`) and `ttl { attribute_name = "expires_at",
+//! enabled = true }`.
+
+//!
+//! # Code layout
+//!
+//! This module holds the store, its table and the calls every role makes
+//! (`GetItem`, a paginated `Query`, error classification); `keys` builds the
+//! keys above, `items` reads items back, and each role trait has its own
+//! file. What both backends encode alike (times, status names, documents,
+//! commit checks, error wording) lives in the store's shared codec.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+};
+
+use self::keys::{EXPIRES_AT, GSI1, GSI1PK, GSI1SK, Item, PK, SK, s};
+use super::StoreError;
+#[cfg(doc)]
+use super::{Commits, Store, Subscriptions};
+#[cfg(doc)]
+use crate::model::{LogEntry, Subscription};
+
+mod commits;
+mod deliveries;
+mod items;
+mod keys;
+mod links;
+mod seats;
+mod subscriptions;
+mod tokens;
+
+/// Error codes that mean "try again later", whichever operation returns them.
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionConflictException",
+    "TransactionInProgressException",
+    "LimitExceededException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+];
+
+/// DynamoDB-backed [`Store`]. Cheap to clone (the SDK client is shared).
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// A store on `table` with the SDK's default configuration chain
+    /// (environment, profile, Lambda role). `AWS_ENDPOINT_URL_DYNAMODB`
+    /// (or `AWS_ENDPOINT_URL`) points it at a local server.
+    pub async fn from_env(table: impl Into<String>) -> Self {
+        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Self::new(Client::new(&config), table)
+    }
+
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The primary key of an item.
+    fn key(&self, pk: String, sk: &str) -> Item {
+        HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+    }
+
+    /// A strongly consistent `GetItem`.
+    async fn get_item(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let what = format!("get {pk}");
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(&what, e))?;
+        Ok(out.item)
+    }
+
+    /// Runs a query to the end, following `LastEvaluatedKey`.
+    async fn query_all(
+        &self,
+        what: &str,
+        query: QueryFluentBuilder,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = query
+                .clone()
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error(what, e))?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(items),
+            }
+        }
+    }
+}
+
+/// Creates the table described in the module documentation and enables TTL
+/// on `expires_at`; waits until it is active. Fails if it already exists.
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    let what = format!("create table {table}");
+    let string_attr = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| build_error(&what, e))
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .map_err(|e| build_error(&what, e))
+    };
+    let gsi = GlobalSecondaryIndex::builder()
+        .index_name(GSI1)
+        .key_schema(key(GSI1PK, KeyType::Hash)?)
+        .key_schema(key(GSI1SK, KeyType::Range)?)
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .map_err(|e| build_error(&what, e))?;
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(string_attr(PK)?)
+        .attribute_definitions(string_attr(SK)?)
+        .attribute_definitions(string_attr(GSI1PK)?)
+        .attribute_definitions(string_attr(GSI1SK)?)
+        .key_schema(key(PK, KeyType::Hash)?)
+        .key_schema(key(SK, KeyType::Range)?)
+        .global_secondary_indexes(gsi)
+        .send()
+        .await
+        .map_err(|e| sdk_error(&what, e))?;
+
+    let active = created
+        .table_description
+        .and_then(|d| d.table_status)
+        .is_some_and(|s| s == TableStatus::Active);
+    if !active {
+        use aws_sdk_dynamodb::client::Waiters;
+        client
+            .wait_until_table_exists()
+            .table_name(table)
+            .wait(Duration::from_secs(300))
+            .await
+            .map_err(|e| {
+                StoreError::Backend(format!(
+                    "{what}: table did not become active: {}",
+                    DisplayErrorContext(&e)
+                ))
+            })?;
+    }
+
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(EXPIRES_AT)
+                .enabled(true)
+                .build()
+                .map_err(|e| build_error(&what, e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| sdk_error(&what, e))?;
+    Ok(())
+}
+
+fn build_error(what: &str, e: BuildError) -> StoreError {
+    StoreError::Backend(format!("{what}: invalid request: {e}"))
+}
+
+/// Classifies an SDK error that no caller-specific match claimed.
+fn sdk_error<E>(what: &str, err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let transient = match &err {
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+        SdkError::DispatchFailure(d) => d.is_io() || d.is_timeout(),
+        SdkError::ServiceError(se) => {
+            se.raw().status().is_server_error()
+                || se
+                    .err()
+                    .code()
+                    .is_some_and(|c| TRANSIENT_CODES.contains(&c))
+        }
+        _ => false,
+    };
+    let message = format!("{what}: {}", DisplayErrorContext(&err));
+    if transient {
+        StoreError::Transient(message)
+    } else {
+        StoreError::Backend(message)
+    }
+}

@@ -1,0 +1,85 @@
+//! The tables, and creating them in a new file.
+
+use rusqlite::Transaction;
+
+use crate::store::StoreError;
+
+/// Bumped when the schema changes incompatibly.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS subscriptions (
+    marketplace          TEXT    NOT NULL,
+    id                   TEXT    NOT NULL,
+    version              INTEGER NOT NULL,
+    customer_marketplace TEXT    NOT NULL,
+    customer_id          TEXT    NOT NULL,
+    doc                  TEXT    NOT NULL,  -- serde_json of Subscription, seat holders cleared
+    PRIMARY KEY (marketplace, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS subscriptions_by_customer
+    ON subscriptions (customer_marketplace, customer_id);
+
+CREATE TABLE IF NOT EXISTS seats (
+    marketplace TEXT NOT NULL,
+    sub_id      TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    PRIMARY KEY (marketplace, sub_id, user)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS event_log (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    marketplace TEXT NOT NULL,
+    sub_id      TEXT NOT NULL,
+    recorded_at TEXT NOT NULL,
+    entry       TEXT NOT NULL  -- serde_json of LogEntry
+);
+CREATE INDEX IF NOT EXISTS event_log_by_subscription
+    ON event_log (marketplace, sub_id, recorded_at, seq);
+
+CREATE TABLE IF NOT EXISTS deliveries (
+    marketplace TEXT NOT NULL,
+    id          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,  -- DeliveryStatus::as_str: 'pending' | 'done'
+    body_sha256 TEXT NOT NULL,
+    body        BLOB,           -- kept only while pending
+    received_at TEXT NOT NULL,
+    expires_at  TEXT NOT NULL,
+    PRIMARY KEY (marketplace, id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS deliveries_pending
+    ON deliveries (marketplace, status, received_at);
+
+CREATE TABLE IF NOT EXISTS tokens (
+    kind       TEXT NOT NULL,
+    id         TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
+    PRIMARY KEY (kind, id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS user_links (
+    user                 TEXT NOT NULL,
+    customer_marketplace TEXT NOT NULL,
+    customer_id          TEXT NOT NULL,
+    PRIMARY KEY (user, customer_marketplace, customer_id)
+) WITHOUT ROWID;
+";
+
+/// Creates the tables in a new database (`user_version` 0) or checks that
+/// an existing one has the schema this build knows.
+pub(super) fn create_or_check(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    match found {
+        0 => {
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            Ok(())
+        }
+        SCHEMA_VERSION => Ok(()),
+        other => Err(StoreError::Backend(format!(
+            "database schema version {other}, this build knows {SCHEMA_VERSION}"
+        ))),
+    }
+}
