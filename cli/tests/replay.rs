@@ -49,7 +49,7 @@ fn marketplaces_without_recorded_deliveries_are_refused_before_reading_anything(
         let out = replay(dir.path(), &["--marketplace", m]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
-            text(&out.stderr).contains("github deliveries only"),
+            text(&out.stderr).contains("record-first marketplaces only"),
             "{}",
             text(&out.stderr)
         );

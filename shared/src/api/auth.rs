@@ -31,7 +31,8 @@ use lambda_http::request::RequestContext;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::setup::{Secret, SetupError};
+use crate::secret::Secret;
+use crate::settings::SetupError;
 use crate::web::Request;
 
 use super::Rejection;

@@ -2,7 +2,7 @@
 //! routes exist, and who may call them.
 //!
 //! The handler that ties these together is
-//! [`crate::functions::entitlement_check::EntitlementCheck`]; the contract is
+//! `functions::entitlement_check::EntitlementCheck`; the contract is
 //! the checked-in OpenAPI document, served at `GET /v1/openapi.json` and
 //! tested against the handler (every route, every response shape).
 //!

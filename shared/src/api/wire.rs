@@ -10,18 +10,15 @@ use serde::de::DeserializeOwned;
 pub use tollgate_core::wire::*;
 
 use super::Rejection;
+use crate::web::MediaType;
 
 /// Parses a JSON request body: a non-JSON content type is 415, broken JSON
 /// is `invalid_json`, well-formed JSON of the wrong shape is `invalid_request`.
 pub fn parse_body<T: DeserializeOwned>(
-    content_type: Option<&str>,
+    media_type: MediaType<'_>,
     body: &[u8],
 ) -> Result<T, Rejection> {
-    let essence = content_type
-        .and_then(|ct| ct.split(';').next())
-        .map(str::trim)
-        .unwrap_or("");
-    if !essence.eq_ignore_ascii_case("application/json") {
+    if media_type != MediaType::Json {
         return Err(Rejection::UnsupportedMediaType);
     }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
@@ -35,7 +32,7 @@ mod tests {
     use super::*;
 
     fn check(json: &str) -> Result<CheckRequest, Rejection> {
-        parse_body(Some("application/json"), json.as_bytes())
+        parse_body(MediaType::Json, json.as_bytes())
     }
 
     #[test]
@@ -73,10 +70,10 @@ mod tests {
     fn broken_json_and_wrong_content_types_are_told_apart() {
         assert!(matches!(check("{"), Err(Rejection::InvalidJson(_))));
         assert!(matches!(check("nope"), Err(Rejection::InvalidJson(_))));
-        let form = parse_body::<CheckRequest>(Some("application/x-www-form-urlencoded"), b"a=1");
+        let form = parse_body::<CheckRequest>(MediaType::Form, b"a=1");
         assert_eq!(form.unwrap_err(), Rejection::UnsupportedMediaType);
         assert_eq!(
-            parse_body::<CheckRequest>(None, b"{}").unwrap_err(),
+            parse_body::<CheckRequest>(MediaType::Missing, b"{}").unwrap_err(),
             Rejection::UnsupportedMediaType
         );
     }

@@ -27,7 +27,9 @@ use crate::entitlement::{self, Decision, Reason, SeatsView};
 use crate::model::{CustomerKey, Marketplace, Subscription, SubscriptionKey};
 use crate::setup::{Deps, SetupError};
 use crate::store::{SeatClaim, SeatClaims, StoreError, Subscriptions, UserLinks};
-use crate::web::{ApiError, Body, Function, Request, Response, body_bytes, json_response};
+use crate::web::{
+    ApiError, Body, Function, Request, Response, body_bytes, json_response, media_type,
+};
 
 use super::FromDeps;
 
@@ -287,11 +289,7 @@ fn not_found(key: &SubscriptionKey) -> ApiError {
 /// A JSON body, size-checked, as one of the API's request types.
 fn parse<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let body = body_bytes(req)?;
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    Ok(wire::parse_body(content_type, body)?)
+    Ok(wire::parse_body(media_type(req.headers()), body)?)
 }
 
 /// `{marketplace}/{id}` path parameters.

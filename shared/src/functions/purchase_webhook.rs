@@ -27,6 +27,12 @@ impl PurchaseWebhook {
     /// `tollgate.toml` is a configuration error; no secret at all leaves the
     /// GitHub route answering 503 (a deployment may sell through Q2 only).
     pub fn new(deps: Deps) -> Result<Self, SetupError> {
+        if deps.secrets.get(github::SECRET_NAME).is_none() {
+            tracing::warn!(
+                secret = github::SECRET_NAME,
+                "no GitHub webhook secret: POST /github answers 503 until it is set"
+            );
+        }
         Ok(Self {
             github: github_pipeline(&deps)?,
         })
@@ -51,13 +57,7 @@ pub fn github_pipeline(deps: &Deps) -> Result<Pipeline<GithubAdapter>, SetupErro
     let secrets = WebhookSecrets::from_secrets(&deps.secrets)?;
     let product = deps.catalog.product_for(Marketplace::Github, None);
     let adapter = match (secrets, product) {
-        (None, product) => {
-            tracing::warn!(
-                secret = github::SECRET_NAME,
-                "no GitHub webhook secret: POST /github answers 503 until it is set"
-            );
-            GithubAdapter::new(None, product.unwrap_or_default())
-        }
+        (None, product) => GithubAdapter::new(None, product.unwrap_or_default()),
         (Some(_), None) => {
             return Err(SetupError::Invalid(format!(
                 "`{}` is set but the config names no GitHub product: add `[marketplaces.github] product = \"...\"`",

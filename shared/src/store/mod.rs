@@ -289,6 +289,30 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// What a store failure means to a caller: transient failures are 503 so
+/// marketplaces that retry (Pub/Sub) do; backend details stay in the logs.
+impl From<StoreError> for crate::web::ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => {
+                crate::web::ApiError::not_found(format!("{what} not found"))
+            }
+            StoreError::Duplicate(what) => crate::web::ApiError::new(
+                http::StatusCode::CONFLICT,
+                "duplicate",
+                format!("{what} exists"),
+            ),
+            // Transient failures are 503 so marketplaces that retry (Pub/Sub) do.
+            StoreError::Conflict(_) | StoreError::Transient(_) => crate::web::ApiError::new(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "storage is busy; retry later",
+            ),
+            StoreError::Backend(_) => crate::web::ApiError::internal("storage failure"),
+        }
+    }
+}
+
 /// The role traits, imported anonymously: `use tollgate::store::prelude::*;`
 /// brings every store method into scope (tests, tools) without naming each
 /// role.
@@ -315,6 +339,22 @@ mod tests {
         assert_eq!(
             "Done".parse::<DeliveryStatus>(),
             Err(UnknownDeliveryStatus("Done".into()))
+        );
+    }
+
+    #[test]
+    fn store_errors_map_to_statuses() {
+        use crate::web::ApiError;
+        assert_eq!(
+            ApiError::from(StoreError::Transient("x".into())).status,
+            503
+        );
+        assert_eq!(ApiError::from(StoreError::NotFound("x".into())).status, 404);
+        let internal = ApiError::from(StoreError::Backend("secret table name".into()));
+        assert_eq!(internal.status, 500);
+        assert!(
+            !internal.message.contains("secret"),
+            "backend details stay in logs"
         );
     }
 }

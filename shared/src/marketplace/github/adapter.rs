@@ -147,10 +147,6 @@ impl GithubAdapter {
     pub fn product(&self) -> &str {
         &self.product
     }
-
-    pub fn is_configured(&self) -> bool {
-        self.secrets.is_some()
-    }
 }
 
 #[async_trait]

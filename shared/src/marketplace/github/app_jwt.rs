@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
-use crate::setup::{Secret, Secrets};
+use crate::secret::{Secret, Secrets};
 
 /// Secret holding the app's private key (the PEM GitHub lets you download).
 pub const PRIVATE_KEY_SECRET: &str = "github_app_private_key";

@@ -26,7 +26,8 @@ use super::client::{
 };
 use crate::clock::Clock;
 use crate::model::{AccountKind, AppUser, CustomerKey, Marketplace, PriceModel};
-use crate::setup::{Secret, Secrets, SetupError};
+use crate::secret::{Secret, Secrets};
+use crate::settings::SetupError;
 use crate::store::{Store, StoreError, Token, Tokens, UserLinks};
 
 /// Token kind of the OAuth `state` in the store.

@@ -31,7 +31,8 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 
 use super::app_jwt::AppJwtError;
-use crate::setup::{Secret, Settings};
+use crate::secret::Secret;
+use crate::settings::Settings;
 
 mod listing;
 mod transport;

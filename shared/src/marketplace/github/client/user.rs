@@ -13,7 +13,7 @@ use super::listing::ListingPlan;
 use super::transport::{Auth, PER_PAGE, check, lenient_time, read_json, transport};
 use super::{GithubClient, GithubError, UserToken};
 use crate::model::AccountKind;
-use crate::setup::Secret;
+use crate::secret::Secret;
 
 /// The `error` of a refused code exchange (GitHub answers these with 200).
 #[derive(Debug, Clone, PartialEq, Eq)]
