@@ -44,6 +44,18 @@ pub struct Settings {
     /// function (its function URL or custom domain), from which the GitHub
     /// OAuth `redirect_uri` is built. Unset: taken from the request's `Host`.
     pub public_url: Option<String>,
+    /// `TOLLGATE_GCP_PROVIDER_ID`: the partner id in Google's Producer Portal
+    /// (`providers/<id>` in every Procurement call).
+    pub gcp_provider_id: Option<String>,
+    /// `TOLLGATE_GCP_PUSH_AUDIENCE`: the audience set on the Pub/Sub push
+    /// subscription's authentication (often the function URL).
+    pub gcp_push_audience: Option<String>,
+    /// `TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT`: the service account the push
+    /// subscription authenticates as (the token's `email`).
+    pub gcp_push_service_account: Option<String>,
+    /// `TOLLGATE_GCP_SIGNUP_AUDIENCE`: the `aud` of Google's sign-up tokens,
+    /// the product's domain as registered in Producer Portal.
+    pub gcp_signup_audience: Option<String>,
 }
 
 impl Settings {
@@ -53,6 +65,11 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests never mutate the process env.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let optional = |k: &str| {
+            lookup(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let get = |k: &str, default: &str| {
             lookup(k)
                 .filter(|v| !v.is_empty())
@@ -83,6 +100,10 @@ impl Settings {
             public_url: lookup("TOLLGATE_PUBLIC_URL")
                 .map(|v| v.trim().trim_end_matches('/').to_owned())
                 .filter(|v| !v.is_empty()),
+            gcp_provider_id: optional("TOLLGATE_GCP_PROVIDER_ID"),
+            gcp_push_audience: optional("TOLLGATE_GCP_PUSH_AUDIENCE"),
+            gcp_push_service_account: optional("TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT"),
+            gcp_signup_audience: optional("TOLLGATE_GCP_SIGNUP_AUDIENCE"),
         }
     }
 }

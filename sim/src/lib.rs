@@ -5,5 +5,9 @@
 //! - [`github`]: github.com (OAuth authorize + code exchange) and
 //!   api.github.com (`/user`, `/user/marketplace_purchases`,
 //!   `/marketplace_listing/...`), per GitHub's OpenAPI description.
+//! - [`gcp`]: Google's OAuth2 token endpoint, the OIDC and sign-up signing
+//!   keys, the Partner Procurement API (per its discovery document) and
+//!   Marketplace's Pub/Sub push notifications.
 
+pub mod gcp;
 pub mod github;

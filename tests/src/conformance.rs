@@ -39,8 +39,8 @@ use tollgate::model::{
 };
 use tollgate::rules;
 use tollgate::store::{
-    Commit, Delivery, DeliveryMark, DeliveryStatus, Recorded, SeatClaim, Store, StoreError, Token,
-    sha256_hex,
+    Commit, Delivery, DeliveryMark, DeliveryStatus, Enrolled, Enrollment, GroupKey, Recorded,
+    SeatClaim, Store, StoreError, Token, sha256_hex,
 };
 
 // ---------------------------------------------------------------------------
@@ -1585,4 +1585,271 @@ pub async fn link_user_is_idempotent_and_lists_linked_customers(store: &dyn Stor
         store.linked_customers(&AppUser("github:3".into())).await,
         Ok(vec![])
     );
+}
+
+// ---------------------------------------------------------------------------
+// Capped groups (Q2: a product's users per financial institution)
+// ---------------------------------------------------------------------------
+
+pub fn group(institution: &str) -> GroupKey {
+    GroupKey::new(Marketplace::Q2, "budget-helper", institution)
+}
+
+fn members(places: &[Enrollment]) -> Vec<(&str, &str)> {
+    places
+        .iter()
+        .map(|e| (e.member.as_str(), e.subscription.as_str()))
+        .collect()
+}
+
+pub async fn enrollment_is_idempotent_per_member_and_subscription(store: &dyn Store) {
+    let g = group("fi-1");
+    assert_eq!(store.enrollment(&g, "u1").await, Ok(None));
+    assert_eq!(
+        store.enroll(&g, "u1", "s1", Some(2), at(0)).await,
+        Ok(Enrolled::New)
+    );
+    assert_eq!(
+        store.enroll(&g, "u1", "s1", Some(2), at(5)).await,
+        Ok(Enrolled::Already)
+    );
+    assert_eq!(
+        store.enrollment(&g, "u1").await,
+        Ok(Some(Enrollment {
+            member: "u1".into(),
+            subscription: "s1".into(),
+            since: at(0),
+        }))
+    );
+    // Enrolling again took no second place: one more member still fits.
+    assert_eq!(
+        store.enroll(&g, "u2", "s2", Some(2), at(1)).await,
+        Ok(Enrolled::New)
+    );
+}
+
+pub async fn a_member_held_for_another_subscription_is_reported_with_its_holder(
+    store: &dyn Store,
+) {
+    let g = group("fi-1");
+    store.enroll(&g, "u1", "s1", None, at(0)).await.expect("enroll");
+    assert_eq!(
+        store.enroll(&g, "u1", "s2", None, at(1)).await,
+        Ok(Enrolled::HeldBy(Enrollment {
+            member: "u1".into(),
+            subscription: "s1".into(),
+            since: at(0),
+        }))
+    );
+    assert_eq!(
+        members(&store.enrollments(&g).await.expect("list")),
+        [("u1", "s1")]
+    );
+}
+
+pub async fn a_full_group_refuses_new_members_but_not_its_own(store: &dyn Store) {
+    let g = group("fi-1");
+    for (u, sub) in [("u1", "s1"), ("u2", "s2")] {
+        assert_eq!(
+            store.enroll(&g, u, sub, Some(2), at(0)).await,
+            Ok(Enrolled::New)
+        );
+    }
+    assert_eq!(
+        store.enroll(&g, "u3", "s3", Some(2), at(1)).await,
+        Ok(Enrolled::Full { cap: 2 })
+    );
+    assert_eq!(
+        store.enroll(&g, "u1", "s1", Some(2), at(1)).await,
+        Ok(Enrolled::Already),
+        "a redelivered order of a member is not refused by the cap"
+    );
+    assert_eq!(store.enrollment(&g, "u3").await, Ok(None));
+    // A lower cap than the members already there refuses, never evicts.
+    assert_eq!(
+        store.enroll(&g, "u3", "s3", Some(1), at(1)).await,
+        Ok(Enrolled::Full { cap: 1 })
+    );
+    assert_eq!(store.enrollments(&g).await.expect("list").len(), 2);
+}
+
+pub async fn a_cap_of_zero_admits_nobody_and_no_cap_admits_everybody(store: &dyn Store) {
+    let g = group("fi-1");
+    assert_eq!(
+        store.enroll(&g, "u1", "s1", Some(0), at(0)).await,
+        Ok(Enrolled::Full { cap: 0 })
+    );
+    assert_eq!(store.enrollments(&g).await, Ok(vec![]));
+    for i in 0..12 {
+        assert_eq!(
+            store
+                .enroll(&g, &format!("u{i:02}"), &format!("s{i}"), None, at(0))
+                .await,
+            Ok(Enrolled::New)
+        );
+    }
+    assert_eq!(store.enrollments(&g).await.expect("list").len(), 12);
+}
+
+pub async fn the_cap_holds_under_30_concurrent_enrollments(store: &dyn Store) {
+    let g = &group("fi-1");
+    let results = race(30, |i| async move {
+        store
+            .enroll(g, &format!("user-{i:02}"), &format!("sub-{i:02}"), Some(7), at(0))
+            .await
+            .expect("enroll")
+    });
+    let mut admitted = Vec::new();
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            Enrolled::New => admitted.push(format!("user-{i:02}")),
+            Enrolled::Full { cap } => assert_eq!(*cap, 7),
+            other => panic!("distinct members: {other:?}"),
+        }
+    }
+    assert_eq!(admitted.len(), 7, "{results:?}");
+    let listed: Vec<String> = store
+        .enrollments(g)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|e| e.member)
+        .collect();
+    assert_eq!(listed, admitted);
+    // The count agrees with the members: leaving frees exactly one place.
+    assert_eq!(
+        store.enroll(g, "late", "sub-late", Some(7), at(1)).await,
+        Ok(Enrolled::Full { cap: 7 })
+    );
+    let leaver = &admitted[0];
+    let leaver_sub = leaver.replace("user", "sub");
+    assert_eq!(store.unenroll(g, leaver, &leaver_sub).await, Ok(true));
+    assert_eq!(
+        store.enroll(g, "late", "sub-late", Some(7), at(1)).await,
+        Ok(Enrolled::New)
+    );
+}
+
+pub async fn concurrent_enrollments_of_one_member_for_different_subscriptions_have_one_winner(
+    store: &dyn Store,
+) {
+    let g = &group("fi-1");
+    let results = race(12, |i| async move {
+        store
+            .enroll(g, "u1", &format!("sub-{i:02}"), Some(5), at(0))
+            .await
+            .expect("enroll")
+    });
+    let winners: Vec<usize> = (0..results.len())
+        .filter(|i| results[*i] == Enrolled::New)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    let winner = format!("sub-{:02}", winners[0]);
+    for r in &results {
+        match r {
+            Enrolled::New => {}
+            Enrolled::HeldBy(held) => assert_eq!(held.subscription, winner),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        members(&store.enrollments(g).await.expect("list")),
+        [("u1", winner.as_str())]
+    );
+}
+
+pub async fn unenroll_frees_a_place_only_for_its_holding_subscription(store: &dyn Store) {
+    let g = group("fi-1");
+    store.enroll(&g, "u1", "s1", Some(1), at(0)).await.expect("enroll");
+    assert_eq!(store.unenroll(&g, "u1", "s-other").await, Ok(false));
+    assert_eq!(store.unenroll(&g, "nobody", "s1").await, Ok(false));
+    assert_eq!(
+        store.enroll(&g, "u2", "s2", Some(1), at(1)).await,
+        Ok(Enrolled::Full { cap: 1 })
+    );
+    assert_eq!(store.unenroll(&g, "u1", "s1").await, Ok(true));
+    assert_eq!(store.unenroll(&g, "u1", "s1").await, Ok(false), "once");
+    assert_eq!(store.enrollment(&g, "u1").await, Ok(None));
+    assert_eq!(
+        store.enroll(&g, "u2", "s2", Some(1), at(1)).await,
+        Ok(Enrolled::New)
+    );
+}
+
+pub async fn a_transfer_moves_a_place_only_from_its_holder_and_keeps_the_count(
+    store: &dyn Store,
+) {
+    let g = group("fi-1");
+    store.enroll(&g, "u1", "s1", Some(2), at(0)).await.expect("enroll");
+    store.enroll(&g, "u2", "s2", Some(2), at(0)).await.expect("enroll");
+    assert_eq!(
+        store.transfer_enrollment(&g, "u1", "s-wrong", "s9", at(3)).await,
+        Ok(false)
+    );
+    assert_eq!(
+        store.transfer_enrollment(&g, "nobody", "s1", "s9", at(3)).await,
+        Ok(false)
+    );
+    assert_eq!(
+        store.transfer_enrollment(&g, "u1", "s1", "s9", at(3)).await,
+        Ok(true)
+    );
+    assert_eq!(
+        store.enrollment(&g, "u1").await,
+        Ok(Some(Enrollment {
+            member: "u1".into(),
+            subscription: "s9".into(),
+            since: at(3),
+        }))
+    );
+    assert_eq!(
+        store.enroll(&g, "u3", "s3", Some(2), at(4)).await,
+        Ok(Enrolled::Full { cap: 2 }),
+        "a transfer takes no extra place"
+    );
+    assert_eq!(store.unenroll(&g, "u1", "s9").await, Ok(true));
+    assert_eq!(
+        store.enroll(&g, "u3", "s3", Some(2), at(4)).await,
+        Ok(Enrolled::New),
+        "nor leaves one behind"
+    );
+}
+
+pub async fn groups_are_counted_apart_by_institution_product_and_marketplace(
+    store: &dyn Store,
+) {
+    let groups = [
+        group("fi-1"),
+        group("fi-2"),
+        GroupKey::new(Marketplace::Q2, "other-product", "fi-1"),
+        GroupKey::new(Marketplace::Gcp, "budget-helper", "fi-1"),
+        // An institution whose name has the key separator in it.
+        group("fi-1#x"),
+    ];
+    for g in &groups {
+        assert_eq!(
+            store.enroll(g, "u1", "s1", Some(1), at(0)).await,
+            Ok(Enrolled::New),
+            "{g}"
+        );
+    }
+    for g in &groups {
+        assert_eq!(
+            members(&store.enrollments(g).await.expect("list")),
+            [("u1", "s1")],
+            "{g}"
+        );
+    }
+}
+
+pub async fn a_group_product_containing_a_hash_is_refused(store: &dyn Store) {
+    let g = GroupKey::new(Marketplace::Q2, "a#b", "fi");
+    assert!(matches!(
+        store.enroll(&g, "u", "s", None, at(0)).await,
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        store.enrollments(&g).await,
+        Err(StoreError::Backend(_))
+    ));
 }

@@ -58,6 +58,16 @@ macro_rules! conformance_suite {
             a_duplicate_token_error_never_contains_the_token_id,
             a_token_kind_containing_a_hash_is_refused,
             link_user_is_idempotent_and_lists_linked_customers,
+            enrollment_is_idempotent_per_member_and_subscription,
+            a_member_held_for_another_subscription_is_reported_with_its_holder,
+            a_full_group_refuses_new_members_but_not_its_own,
+            a_cap_of_zero_admits_nobody_and_no_cap_admits_everybody,
+            the_cap_holds_under_30_concurrent_enrollments,
+            concurrent_enrollments_of_one_member_for_different_subscriptions_have_one_winner,
+            unenroll_frees_a_place_only_for_its_holding_subscription,
+            a_transfer_moves_a_place_only_from_its_holder_and_keeps_the_count,
+            groups_are_counted_apart_by_institution_product_and_marketplace,
+            a_group_product_containing_a_hash_is_refused,
         );
     };
     (@cases $fresh:expr; $($case:ident),+ $(,)?) => {

@@ -1041,6 +1041,51 @@ impl tollgate::store::UserLinks for HangingCommits {
     }
 }
 
+#[async_trait]
+impl tollgate::store::Enrollments for HangingCommits {
+    async fn enroll(
+        &self,
+        g: &tollgate::store::GroupKey,
+        member: &str,
+        sub: &str,
+        cap: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<tollgate::store::Enrolled, StoreError> {
+        self.0.enroll(g, member, sub, cap, now).await
+    }
+    async fn enrollment(
+        &self,
+        g: &tollgate::store::GroupKey,
+        member: &str,
+    ) -> Result<Option<tollgate::store::Enrollment>, StoreError> {
+        self.0.enrollment(g, member).await
+    }
+    async fn enrollments(
+        &self,
+        g: &tollgate::store::GroupKey,
+    ) -> Result<Vec<tollgate::store::Enrollment>, StoreError> {
+        self.0.enrollments(g).await
+    }
+    async fn transfer_enrollment(
+        &self,
+        g: &tollgate::store::GroupKey,
+        member: &str,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.0.transfer_enrollment(g, member, from, to, now).await
+    }
+    async fn unenroll(
+        &self,
+        g: &tollgate::store::GroupKey,
+        member: &str,
+        sub: &str,
+    ) -> Result<bool, StoreError> {
+        self.0.unenroll(g, member, sub).await
+    }
+}
+
 async fn a_hung_store_gets_a_reply_in_time_and_replay_finishes_the_delivery(h: Harness) {
     let hanging: Arc<dyn Store> = Arc::new(HangingCommits(Arc::clone(&h.store)));
     let function = Harness::build(&hanging, &h.clock, &[(SECRET_NAME, &h.secret)])

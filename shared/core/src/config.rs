@@ -82,6 +82,50 @@ pub struct Product {
     /// vendors to fall back to their free plan). Without it, access ends.
     #[serde(default)]
     pub cancelled_tier: Option<String>,
+    /// How the product is sold on Q2's marketplace, if it is.
+    #[serde(default)]
+    pub q2: Option<Q2Product>,
+}
+
+/// A product on Q2's marketplace: what `q2 create_marketplace_product`
+/// writes to the extension's `configuration/products.py` (the product's
+/// identifier and the extensions it bundles; the name is the product's
+/// `name`), and the vendor's rules for its subscriptions.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Q2Product {
+    /// The generated identifier events name the product by.
+    pub product_identifier: String,
+    /// The extensions the product bundles. Each is a feature of the tiers
+    /// that grant it, so an app asks `/v1/check` per extension.
+    #[serde(default)]
+    pub extensions: BTreeSet<String>,
+    /// Users of one financial institution who may hold the product at
+    /// once; unlimited when absent.
+    #[serde(default)]
+    pub max_users_per_institution: Option<u32>,
+    /// A cancellation within this many days of the order is refused with
+    /// `DO_NOT_CANCEL` (the only answer Q2 does not cancel through).
+    #[serde(default)]
+    pub minimum_term_days: u32,
+    /// What a cancellation leaves the user.
+    #[serde(default)]
+    pub cancel_access: CancelAccess,
+    /// The edition (plan id under `plans.q2`) of an event that names none.
+    #[serde(default)]
+    pub default_edition: Option<String>,
+}
+
+/// Access after a Q2 cancellation.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelAccess {
+    /// Until the end of the billing period already paid (Q2 bills monthly
+    /// or yearly from the order date and does not refund the rest).
+    #[default]
+    EndOfPeriod,
+    /// Access ends with the cancellation.
+    Immediate,
 }
 
 /// Which product a marketplace's events belong to.
@@ -94,6 +138,22 @@ pub struct MarketplaceProducts {
     /// Marketplace product id (Google's `product`, Q2's application) → product.
     #[serde(default)]
     pub products: BTreeMap<String, String>,
+    /// Whether Tollgate approves orders and plan changes at the marketplace
+    /// itself (Google; once the customer has signed up and when the plan is
+    /// configured) or leaves them to the vendor.
+    #[serde(default)]
+    pub approval: ApprovalPolicy,
+}
+
+/// Who approves marketplace orders and plan changes.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalPolicy {
+    /// Tollgate approves a configured plan as soon as it may.
+    #[default]
+    Automatic,
+    /// Tollgate records the order and waits for the vendor.
+    Manual,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -188,6 +248,7 @@ impl Catalog {
                 }
             }
         }
+        check_q2(&raw).map_err(|(key, message)| invalid(key, message))?;
         Ok(Self {
             products: raw.products,
             marketplaces: raw.marketplaces,
@@ -210,6 +271,14 @@ impl Catalog {
             .and_then(|ext| m.products.get(ext))
             .or(m.product.as_ref())
             .map(String::as_str)
+    }
+
+    /// Who approves `marketplace`'s orders and plan changes.
+    pub fn approval(&self, marketplace: Marketplace) -> ApprovalPolicy {
+        self.marketplaces
+            .get(&marketplace)
+            .map(|m| m.approval)
+            .unwrap_or_default()
     }
 
     /// The tier a marketplace plan id maps to; `None` for an unknown plan.
@@ -236,6 +305,82 @@ impl Catalog {
             .get(name)
             .map(|tier| ResolvedTier { name, tier })
     }
+
+    /// The product Q2 events name by `product_identifier`, with its Q2
+    /// settings; `None` when no product has that identifier.
+    pub fn q2_product(&self, product_identifier: &str) -> Option<(&str, &Q2Product)> {
+        self.products.iter().find_map(|(id, p)| {
+            p.q2.as_ref()
+                .filter(|q2| q2.product_identifier == product_identifier)
+                .map(|q2| (id.as_str(), q2))
+        })
+    }
+}
+
+/// Q2 products: identifiers unique and non-empty, extensions granted by some
+/// tier (a misspelt one would never be allowed), the default edition mapped.
+/// Q2 events always name their product, so a marketplace-wide Q2 product
+/// mapping would be a second, conflicting way to say the same thing.
+fn check_q2(raw: &RawCatalog) -> Result<(), (String, String)> {
+    if let Some(m) = raw.marketplaces.get(&Marketplace::Q2) {
+        let key = if m.product.is_some() {
+            Some("marketplaces.q2.product")
+        } else if !m.products.is_empty() {
+            Some("marketplaces.q2.products")
+        } else {
+            None
+        };
+        if let Some(key) = key {
+            return Err((
+                key.into(),
+                "Q2 products are configured per product: set `product_identifier` under products.<product>.q2".into(),
+            ));
+        }
+    }
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (pid, product) in &raw.products {
+        let Some(q2) = &product.q2 else { continue };
+        let key = |field: &str| format!("products.{pid}.q2.{field}");
+        if q2.product_identifier.trim().is_empty() {
+            return Err((key("product_identifier"), "must not be empty".into()));
+        }
+        if let Some(other) = seen.insert(&q2.product_identifier, pid) {
+            return Err((
+                key("product_identifier"),
+                format!(
+                    "`{}` is also the identifier of products.{other}",
+                    q2.product_identifier
+                ),
+            ));
+        }
+        for extension in &q2.extensions {
+            if !product
+                .tiers
+                .values()
+                .any(|t| t.features.contains(extension))
+            {
+                return Err((
+                    key("extensions"),
+                    format!(
+                        "extension `{extension}` is not a feature of any tier under products.{pid}.tiers"
+                    ),
+                ));
+            }
+        }
+        if let Some(edition) = &q2.default_edition {
+            let mapped = product
+                .plans
+                .get(&Marketplace::Q2)
+                .is_some_and(|plans| plans.contains_key(edition));
+            if !mapped {
+                return Err((
+                    key("default_edition"),
+                    format!("edition `{edition}` is not mapped under products.{pid}.plans.q2"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -358,5 +503,92 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/tollgate.toml"), "{err}");
+    }
+
+    const Q2_PRODUCT: &str = r#"
+        [products.bh]
+        name = "Budget Helper"
+        [products.bh.tiers.standard]
+        features = ["BudgetHelper"]
+        [products.bh.tiers.premium]
+        features = ["BudgetHelper", "BudgetReports"]
+        [products.bh.plans.q2]
+        STANDARD = "standard"
+        PREMIUM = "premium"
+        [products.bh.q2]
+        product_identifier = "3f2c-bh"
+        extensions = ["BudgetHelper", "BudgetReports"]
+        max_users_per_institution = 3
+        minimum_term_days = 30
+        cancel_access = "immediate"
+        default_edition = "STANDARD"
+    "#;
+
+    #[test]
+    fn a_q2_product_is_found_by_its_identifier_with_its_rules() {
+        let c = parse(Q2_PRODUCT).unwrap();
+        let (id, q2) = c.q2_product("3f2c-bh").unwrap();
+        assert_eq!(id, "bh");
+        assert_eq!(q2.max_users_per_institution, Some(3));
+        assert_eq!(q2.minimum_term_days, 30);
+        assert_eq!(q2.cancel_access, CancelAccess::Immediate);
+        assert_eq!(q2.default_edition.as_deref(), Some("STANDARD"));
+        assert!(q2.extensions.contains("BudgetReports"));
+        assert!(c.q2_product("bh").is_none(), "looked up by identifier only");
+    }
+
+    #[test]
+    fn q2_rules_default_to_no_cap_no_minimum_term_and_access_to_period_end() {
+        let c =
+            parse("[products.p.tiers.t]\n[products.p.q2]\nproduct_identifier = \"x\"\n").unwrap();
+        let (_, q2) = c.q2_product("x").unwrap();
+        assert_eq!(q2.max_users_per_institution, None);
+        assert_eq!(q2.minimum_term_days, 0);
+        assert_eq!(q2.cancel_access, CancelAccess::EndOfPeriod);
+    }
+
+    #[test]
+    fn q2_mistakes_name_the_key() {
+        let cases = [
+            (
+                Q2_PRODUCT.replace(
+                    r#"extensions = ["BudgetHelper", "BudgetReports"]"#,
+                    r#"extensions = ["BudgetHelpr"]"#,
+                ),
+                "products.bh.q2.extensions",
+            ),
+            (
+                Q2_PRODUCT.replace(
+                    r#"default_edition = "STANDARD""#,
+                    r#"default_edition = "GOLD""#,
+                ),
+                "products.bh.q2.default_edition",
+            ),
+            (
+                Q2_PRODUCT.replace(
+                    r#"product_identifier = "3f2c-bh""#,
+                    r#"product_identifier = " ""#,
+                ),
+                "products.bh.q2.product_identifier",
+            ),
+            (
+                format!(
+                    "{Q2_PRODUCT}\n[products.other.tiers.t]\n[products.other.q2]\nproduct_identifier = \"3f2c-bh\"\n"
+                ),
+                "products.other.q2.product_identifier",
+            ),
+            (
+                format!("{Q2_PRODUCT}\n[marketplaces.q2.products]\n\"3f2c-bh\" = \"bh\"\n"),
+                "marketplaces.q2.products",
+            ),
+            (
+                Q2_PRODUCT.replace("cancel_access = \"immediate\"", "cancel_access = \"never\""),
+                "never",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
     }
 }

@@ -362,10 +362,73 @@ pub enum EventKind {
     Reinstated,
     /// The sign-up or approval a pending subscription waited for happened.
     Approved,
+    /// The marketplace's whole current view of the subscription, fetched
+    /// fresh rather than described as a change (Google: `entitlements.get`
+    /// after a notification that carries ids only). The rules converge the
+    /// stored state to it, so the same observation twice changes nothing and
+    /// the message that prompted it does not matter.
+    Observed(Observation),
+    /// A marketplace that acts on Tollgate's answer (Q2) was refused the
+    /// event: `code` is the marketplace's error code. Logged with its
+    /// reason ([`crate::rules::refusal_note`]), so a redelivery is answered
+    /// the same; changes nothing.
+    Refused {
+        code: String,
+        reason: String,
+    },
     /// An event type Tollgate does not know. Logged and acknowledged.
     Unknown {
         name: String,
     },
+}
+
+/// What a marketplace says a subscription is, right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub state: ObservedState,
+    /// The plan in force (not a pending one).
+    pub terms: PlanTerms,
+    /// What an order still waits for (`Requested` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting: Option<Awaiting>,
+    /// A plan change requested or approved but not yet in force.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_plan: Option<Plan>,
+    /// When the current term ends: the end of access for a pending
+    /// cancellation, the moment a pending plan change takes effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term_ends_at: Option<DateTime<Utc>>,
+}
+
+/// The marketplace-side states an observation can report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObservedState {
+    /// Ordered, not yet approved (Google `ENTITLEMENT_ACTIVATION_REQUESTED`).
+    Requested,
+    /// In force and renewing (`ENTITLEMENT_ACTIVE`, and the two pending
+    /// plan-change states, which are active on the current plan).
+    Active,
+    /// Ends at `term_ends_at` and will not renew; usable until then.
+    PendingCancellation,
+    Suspended,
+    /// Ended (`ENTITLEMENT_CANCELLED`): access is revoked.
+    Cancelled,
+    /// Gone from the marketplace (entitlement or account deleted).
+    Deleted,
+}
+
+impl ObservedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObservedState::Requested => "requested",
+            ObservedState::Active => "active",
+            ObservedState::PendingCancellation => "pending_cancellation",
+            ObservedState::Suspended => "suspended",
+            ObservedState::Cancelled => "cancelled",
+            ObservedState::Deleted => "deleted",
+        }
+    }
 }
 
 impl EventKind {
@@ -380,6 +443,15 @@ impl EventKind {
             EventKind::Suspended => "suspended",
             EventKind::Reinstated => "reinstated",
             EventKind::Approved => "approved",
+            EventKind::Observed(o) => match o.state {
+                ObservedState::Requested => "observed_requested",
+                ObservedState::Active => "observed_active",
+                ObservedState::PendingCancellation => "observed_pending_cancellation",
+                ObservedState::Suspended => "observed_suspended",
+                ObservedState::Cancelled => "observed_cancelled",
+                ObservedState::Deleted => "observed_deleted",
+            },
+            EventKind::Refused { .. } => "refused",
             EventKind::Unknown { name } => name,
         }
     }

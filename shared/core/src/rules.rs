@@ -24,6 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
+    Observation, ObservedState,
     AppliedMark, Awaiting, Customer, Disposition, EventKind, LogEntry, MarketEvent, PendingChange,
     Plan, PlanTerms, PriceModel, Seats, Status, Subscription,
 };
@@ -68,6 +69,16 @@ pub fn apply(current: Option<&Subscription>, event: &MarketEvent, now: DateTime<
             now,
             Disposition::Ignored,
             format!("unknown event type `{name}`"),
+        );
+    }
+    // A refusal is the answer itself, whatever the order of events.
+    if let EventKind::Refused { code, reason } = &event.kind {
+        return not_applied(
+            current,
+            event,
+            now,
+            Disposition::Ignored,
+            refusal_note(code, reason),
         );
     }
     if let Some(cur) = current
@@ -233,12 +244,94 @@ fn transition(
             next.status = running_status(&next, now);
             Ok((next, vec![Action::ApproveOrder], "approved".into()))
         }
+        (EventKind::Observed(observation), cur) => observed(cur, event, observation, now),
         (kind, None) => Err(format!(
             "`{}` for a subscription that was never purchased",
             kind.name()
         )),
         (EventKind::Unknown { name }, Some(_)) => Err(format!("unknown event type `{name}`")),
+        (EventKind::Refused { code, reason }, Some(_)) => Err(refusal_note(code, reason)),
     }
+}
+
+/// The log note of a [`EventKind::Refused`] event: `refused <code>: <reason>`.
+/// [`parse_refusal_note`] reads it back, so a marketplace can answer a
+/// redelivery from the log exactly as it answered the first time.
+pub fn refusal_note(code: &str, reason: &str) -> String {
+    format!("refused {code}: {reason}")
+}
+
+/// The code and reason of a note written by [`refusal_note`].
+pub fn parse_refusal_note(note: &str) -> Option<(&str, &str)> {
+    let (code, reason) = note.strip_prefix("refused ")?.split_once(": ")?;
+    let is_code = !code.is_empty()
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    is_code.then_some((code, reason))
+}
+
+/// Converges the stored state to what the marketplace says it is now.
+fn observed(
+    current: Option<&Subscription>,
+    event: &MarketEvent,
+    o: &Observation,
+    now: DateTime<Utc>,
+) -> Transition {
+    if current.is_none() && matches!(o.state, ObservedState::Deleted) {
+        return Err("deleted before it was ever seen".into());
+    }
+    let mut next = match current {
+        Some(cur) => advance(cur, event, now),
+        None => new_subscription(event, o.terms.plan.clone(), now),
+    };
+    next.customer = merge_customer(&next.customer, &event.customer);
+    set_terms(&mut next, &o.terms);
+    next.awaiting = None;
+    next.access_until = None;
+    next.pending_change = o.pending_plan.as_ref().map(|plan| PendingChange::Plan {
+        plan: plan.clone(),
+        seats: None,
+        effective_at: o.term_ends_at.unwrap_or(event.effective_at),
+    });
+    next.status = match o.state {
+        ObservedState::Requested => {
+            next.awaiting = Some(o.awaiting.unwrap_or(Awaiting::Approval));
+            Status::Pending
+        }
+        ObservedState::Active => running_status(&next, now),
+        ObservedState::PendingCancellation => {
+            // Entitled to the end of the term; without a known end, to now
+            // (the marketplace will say `cancelled` soon).
+            let until = o.term_ends_at.unwrap_or(event.effective_at);
+            next.access_until = Some(until);
+            next.pending_change = Some(PendingChange::Cancellation {
+                effective_at: until,
+            });
+            Status::PendingCancellation
+        }
+        ObservedState::Suspended => Status::Suspended,
+        ObservedState::Cancelled | ObservedState::Deleted => {
+            next.pending_change = None;
+            Status::Cancelled
+        }
+    };
+    let unchanged = current.is_some_and(|cur| {
+        cur.status == next.status
+            && cur.plan == next.plan
+            && cur.awaiting == next.awaiting
+            && cur.pending_change == next.pending_change
+            && cur.access_until == next.access_until
+    });
+    let note = format!(
+        "{} {}: {} on plan {}",
+        if unchanged { "observed unchanged" } else { "observed" },
+        o.state.as_str(),
+        next.status.as_str(),
+        next.plan.id
+    );
+    let actions = seats_over_limit(&next);
+    Ok((next, actions, note))
 }
 
 fn purchased(
@@ -1087,5 +1180,137 @@ mod tests {
         assert_eq!(s.updated_at, t(5));
         assert!(s.created_at < s.updated_at);
         let _ = Duration::days(1);
+    }
+
+    fn observe(day: u32, state: ObservedState, plan_id: &str) -> MarketEvent {
+        event(
+            &format!("obs-{day}"),
+            day,
+            EventKind::Observed(Observation {
+                state,
+                terms: terms(plan_id, None),
+                awaiting: None,
+                pending_plan: None,
+                term_ends_at: None,
+            }),
+        )
+    }
+
+    #[test]
+    fn an_observed_order_awaiting_signup_is_pending_then_active_once_observed_active() {
+        let mut order = observe(1, ObservedState::Requested, "team");
+        if let EventKind::Observed(o) = &mut order.kind {
+            o.awaiting = Some(Awaiting::Signup);
+        }
+        let s = step(None, &order, t(1));
+        assert_eq!(
+            (s.status, s.awaiting),
+            (Status::Pending, Some(Awaiting::Signup))
+        );
+        let s = step(Some(&s), &observe(2, ObservedState::Active, "team"), t(2));
+        assert_eq!((s.status, s.awaiting), (Status::Active, None));
+    }
+
+    #[test]
+    fn the_same_observation_twice_changes_nothing() {
+        let s = step(None, &observe(1, ObservedState::Active, "team"), t(1));
+        let out = apply(Some(&s), &observe(1, ObservedState::Active, "team"), t(2));
+        let next = out.next.clone().unwrap_or_else(|| s.clone());
+        assert_eq!((next.status, &next.plan.id), (Status::Active, &"team".to_owned()));
+        assert!(
+            out.disposition() == Disposition::Stale || out.log.note.contains("unchanged"),
+            "{}",
+            out.log.note
+        );
+    }
+
+    #[test]
+    fn an_older_observation_never_overwrites_a_newer_one() {
+        let s = step(None, &observe(5, ObservedState::Cancelled, "team"), t(5));
+        let out = apply(Some(&s), &observe(3, ObservedState::Active, "team"), t(6));
+        assert_eq!(out.disposition(), Disposition::Stale);
+        assert!(out.next.is_none());
+    }
+
+    #[test]
+    fn an_observed_plan_change_keeps_the_current_plan_until_it_is_in_force() {
+        let s = step(None, &observe(1, ObservedState::Active, "team"), t(1));
+        let mut requested = observe(2, ObservedState::Active, "team");
+        if let EventKind::Observed(o) = &mut requested.kind {
+            o.pending_plan = Some(plan("business"));
+            o.term_ends_at = Some(t(20));
+        }
+        let s = step(Some(&s), &requested, t(2));
+        assert_eq!(s.plan.id, "team");
+        assert!(matches!(
+            &s.pending_change,
+            Some(PendingChange::Plan { plan, effective_at, .. }) if plan.id == "business" && *effective_at == t(20)
+        ));
+        let s = step(Some(&s), &observe(3, ObservedState::Active, "business"), t(3));
+        assert_eq!((s.plan.id.as_str(), &s.pending_change), ("business", &None));
+    }
+
+    #[test]
+    fn an_observed_pending_cancellation_keeps_access_to_the_term_end_and_a_revert_restores_it() {
+        let s = step(None, &observe(1, ObservedState::Active, "team"), t(1));
+        let mut pending = observe(2, ObservedState::PendingCancellation, "team");
+        if let EventKind::Observed(o) = &mut pending.kind {
+            o.term_ends_at = Some(t(28));
+        }
+        let s = step(Some(&s), &pending, t(2));
+        assert_eq!(
+            (s.status, s.access_until),
+            (Status::PendingCancellation, Some(t(28)))
+        );
+        let s = step(Some(&s), &observe(3, ObservedState::Active, "team"), t(3));
+        assert_eq!((s.status, s.access_until), (Status::Active, None));
+        let s = step(Some(&s), &observe(4, ObservedState::Cancelled, "team"), t(4));
+        assert_eq!((s.status, s.access_until), (Status::Cancelled, None));
+    }
+
+    #[test]
+    fn a_deletion_never_seen_before_is_ignored_and_a_seen_one_revokes() {
+        let out = apply(None, &observe(1, ObservedState::Deleted, "team"), t(1));
+        assert_eq!(out.disposition(), Disposition::Ignored);
+        let s = step(None, &observe(1, ObservedState::Active, "team"), t(1));
+        let s = step(Some(&s), &observe(2, ObservedState::Deleted, "team"), t(2));
+        assert_eq!(s.status, Status::Cancelled);
+    }
+
+    fn refused(day: u32) -> MarketEvent {
+        event(
+            "r1",
+            day,
+            EventKind::Refused {
+                code: "MAX_USERS_REACHED".into(),
+                reason: "all 3 licences: taken".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_refusal_is_logged_with_its_code_and_changes_nothing_even_when_stale() {
+        let s = active(Some(5));
+        for (cur, day) in [(None, 1), (Some(&s), 1), (Some(&s), 9)] {
+            let out = apply(cur, &refused(day), t(9));
+            assert_eq!(out.next, None);
+            assert_eq!(out.disposition(), Disposition::Ignored);
+            assert_eq!(out.log.event, "refused");
+            assert_eq!(
+                parse_refusal_note(&out.log.note),
+                Some(("MAX_USERS_REACHED", "all 3 licences: taken"))
+            );
+        }
+    }
+
+    #[test]
+    fn only_notes_written_as_refusals_read_back_as_refusals() {
+        assert_eq!(
+            parse_refusal_note(&refusal_note("DO_NOT_CANCEL", "x")),
+            Some(("DO_NOT_CANCEL", "x"))
+        );
+        for note in ["purchased plan team", "refused: x", "refused lower: x", "refused X"] {
+            assert_eq!(parse_refusal_note(note), None, "{note}");
+        }
     }
 }

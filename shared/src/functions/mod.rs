@@ -88,3 +88,44 @@ pub fn replayer(
         )),
     }
 }
+
+/// The HTTP client the functions share for outbound calls that have no
+/// client of their own (Google's key documents).
+pub(crate) fn http_client() -> Result<reqwest::Client, SetupError> {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(2))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| SetupError::Invalid(format!("HTTP client: {e}")))
+}
+
+/// The Procurement API for this deployment. Without a provider id or
+/// credentials every call fails as *transient*, so Pub/Sub keeps the
+/// messages (for days) until the operator finishes the configuration; the
+/// cold start says what is missing.
+pub(crate) fn gcp_procurement(
+    deps: &Deps,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+) -> Result<std::sync::Arc<dyn crate::marketplace::gcp::adapter::Procurement>, SetupError> {
+    use crate::marketplace::gcp::{credentials, port, procurement::ProcurementClient};
+    let Some(provider) = &deps.settings.gcp_provider_id else {
+        return Ok(port::unconfigured(
+            "Google Cloud Marketplace is not configured: set TOLLGATE_GCP_PROVIDER_ID",
+        ));
+    };
+    let tokens = match credentials::from_config(
+        &deps.settings,
+        &deps.secrets,
+        credentials::process_env(),
+        clock,
+    ) {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            tracing::warn!(error = %e, "no Google credentials: Procurement calls will fail");
+            return Ok(port::unconfigured("no Google credentials configured"));
+        }
+    };
+    let client = ProcurementClient::new(&deps.settings, provider, tokens)
+        .map_err(|e| SetupError::Invalid(format!("TOLLGATE_GCP_PROVIDER_ID / TOLLGATE_PROCUREMENT_URL: {e}")))?;
+    Ok(std::sync::Arc::new(client))
+}

@@ -1,9 +1,11 @@
 //! `oauth-callback`: customer-facing pages: the GitHub Setup URL and OAuth
 //! callback (flow and pages in [`crate::marketplace::github::oauth`]), Google sign-up.
 //!
-//! Routes: `GET /github/setup`, `GET /github/callback`, `GET /healthz`.
-//! Errors of the GitHub flow are HTML pages for a person, with the status
-//! [`ApiError`] gives them (`crate::web` maps every error in one place).
+//! Routes: `GET /github/setup`, `GET /github/callback`, `POST /gcp/signup`
+//! (Google's sign-up URL, form field `x-gcp-marketplace-token`),
+//! `GET`/`POST /gcp/login` (Google's "Manage on provider" link),
+//! `GET /healthz`. Errors of the flows are HTML pages for a person, with the
+//! status the flow's error maps itself to.
 
 use std::sync::Arc;
 
@@ -16,6 +18,11 @@ use crate::marketplace::github::oauth::{
     CALLBACK_PATH, CallbackParams, GithubSignIn, OauthApp, OauthError, SETUP_PATH, error_page,
     success_page,
 };
+use crate::config::Catalog;
+use crate::marketplace::gcp::keys::{KeyCache, KeyFormat};
+use crate::marketplace::gcp::signup::{GcpSignup, SIGNUP_PATH, signed_up_page, signup_error_page};
+use crate::marketplace::gcp::signup_token::SignupVerifier;
+use crate::model::Marketplace;
 use crate::setup::{Deps, SetupError};
 use crate::web::{
     ApiError, Function, Request, Response, header_str, html_response, query_param, redirect,
@@ -25,6 +32,10 @@ use super::FromDeps;
 
 pub struct OauthCallback {
     github: GithubSignIn,
+    gcp: GcpSignup,
+    /// The name shown on Google's sign-up page (the first product mapped
+    /// for Google, else the first product).
+    gcp_product_name: String,
 }
 
 impl OauthCallback {
@@ -43,10 +54,56 @@ impl OauthCallback {
             client,
             app,
             Arc::clone(&deps.store),
-            clock,
+            Arc::clone(&clock),
             deps.settings.public_url.clone(),
         );
-        Ok(Self { github })
+        let settings = &deps.settings;
+        let verifier = match (&settings.gcp_signup_audience, &settings.gcp_provider_id) {
+            (Some(audience), Some(_)) => Some(SignupVerifier::new(
+                KeyCache::new(
+                    settings.gcp_signup_certs_url.clone(),
+                    KeyFormat::X509Map,
+                    super::http_client()?,
+                ),
+                audience,
+            )),
+            _ => {
+                tracing::warn!(
+                    "Google sign-up disabled: set TOLLGATE_GCP_SIGNUP_AUDIENCE and TOLLGATE_GCP_PROVIDER_ID"
+                );
+                None
+            }
+        };
+        let gcp = GcpSignup::new(
+            verifier,
+            super::gcp_procurement(&deps, Arc::clone(&clock))?,
+            Arc::clone(&deps.catalog),
+            deps.store.clone(),
+            deps.store.clone(),
+            clock,
+        );
+        Ok(Self {
+            github,
+            gcp,
+            gcp_product_name: gcp_product_name(&deps.catalog),
+        })
+    }
+
+    async fn gcp_signup(&self, req: &Request) -> Response {
+        let token = form_field(req, TOKEN_FIELD).unwrap_or_default();
+        match self.gcp.finish(&token).await {
+            Ok(done) => page(StatusCode::OK, signed_up_page(&done, &self.gcp_product_name)),
+            Err(e) => {
+                let html = signup_error_page(&e);
+                let api = ApiError::from(e);
+                if api.status.is_server_error() {
+                    tracing::error!(code = api.code, message = %api.message, "google sign-up failed");
+                } else {
+                    tracing::info!(code = api.code, "google sign-up refused");
+                }
+                page(api.status, html)
+            }
+        }
     }
 
     async fn github_setup(&self, req: &Request) -> Result<Response, OauthError> {
@@ -67,6 +124,34 @@ impl OauthCallback {
             Err(e) => error_reply(e),
         }
     }
+}
+
+/// Google's "Manage on provider" link.
+pub const LOGIN_PATH: &str = "/gcp/login";
+/// The form field Google posts the sign-up token in.
+const TOKEN_FIELD: &str = "x-gcp-marketplace-token";
+
+/// A field of an `application/x-www-form-urlencoded` body (or the query).
+fn form_field(req: &Request, name: &str) -> Option<String> {
+    let from_body = crate::web::body_bytes(req).ok().and_then(|body| {
+        url::form_urlencoded::parse(body)
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    });
+    from_body.or_else(|| query_param(req, name))
+}
+
+fn gcp_product_name(catalog: &Catalog) -> String {
+    let product = catalog
+        .product_for(Marketplace::Gcp, None)
+        .map(str::to_owned)
+        .or_else(|| catalog.products().next().map(|(id, _)| id.to_owned()))
+        .unwrap_or_default();
+    catalog
+        .products()
+        .find(|(id, _)| *id == product)
+        .and_then(|(_, p)| p.name.clone())
+        .unwrap_or(product)
 }
 
 /// An HTML error page with the status the error maps to.
@@ -149,7 +234,24 @@ impl Function for OauthCallback {
                 Err(e) => Ok(error_reply(e)),
             },
             ("GET", CALLBACK_PATH) => Ok(self.github_callback(&req).await),
-            (_, SETUP_PATH | CALLBACK_PATH) => Err(ApiError::method_not_allowed()),
+            ("POST", SIGNUP_PATH) => Ok(self.gcp_signup(&req).await),
+            // "Manage on provider": Google links the customer here with the
+            // same token; signing up again is harmless (idempotent).
+            ("POST", LOGIN_PATH) => Ok(self.gcp_signup(&req).await),
+            ("GET", LOGIN_PATH) => Ok(page(
+                StatusCode::OK,
+                crate::web::pages::page(
+                    &self.gcp_product_name,
+                    &format!(
+                        "<h1>{}</h1>\n<p>Sign in to {} with your Google account to manage your subscription.</p>\n",
+                        crate::web::pages::escape(&self.gcp_product_name),
+                        crate::web::pages::escape(&self.gcp_product_name)
+                    ),
+                ),
+            )),
+            (_, SETUP_PATH | CALLBACK_PATH | SIGNUP_PATH | LOGIN_PATH) => {
+                Err(ApiError::method_not_allowed())
+            }
             _ => Err(ApiError::not_found("no such route")),
         }
     }

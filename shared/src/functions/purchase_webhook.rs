@@ -1,6 +1,7 @@
 //! `purchase-webhook`: GitHub Marketplace webhooks (`POST /github`, also
-//! `POST /`) and, in a later change, Q2 events (`POST /q2`). Wiring only:
-//! each route is one marketplace's [`Pipeline`].
+//! `POST /`) and Q2 subscription events relayed by the vendor's Q2
+//! extension (`POST /q2`). Wiring only: each route is one marketplace's
+//! [`Pipeline`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,9 +11,10 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::ingest::Pipeline;
 use crate::marketplace::github::{self, GithubAdapter, WebhookSecrets};
+use crate::marketplace::q2::{self, Q2Adapter, SigningSecrets};
 use crate::model::Marketplace;
 use crate::setup::{Deps, SetupError};
-use crate::web::{ApiError, Function, Request, Response, body_bytes};
+use crate::web::{ApiError, Function, Request, Response, body_bytes, request_id};
 
 use super::FromDeps;
 
@@ -20,6 +22,7 @@ pub use crate::ingest::pipeline::{PROCESS_TIMEOUT, RECORD_TIMEOUT};
 
 pub struct PurchaseWebhook {
     github: Pipeline<GithubAdapter>,
+    q2: Pipeline<Q2Adapter>,
 }
 
 impl PurchaseWebhook {
@@ -35,18 +38,21 @@ impl PurchaseWebhook {
         }
         Ok(Self {
             github: github_pipeline(&deps)?,
+            q2: q2_pipeline(&deps)?,
         })
     }
 
     /// Uses `clock` for receive times and rule decisions (tests, simulations).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.github = self.github.with_clock(clock);
+        self.github = self.github.with_clock(Arc::clone(&clock));
+        self.q2 = self.q2.with_clock(clock);
         self
     }
 
     /// Overrides [`RECORD_TIMEOUT`] and [`PROCESS_TIMEOUT`].
     pub fn with_timeouts(mut self, record: Duration, process: Duration) -> Self {
         self.github = self.github.with_timeouts(record, process);
+        self.q2 = self.q2.with_timeouts(record, process);
         self
     }
 }
@@ -73,6 +79,39 @@ pub fn github_pipeline(deps: &Deps) -> Result<Pipeline<GithubAdapter>, SetupErro
     ))
 }
 
+/// Q2's pipeline: the signing secrets, the catalog (products are named by
+/// their Q2 product identifier), and the store roles it decides with. No
+/// secret leaves `POST /q2` answering 503. A secret with no product sold on
+/// Q2 is only warned about: every event is then answered
+/// `CONFIGURATION_ERROR`, and `tollgate dev` writes a secret whatever the
+/// config sells.
+pub fn q2_pipeline(deps: &Deps) -> Result<Pipeline<Q2Adapter>, SetupError> {
+    let secrets = SigningSecrets::from_secrets(&deps.secrets)?;
+    let sold = deps.catalog.products().any(|(_, p)| p.q2.is_some());
+    match (&secrets, sold) {
+        (Some(_), false) => tracing::warn!(
+            secret = q2::SECRET_NAME,
+            "a Q2 signing secret but no product sold on Q2: every Q2 event is answered CONFIGURATION_ERROR"
+        ),
+        (None, true) => tracing::warn!(
+            secret = q2::SECRET_NAME,
+            "no Q2 signing secret: POST /q2 answers 503 until it is set"
+        ),
+        _ => {}
+    }
+    let adapter = Q2Adapter::new(
+        secrets,
+        Arc::clone(&deps.catalog),
+        deps.store.clone(),
+        deps.store.clone(),
+    );
+    Ok(Pipeline::new(
+        adapter,
+        deps.store.clone(),
+        deps.store.clone(),
+    ))
+}
+
 impl FromDeps for PurchaseWebhook {
     const NAME: &'static str = "purchase-webhook";
 
@@ -90,7 +129,11 @@ impl Function for PurchaseWebhook {
                 let body = body_bytes(&req)?;
                 self.github.handle(req.headers(), body).await
             }
-            ("POST", "/q2") => Err(ApiError::not_found("Q2 events are not served yet")),
+            ("POST", "/q2") => {
+                let body = body_bytes(&req)?;
+                let id = request_id(&req);
+                q2::with_request_id(id, self.q2.handle(req.headers(), body)).await
+            }
             (_, "/github" | "/" | "/q2") => Err(ApiError::method_not_allowed()),
             _ => Err(ApiError::not_found("no such route")),
         }

@@ -12,12 +12,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use http::HeaderMap;
 
-use crate::model::{MarketEvent, Marketplace, SubscriptionKey};
-use crate::rules::Action;
+use crate::model::{MarketEvent, Marketplace};
 use crate::store::Delivery;
 use crate::web::{ApiError, Response};
 
-use super::pipeline::Handled;
+use super::pipeline::{Handled, Processed};
 
 /// How a marketplace's deliveries survive a failure on our side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +60,23 @@ pub enum Admission {
     Answer(Response),
 }
 
+/// What a delivery resolved to.
+#[derive(Debug, Clone)]
+pub struct Resolution<C> {
+    /// Applied in order; never empty.
+    pub events: Vec<MarketEvent>,
+    pub context: C,
+}
+
+impl<C> Resolution<C> {
+    pub fn one(event: MarketEvent, context: C) -> Self {
+        Self {
+            events: vec![event],
+            context,
+        }
+    }
+}
+
 /// A follow-up that failed. `transient`: worth trying again unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("follow-up at the marketplace failed: {message}")]
@@ -88,6 +104,9 @@ pub trait Adapter: Send + Sync + 'static {
     type Refusal: std::error::Error + Into<ApiError> + Send + Sync + 'static;
     /// Why a recorded delivery could not be resolved.
     type ResolveError: ResolveFailure;
+    /// What resolving learned beyond the events, for the follow-ups (Google:
+    /// the fresh entitlement and account). `()` when there is nothing.
+    type Context: Send + Sync + 'static;
 
     /// Authenticates a request from its whole header map and exact raw
     /// body, before anything else about it is read, and names the delivery.
@@ -99,17 +118,24 @@ pub trait Adapter: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Admission, Self::Refusal>;
 
-    /// What a recorded delivery means. Called for fresh deliveries and by
-    /// `tollgate replay` alike, from the recorded body only.
-    async fn resolve(&self, delivery: &Delivery) -> Result<MarketEvent, Self::ResolveError>;
+    /// What a recorded delivery means: usually one event, several when one
+    /// message touches several subscriptions (Google's `ACCOUNT_DELETED`).
+    /// Called for fresh deliveries and by `tollgate replay` alike, from the
+    /// recorded body only.
+    async fn resolve(
+        &self,
+        delivery: &Delivery,
+    ) -> Result<Resolution<Self::Context>, Self::ResolveError>;
 
-    /// Carries out the rules' follow-up actions at the marketplace after a
-    /// commit (e.g. Google's Procurement approvals). Must be idempotent:
-    /// a redelivered message may run it again.
+    /// Carries out what has to happen at the marketplace after the commit
+    /// (Google's Procurement approvals), from the rules' actions and the
+    /// resolved context. Must be idempotent: a redelivered message runs it
+    /// again (for [`Durability::Redelivered`] even when the delivery was
+    /// already applied, so a failed approval is retried by redelivery).
     async fn follow_up(
         &self,
-        subscription: &SubscriptionKey,
-        actions: &[Action],
+        context: &Self::Context,
+        processed: &Processed,
     ) -> Result<(), FollowUpError>;
 
     /// The answer to the marketplace. The default (JSON status, or the
@@ -121,5 +147,14 @@ pub trait Adapter: Send + Sync + 'static {
         handled: Handled<'_, Self::ResolveError>,
     ) -> Result<Response, ApiError> {
         super::pipeline::default_reply(Self::DURABILITY, delivery_id, handled)
+    }
+
+    /// The answer to a delivery that was already processed when it came
+    /// again (`delivery`: as received now, body included). The default is
+    /// [`Adapter::reply`] with [`Handled::AlreadyDone`]; a marketplace that
+    /// acts on the answer (Q2) must hear the first answer again, and reads
+    /// it back from what was committed.
+    async fn reply_to_redelivery(&self, delivery: &Delivery) -> Result<Response, ApiError> {
+        self.reply(&delivery.id, Handled::AlreadyDone)
     }
 }

@@ -39,6 +39,18 @@ pub async fn ingest<S: EventLedger + ?Sized>(
         id: event.id.clone(),
         expires_at: now + DEDUPE_TTL,
     };
+    ingest_marked(store, event, Some(&mark), now).await
+}
+
+/// [`ingest`] with an explicit dedupe mark: `None` for all but the last of
+/// several events one delivery resolved to (the last commit marks the
+/// delivery done; re-applying the earlier ones is harmless).
+pub async fn ingest_marked<S: EventLedger + ?Sized>(
+    store: &S,
+    event: &MarketEvent,
+    mark: Option<&DeliveryMark>,
+    now: DateTime<Utc>,
+) -> Result<Ingested, StoreError> {
     for attempt in 0..MAX_ATTEMPTS {
         let current = store.get(&event.subscription).await?;
         let outcome = rules::apply(current.as_ref(), event, now);
@@ -47,7 +59,7 @@ pub async fn ingest<S: EventLedger + ?Sized>(
             expected_version: current.as_ref().map_or(0, |c| c.version),
             state: outcome.next.clone(),
             log: outcome.log.clone(),
-            delivery: Some(mark.clone()),
+            delivery: mark.cloned(),
         };
         match store.commit(&commit).await {
             Ok(()) => return Ok(Ingested::Committed(Box::new(outcome))),

@@ -23,6 +23,6 @@ pub mod replay;
 #[cfg(test)]
 mod tests;
 
-pub use adapter::{Adapter, Admission, Durability, FollowUpError, ResolveFailure};
+pub use adapter::{Adapter, Admission, Durability, FollowUpError, Resolution, ResolveFailure};
 pub use apply::{DEDUPE_TTL, Ingested, ingest};
 pub use pipeline::{Failure, Handled, Pipeline, Processed, ProcessedStatus, pending_delivery};

@@ -14,14 +14,15 @@ use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock};
-use crate::model::{Disposition, MarketEvent, Marketplace};
+use crate::model::{Disposition, MarketEvent, Marketplace, SubscriptionKey};
 use crate::store::{
-    Deliveries, Delivery, DeliveryStatus, EventLedger, Recorded, StoreError, sha256_hex,
+    Deliveries, Delivery, DeliveryMark, DeliveryStatus, EventLedger, Recorded, StoreError,
+    sha256_hex,
 };
 use crate::web::{ApiError, Response, json_response};
 
-use super::adapter::{Adapter, Admission, Durability, FollowUpError, ResolveFailure};
-use super::apply::{DEDUPE_TTL, Ingested, ingest};
+use super::adapter::{Adapter, Admission, Durability, FollowUpError, Resolution, ResolveFailure};
+use super::apply::{DEDUPE_TTL, Ingested, ingest_marked};
 
 /// Default bound on recording a delivery.
 pub const RECORD_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,8 +80,11 @@ impl ProcessedStatus {
 /// What processing one delivery did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Processed {
+    /// The (last) event the delivery resolved to, and what became of it.
     pub event: MarketEvent,
     pub result: Ingested,
+    /// The other subscriptions the same delivery touched, in order.
+    pub also: Vec<(SubscriptionKey, ProcessedStatus)>,
 }
 
 impl Processed {
@@ -114,6 +118,9 @@ pub enum Failure<E: ResolveFailure> {
     /// Authentic but not understood (yet): the adapter could not resolve it.
     #[error("{0}")]
     Resolve(E),
+    /// The adapter resolved the delivery to no event at all.
+    #[error("delivery {0} resolved to no event")]
+    NothingResolved(String),
     /// A pending delivery without its body cannot be replayed.
     #[error("delivery {0} has no recorded body")]
     MissingBody(String),
@@ -138,7 +145,7 @@ impl<E: ResolveFailure> Failure<E> {
             Failure::Store(e) => e.is_transient(),
             Failure::Resolve(e) => e.is_transient(),
             Failure::FollowUp { error, .. } => error.transient,
-            Failure::MissingBody(_) => false,
+            Failure::MissingBody(_) | Failure::NothingResolved(_) => false,
         }
     }
 }
@@ -208,7 +215,13 @@ impl<A: Adapter> Pipeline<A> {
         };
         if recorded == Recorded::Done {
             tracing::info!(marketplace, delivery = %id, kind, "redelivery of a processed delivery");
-            return self.adapter.reply(&id, Handled::AlreadyDone);
+            if A::DURABILITY == Durability::Redelivered
+                && let Err(failure) = self.follow_up_again(&delivery).await
+            {
+                tracing::error!(marketplace, delivery = %id, kind, error = %failure, "follow-up failed again");
+                return self.adapter.reply(&id, Handled::Failed(&failure));
+            }
+            return self.adapter.reply_to_redelivery(&delivery).await;
         }
         let result = self.process(&delivery, now).await;
         match &result {
@@ -249,7 +262,7 @@ impl<A: Adapter> Pipeline<A> {
     /// Resolves and applies a recorded delivery at `now`, then runs the
     /// follow-ups: what the function does after recording, and what
     /// `tollgate replay` does for a delivery left pending. The delivery is
-    /// marked done in the same atomic commit that applies the event.
+    /// marked done in the same atomic commit that applies its (last) event.
     pub async fn process(
         &self,
         delivery: &Delivery,
@@ -258,34 +271,86 @@ impl<A: Adapter> Pipeline<A> {
         if delivery.body.is_none() {
             return Err(Failure::MissingBody(delivery.id.clone()));
         }
+        let mark = DeliveryMark {
+            marketplace: A::MARKETPLACE,
+            id: delivery.id.clone(),
+            expires_at: now + DEDUPE_TTL,
+        };
         let work = async {
-            let mut event = self
+            let Resolution { events, context } = self
                 .adapter
                 .resolve(delivery)
                 .await
                 .map_err(Failure::Resolve)?;
-            // The commit marks the event's id done: it must be the delivery
-            // that was recorded, or the delivery would stay pending forever.
-            event.id.clone_from(&delivery.id);
-            let result = ingest(&*self.ledger, &event, now).await?;
-            Ok::<_, Failure<A::ResolveError>>(Processed { event, result })
+            let last = events.len().saturating_sub(1);
+            let mut also = Vec::new();
+            let mut applied = None;
+            for (i, mut event) in events.into_iter().enumerate() {
+                // Every event of the delivery is logged under its id.
+                event.id.clone_from(&delivery.id);
+                let mark = (i == last).then_some(&mark);
+                let result = ingest_marked(&*self.ledger, &event, mark, now).await?;
+                if let Some(earlier) = applied.replace(Processed {
+                    event,
+                    result,
+                    also: Vec::new(),
+                }) {
+                    also.push((earlier.event.subscription.clone(), earlier.status()));
+                }
+            }
+            let mut processed = applied.ok_or_else(|| Failure::NothingResolved(delivery.id.clone()))?;
+            processed.also = also;
+            Ok::<_, Failure<A::ResolveError>>((processed, context))
         };
-        let processed = tokio::time::timeout(self.process_timeout, work)
+        let (processed, context) = tokio::time::timeout(self.process_timeout, work)
             .await
             .map_err(|_| Failure::TimedOut(self.process_timeout))??;
-        if let Ingested::Committed(outcome) = &processed.result
-            && !outcome.actions.is_empty()
-            && let Err(error) = self
-                .adapter
-                .follow_up(&processed.event.subscription, &outcome.actions)
-                .await
-        {
-            return Err(Failure::FollowUp {
+        if processed.result == Ingested::Duplicate {
+            return Ok(processed);
+        }
+        match self.adapter.follow_up(&context, &processed).await {
+            Ok(()) => Ok(processed),
+            Err(error) => Err(Failure::FollowUp {
                 processed: Box::new(processed),
                 error,
-            });
+            }),
         }
-        Ok(processed)
+    }
+
+    /// A redelivery of a delivery already applied, for a marketplace that
+    /// redelivers until acknowledged: the state is not touched again, but
+    /// the follow-ups run once more from a fresh resolution — a follow-up
+    /// that failed after the commit is retried this way.
+    async fn follow_up_again(
+        &self,
+        delivery: &Delivery,
+    ) -> Result<(), Failure<A::ResolveError>> {
+        let work = async {
+            let Resolution { events, context } = self
+                .adapter
+                .resolve(delivery)
+                .await
+                .map_err(Failure::Resolve)?;
+            let Some(mut event) = events.into_iter().last() else {
+                return Ok(());
+            };
+            event.id.clone_from(&delivery.id);
+            let processed = Processed {
+                event,
+                result: Ingested::Duplicate,
+                also: Vec::new(),
+            };
+            self.adapter
+                .follow_up(&context, &processed)
+                .await
+                .map_err(|error| Failure::FollowUp {
+                    processed: Box::new(processed),
+                    error,
+                })
+        };
+        tokio::time::timeout(self.process_timeout, work)
+            .await
+            .map_err(|_| Failure::TimedOut(self.process_timeout))?
     }
 }
 
@@ -368,7 +433,9 @@ pub fn failure_to_api_error<E: ResolveFailure>(
             "unprocessable_payload",
             format!("{e}{pending} once the payload can be read"),
         ),
-        Failure::MissingBody(_) => ApiError::internal(failure.to_string()),
+        Failure::MissingBody(_) | Failure::NothingResolved(_) => {
+            ApiError::internal(failure.to_string())
+        }
         Failure::Store(StoreError::Backend(_)) => {
             ApiError::internal(format!("storage failure{pending}"))
         }

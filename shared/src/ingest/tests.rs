@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::replay::{ReplayRunError, replay_pending};
 use super::*;
+use super::adapter::Resolution;
 use crate::clock::FixedClock;
 use crate::model::{
     Awaiting, Customer, CustomerKey, EventKind, MarketEvent, Marketplace, Plan, PlanTerms, Status,
@@ -86,6 +87,7 @@ impl<M: Mode> Adapter for Scripted<M> {
     const DURABILITY: Durability = M::DURABILITY;
     type Refusal = Unauthenticated;
     type ResolveError = CannotResolve;
+    type Context = ();
 
     async fn authenticate(
         &self,
@@ -109,23 +111,24 @@ impl<M: Mode> Adapter for Scripted<M> {
         })
     }
 
-    async fn resolve(&self, delivery: &Delivery) -> Result<MarketEvent, CannotResolve> {
+    async fn resolve(&self, delivery: &Delivery) -> Result<Resolution<()>, CannotResolve> {
         if *self.api_down.lock().unwrap() {
             return Err(CannotResolve("the marketplace API is down", true));
         }
         serde_json::from_slice(delivery.body.as_deref().unwrap_or_default())
+            .map(|event| Resolution::one(event, ()))
             .map_err(|_| CannotResolve("not an event", false))
     }
 
-    async fn follow_up(
-        &self,
-        subscription: &SubscriptionKey,
-        actions: &[Action],
-    ) -> Result<(), FollowUpError> {
+    async fn follow_up(&self, _: &(), processed: &Processed) -> Result<(), FollowUpError> {
+        let actions = match &processed.result {
+            Ingested::Committed(outcome) => outcome.actions.clone(),
+            Ingested::Duplicate => Vec::new(),
+        };
         self.followed_up
             .lock()
             .unwrap()
-            .push((subscription.clone(), actions.to_vec()));
+            .push((processed.event.subscription.clone(), actions));
         match *self.follow_ups_fail.lock().unwrap() {
             Some(transient) => Err(FollowUpError {
                 message: "approve refused".into(),
@@ -211,8 +214,9 @@ impl<M: Mode> World<M> {
 async fn follow_ups_run_after_the_commit_with_the_rules_actions() {
     let w = World::<Redelivered>::new();
     w.send(Some("m1"), &order_awaiting_signup()).await.unwrap();
-    assert!(
-        w.adapter().followed_up.lock().unwrap().is_empty(),
+    assert_eq!(
+        *w.adapter().followed_up.lock().unwrap(),
+        vec![(key(), vec![])],
         "a pending order has nothing to approve yet"
     );
     let approved = w
@@ -221,8 +225,8 @@ async fn follow_ups_run_after_the_commit_with_the_rules_actions() {
         .unwrap();
     assert_eq!(approved["status"], "applied");
     assert_eq!(
-        *w.adapter().followed_up.lock().unwrap(),
-        vec![(key(), vec![Action::ApproveOrder])]
+        w.adapter().followed_up.lock().unwrap().last(),
+        Some(&(key(), vec![Action::ApproveOrder]))
     );
     assert_eq!(
         w.store.get(&key()).await.unwrap().unwrap().status,
@@ -248,6 +252,28 @@ async fn a_failed_follow_up_keeps_the_commit_and_asks_a_redelivering_marketplace
         Status::Active,
         "the state change stands"
     );
+
+    // Pub/Sub redelivers: the state is not applied twice, the follow-up runs
+    // again, and once it succeeds the message is acknowledged.
+    *w.adapter().follow_ups_fail.lock().unwrap() = None;
+    let calls = w.adapter().followed_up.lock().unwrap().len();
+    let again = w
+        .send(Some("m2"), &event("ok", 1, EventKind::Approved))
+        .await
+        .unwrap();
+    assert_eq!(again["status"], "duplicate");
+    assert_eq!(w.adapter().followed_up.lock().unwrap().len(), calls + 1);
+    assert_eq!(w.store.log(&key()).await.unwrap().len(), 2, "applied once");
+}
+
+#[tokio::test]
+async fn a_record_first_redelivery_of_a_done_delivery_runs_nothing_again() {
+    let w = World::<RecordFirst>::new();
+    let body = order_awaiting_signup();
+    w.send(Some("m1"), &body).await.unwrap();
+    let calls = w.adapter().followed_up.lock().unwrap().len();
+    assert_eq!(w.send(Some("m1"), &body).await.unwrap()["status"], "duplicate");
+    assert_eq!(w.adapter().followed_up.lock().unwrap().len(), calls);
 }
 
 #[tokio::test]

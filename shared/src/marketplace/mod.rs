@@ -3,4 +3,6 @@
 //! means as a [`crate::model::MarketEvent`], what must be done after a
 //! commit, and how the marketplace wants to be answered.
 
+pub mod gcp;
 pub mod github;
+pub mod q2;

@@ -83,6 +83,19 @@ pub(crate) fn check_token_kind(kind: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A group's product may not contain `#`: DynamoDB keys are
+/// `GROUP#<mkt>#<product>#<group>`, so a `#` in a product could make two
+/// groups collide. Both stores refuse it, like a token kind with `#`.
+pub(crate) fn check_group(group: &super::GroupKey) -> Result<(), StoreError> {
+    if group.product.contains('#') {
+        return Err(StoreError::Backend(format!(
+            "group product `{}` must not contain `#`",
+            group.product
+        )));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------- documents
 
 pub(crate) fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {

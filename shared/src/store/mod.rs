@@ -1,7 +1,7 @@
 //! Where subscription state lives.
 //!
 //! Role traits ([`Subscriptions`], [`Commits`], [`Deliveries`], [`SeatClaims`],
-//! [`Tokens`], [`UserLinks`]; [`Store`] is all of them), two implementations
+//! [`Tokens`], [`UserLinks`], [`Enrollments`]; [`Store`] is all of them), two implementations
 //! that pass one conformance suite (`tests/src/conformance.rs`): DynamoDB in
 //! production ([`dynamo`]) and an embedded SQLite file for `make dev` and
 //! fast tests ([`sqlite`]). What the two write and say alike (time format,
@@ -266,6 +266,103 @@ pub trait UserLinks: Send + Sync {
     async fn linked_customers(&self, user: &AppUser) -> Result<Vec<CustomerKey>, StoreError>;
 }
 
+/// A group of users counted against one cap. On Q2: the users of one
+/// financial institution (`group`) holding one product.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupKey {
+    pub marketplace: Marketplace,
+    /// The product id of `tollgate.toml` (no `#`: it is part of a key).
+    pub product: String,
+    /// The marketplace's group, e.g. the financial institution.
+    pub group: String,
+}
+
+impl GroupKey {
+    pub fn new(marketplace: Marketplace, product: impl Into<String>, group: impl Into<String>) -> Self {
+        Self {
+            marketplace,
+            product: product.into(),
+            group: group.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}", self.marketplace, self.product, self.group)
+    }
+}
+
+/// A member's place in a group: which subscription holds it, since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    pub member: String,
+    pub subscription: String,
+    pub since: DateTime<Utc>,
+}
+
+/// What [`Enrollments::enroll`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enrolled {
+    /// The member now holds a place for the subscription.
+    New,
+    /// The member already held a place for this subscription (enrolling
+    /// is idempotent per member and subscription).
+    Already,
+    /// The member holds a place for another subscription; nothing written.
+    HeldBy(Enrollment),
+    /// The group has `cap` members already; nothing written.
+    Full { cap: u32 },
+}
+
+/// Places in capped groups: at most one subscription per member, at most
+/// `cap` members per group (Q2: a product's users per institution). Every
+/// method is atomic on its own; concurrent enrollments never exceed a cap.
+#[async_trait]
+pub trait Enrollments: Send + Sync {
+    /// Gives `member` a place in `group` for `subscription` (at `now`)
+    /// unless the member holds one already or the group has `cap` members
+    /// (`None`: no cap).
+    async fn enroll(
+        &self,
+        group: &GroupKey,
+        member: &str,
+        subscription: &str,
+        cap: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<Enrolled, StoreError>;
+
+    /// The member's place, if it holds one.
+    async fn enrollment(
+        &self,
+        group: &GroupKey,
+        member: &str,
+    ) -> Result<Option<Enrollment>, StoreError>;
+
+    /// Every place in the group, in member order.
+    async fn enrollments(&self, group: &GroupKey) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// Hands `member`'s place from subscription `from` to `to` (at `now`),
+    /// the group's count unchanged; `false` if it is not held for `from`.
+    async fn transfer_enrollment(
+        &self,
+        group: &GroupKey,
+        member: &str,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+
+    /// Frees `member`'s place if it is held for `subscription`; `false`
+    /// otherwise.
+    async fn unenroll(
+        &self,
+        group: &GroupKey,
+        member: &str,
+        subscription: &str,
+    ) -> Result<bool, StoreError>;
+}
+
 /// What applying an event needs: read the state, commit the next one. The
 /// ingest pipeline holds this (plus [`Deliveries`]); it is a supertrait of
 /// [`Store`] so a whole store can be handed over as one.
@@ -276,10 +373,10 @@ impl<T: Subscriptions + Commits + ?Sized> EventLedger for T {}
 /// Every role at once: what a backend implements and what `setup` opens.
 /// Functions take the roles they use from it (trait upcasting), never the
 /// whole store.
-pub trait Store: EventLedger + Deliveries + SeatClaims + Tokens + UserLinks {}
+pub trait Store: EventLedger + Deliveries + SeatClaims + Tokens + UserLinks + Enrollments {}
 
-impl<T: Subscriptions + Commits + Deliveries + SeatClaims + Tokens + UserLinks + ?Sized> Store
-    for T
+impl<T> Store for T where
+    T: Subscriptions + Commits + Deliveries + SeatClaims + Tokens + UserLinks + Enrollments + ?Sized
 {
 }
 
@@ -318,8 +415,8 @@ impl From<StoreError> for crate::web::ApiError {
 /// role.
 pub mod prelude {
     pub use super::{
-        Commits as _, Deliveries as _, SeatClaims as _, Subscriptions as _, Tokens as _,
-        UserLinks as _,
+        Commits as _, Deliveries as _, Enrollments as _, SeatClaims as _, Subscriptions as _,
+        Tokens as _, UserLinks as _,
     };
 }
 

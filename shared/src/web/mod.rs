@@ -15,6 +15,8 @@ use http::{HeaderValue, StatusCode, header};
 pub use lambda_http::Body;
 use serde::Serialize;
 
+pub mod pages;
+
 pub type Request = http::Request<Body>;
 pub type Response = http::Response<Body>;
 

@@ -395,3 +395,53 @@ impl tollgate::store::UserLinks for CountingStore {
         self.inner.linked_customers(u).await
     }
 }
+
+#[async_trait::async_trait]
+impl tollgate::store::Enrollments for CountingStore {
+    async fn enroll(
+        &self,
+        g: &tollgate::store::GroupKey,
+        member: &str,
+        sub: &str,
+        cap: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> Result<tollgate::store::Enrolled, tollgate::store::StoreError> {
+        self.note("enroll");
+        self.inner.enroll(g, member, sub, cap, now).await
+    }
+    async fn enrollment(
+        &self,
+        g: &tollgate::store::GroupKey,
+        member: &str,
+    ) -> Result<Option<tollgate::store::Enrollment>, tollgate::store::StoreError> {
+        self.note("enrollment");
+        self.inner.enrollment(g, member).await
+    }
+    async fn enrollments(
+        &self,
+        g: &tollgate::store::GroupKey,
+    ) -> Result<Vec<tollgate::store::Enrollment>, tollgate::store::StoreError> {
+        self.note("enrollments");
+        self.inner.enrollments(g).await
+    }
+    async fn transfer_enrollment(
+        &self,
+        g: &tollgate::store::GroupKey,
+        member: &str,
+        from: &str,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, tollgate::store::StoreError> {
+        self.note("transfer_enrollment");
+        self.inner.transfer_enrollment(g, member, from, to, now).await
+    }
+    async fn unenroll(
+        &self,
+        g: &tollgate::store::GroupKey,
+        member: &str,
+        sub: &str,
+    ) -> Result<bool, tollgate::store::StoreError> {
+        self.note("unenroll");
+        self.inner.unenroll(g, member, sub).await
+    }
+}

@@ -19,8 +19,10 @@ use chrono::{DateTime, Utc};
 use http::{HeaderMap, StatusCode};
 use serde_json::json;
 
-use crate::ingest::{Adapter, Admission, Durability, FollowUpError, ResolveFailure};
-use crate::model::{MarketEvent, Marketplace, SubscriptionKey};
+use crate::ingest::{
+    Adapter, Admission, Durability, FollowUpError, Ingested, Processed, Resolution, ResolveFailure,
+};
+use crate::model::Marketplace;
 use crate::rules::Action;
 use crate::secret::{Secret, Secrets};
 use crate::settings::SetupError;
@@ -155,6 +157,7 @@ impl Adapter for GithubAdapter {
     const DURABILITY: Durability = Durability::RecordFirst;
     type Refusal = RequestError;
     type ResolveError = ParseError;
+    type Context = ();
 
     async fn authenticate(
         &self,
@@ -194,31 +197,31 @@ impl Adapter for GithubAdapter {
 
     /// Events other than `marketplace_purchase` are logged as unrouted and
     /// acknowledged; unknown actions are logged on their account.
-    async fn resolve(&self, delivery: &Delivery) -> Result<MarketEvent, ParseError> {
+    async fn resolve(&self, delivery: &Delivery) -> Result<Resolution<()>, ParseError> {
         let body = delivery.body.as_deref().unwrap_or_default();
         let info = DeliveryInfo {
             id: &delivery.id,
             received_at: delivery.received_at,
         };
-        Ok(if delivery.kind == webhook::EVENT {
+        let event = if delivery.kind == webhook::EVENT {
             webhook::normalize(&webhook::parse(body)?, info, &self.product)
         } else {
             webhook::unrouted(&delivery.kind, info, &self.product)
-        })
+        };
+        Ok(Resolution::one(event, ()))
     }
 
     /// GitHub has nothing to approve. A seat overrun is for the vendor to
     /// follow up (GitHub asks vendors to check plan limits after a
     /// downgrade), so it is reported in the log.
-    async fn follow_up(
-        &self,
-        subscription: &SubscriptionKey,
-        actions: &[Action],
-    ) -> Result<(), FollowUpError> {
-        for action in actions {
+    async fn follow_up(&self, _: &(), processed: &Processed) -> Result<(), FollowUpError> {
+        let Ingested::Committed(outcome) = &processed.result else {
+            return Ok(());
+        };
+        for action in &outcome.actions {
             match action {
                 Action::SeatsOverLimit { limit, used } => tracing::warn!(
-                    subscription = %subscription,
+                    subscription = %processed.event.subscription,
                     limit,
                     used,
                     "seats in use exceed the purchased units"

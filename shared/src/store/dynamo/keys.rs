@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue as Av;
 use chrono::{DateTime, Utc};
 
 use crate::model::{AppUser, CustomerKey, LogEntry, Marketplace, SubscriptionKey};
-use crate::store::{StoreError, codec};
+use crate::store::{GroupKey, StoreError, codec};
 
 pub(super) type Item = HashMap<String, Av>;
 
@@ -19,6 +19,8 @@ pub(super) const GSI1SK: &str = "GSI1SK";
 pub(super) const STATE_SK: &str = "STATE";
 pub(super) const DELIVERY_SK: &str = "DELIVERY";
 pub(super) const TOKEN_SK: &str = "TOKEN";
+pub(super) const COUNT_SK: &str = "COUNT";
+pub(super) const MEMBER_SK_PREFIX: &str = "MEMBER#";
 
 pub(super) const DOC: &str = "doc";
 pub(super) const VERSION: &str = "version";
@@ -70,6 +72,19 @@ pub(super) fn pending_sk(received_at: DateTime<Utc>, id: &str) -> Result<String,
 pub(super) fn token_pk(kind: &str, id: &str) -> Result<String, StoreError> {
     codec::check_token_kind(kind)?;
     Ok(format!("TOKEN#{kind}#{id}"))
+}
+
+/// The partition of a capped group: its count item and one item per member.
+pub(super) fn group_pk(group: &GroupKey) -> Result<String, StoreError> {
+    codec::check_group(group)?;
+    Ok(format!(
+        "GROUP#{}#{}#{}",
+        group.marketplace, group.product, group.group
+    ))
+}
+
+pub(super) fn member_sk(member: &str) -> String {
+    format!("{MEMBER_SK_PREFIX}{member}")
 }
 
 pub(super) fn user_pk(user: &AppUser) -> String {

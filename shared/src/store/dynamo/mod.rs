@@ -18,6 +18,8 @@
 //! | delivery (dedupe) | `DELIVERY#<mkt>#<id>` | `DELIVERY` | `status` (`pending`/`done`), `kind`, `body_sha256`, `body` (B, only while pending), `received_at`, `expires_at`, `expires_at_ns`; while pending also `GSI1PK`=`PENDING#<mkt>`, `GSI1SK`=`<received_at>#<id>` |
 //! | single-use token | `TOKEN#<kind>#<id>` | `TOKEN` | `payload`, `expires_at`, `expires_at_ns` |
 //! | app user → customer link | `USER#<app user>` | `CUST#<mkt>#<id>` | `marketplace`, `customer_id` |
+//! | capped group's count | `GROUP#<mkt>#<product>#<group>` | `COUNT` | `members` (N) |
+//! | group member | `GROUP#<mkt>#<product>#<group>` | `MEMBER#<member>` | `member`, `subscription`, `since` |
 //!
 //! - `<mkt>` is `github`/`gcp`/`q2`; ids come last in a key, so a `#` inside
 //!   an id cannot make two keys collide (token kinds must not contain `#`).
@@ -66,6 +68,18 @@
 //! typical id length per subscription, and every read of the state carries
 //! the whole set.
 //!
+//! # Capped groups
+//!
+//! [`Enrollments`](crate::store::Enrollments): a group keeps a count item
+//! and one item per member in one partition. Enrolling is one
+//! `TransactWriteItems` of a `Put` of the member item (conditional on it
+//! being absent) and an `ADD members 1` on the count (conditional on
+//! `members < :cap`); leaving is a conditional `Delete` and `ADD members -1`.
+//! Either both happen or neither, so the count is the number of member
+//! items and no number of concurrent enrollments passes the cap. A
+//! `TransactionConflict` (another enrollment on the same count at that
+//! moment) is retried.
+//!
 //! # Creating the table
 //!
 //! [`create_table`] creates exactly this (tests, local tooling). Terraform
@@ -105,6 +119,7 @@ use crate::model::{LogEntry, Subscription};
 
 mod commits;
 mod deliveries;
+mod enrollments;
 mod items;
 mod keys;
 mod links;

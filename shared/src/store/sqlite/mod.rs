@@ -37,6 +37,7 @@ use super::StoreError;
 
 mod commits;
 mod deliveries;
+mod enrollments;
 mod links;
 mod schema;
 mod seats;

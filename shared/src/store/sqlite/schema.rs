@@ -4,8 +4,21 @@ use rusqlite::Transaction;
 
 use crate::store::StoreError;
 
-/// Bumped when the schema changes incompatibly.
-const SCHEMA_VERSION: i64 = 1;
+/// Bumped when the schema changes; [`create_or_check`] upgrades older files.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Version 2: places in capped groups (Q2's users per institution).
+const ENROLLMENTS: &str = "
+CREATE TABLE IF NOT EXISTS enrollments (
+    marketplace  TEXT NOT NULL,
+    product      TEXT NOT NULL,
+    grp          TEXT NOT NULL,
+    member       TEXT NOT NULL,
+    subscription TEXT NOT NULL,
+    since        TEXT NOT NULL,
+    PRIMARY KEY (marketplace, product, grp, member)
+) WITHOUT ROWID;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS subscriptions (
@@ -74,6 +87,13 @@ pub(super) fn create_or_check(tx: &Transaction<'_>) -> Result<(), StoreError> {
     match found {
         0 => {
             tx.execute_batch(SCHEMA)?;
+            tx.execute_batch(ENROLLMENTS)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            Ok(())
+        }
+        // A development file from before enrollments: add their table.
+        1 => {
+            tx.execute_batch(ENROLLMENTS)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             Ok(())
         }

@@ -1,0 +1,191 @@
+//! Google's public signing keys, fetched from a pinned URL and cached.
+//!
+//! Two sources, one cache: the OIDC JWKS that signs Pub/Sub push tokens
+//! (`{"keys":[{kid,n,e,…}]}`) and the x509 certificates of
+//! `cloud-commerce-partner@system.gserviceaccount.com` that sign sign-up
+//! tokens (`{"<kid>":"-----BEGIN CERTIFICATE-----…"}`). The URL is fixed at
+//! cold start (never taken from a token). Keys are fetched on first use and
+//! again only for a `kid` the cache does not know — at most once per
+//! [`MIN_REFETCH`], so a stream of tokens with made-up key ids cannot make
+//! the function hammer Google (or itself wait on it).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::JwkSet;
+use tokio::sync::{Mutex, RwLock};
+
+/// Shortest time between two fetches of the key set.
+pub const MIN_REFETCH: Duration = Duration::from_secs(60);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Key documents are a few KB; anything far larger is not Google's.
+const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
+/// The format of the key document at the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFormat {
+    /// A JSON Web Key Set (`/oauth2/v3/certs`).
+    Jwks,
+    /// A JSON object of `kid` → PEM X.509 certificate (`/robot/v1/metadata/x509/…`).
+    X509Map,
+}
+
+/// Why a key could not be found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The token names a key Google does not (or no longer) publish.
+    #[error("unknown signing key")]
+    UnknownKey,
+    /// Google's key document could not be fetched or read: worth retrying.
+    #[error("signing keys unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A cache of one URL's keys.
+pub struct KeyCache {
+    url: String,
+    format: KeyFormat,
+    http: reqwest::Client,
+    keys: RwLock<HashMap<String, DecodingKey>>,
+    /// When the document was last fetched; the lock also makes concurrent
+    /// misses wait for one fetch instead of starting one each.
+    last_fetch: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyCache").field("url", &self.url).finish()
+    }
+}
+
+impl KeyCache {
+    pub fn new(url: impl Into<String>, format: KeyFormat, http: reqwest::Client) -> Self {
+        Self {
+            url: url.into(),
+            format,
+            http,
+            keys: RwLock::new(HashMap::new()),
+            last_fetch: Mutex::new(None),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The key `kid`, fetching the document if the cache has never seen it.
+    pub async fn key(&self, kid: &str) -> Result<DecodingKey, KeyError> {
+        if let Some(key) = self.keys.read().await.get(kid) {
+            return Ok(key.clone());
+        }
+        let mut last_fetch = self.last_fetch.lock().await;
+        // Another request may have fetched while this one waited.
+        if let Some(key) = self.keys.read().await.get(kid) {
+            return Ok(key.clone());
+        }
+        if last_fetch.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
+            return Err(KeyError::UnknownKey);
+        }
+        let fetched = self.fetch().await;
+        *last_fetch = Some(Instant::now());
+        let fetched = fetched?;
+        let mut keys = self.keys.write().await;
+        *keys = fetched;
+        keys.get(kid).cloned().ok_or(KeyError::UnknownKey)
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, DecodingKey>, KeyError> {
+        let unavailable = |what: String| KeyError::Unavailable(what);
+        let res = self
+            .http
+            .get(&self.url)
+            .timeout(FETCH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("request failed: {}", without_url(&e))))?;
+        if !res.status().is_success() {
+            return Err(unavailable(format!("answered {}", res.status())));
+        }
+        let body = res
+            .bytes()
+            .await
+            .map_err(|e| unavailable(format!("body unreadable: {}", without_url(&e))))?;
+        if body.len() > MAX_DOCUMENT_BYTES {
+            return Err(unavailable("key document too large".into()));
+        }
+        let keys = match self.format {
+            KeyFormat::Jwks => parse_jwks(&body),
+            KeyFormat::X509Map => parse_x509_map(&body),
+        }
+        .map_err(unavailable)?;
+        tracing::info!(url = %self.url, keys = keys.len(), "signing keys fetched");
+        Ok(keys)
+    }
+}
+
+fn without_url(e: &reqwest::Error) -> String {
+    let mut shown = e.to_string();
+    if let Some(url) = e.url() {
+        shown = shown.replace(url.as_str(), "<key url>");
+    }
+    shown
+}
+
+fn parse_jwks(body: &[u8]) -> Result<HashMap<String, DecodingKey>, String> {
+    let set: JwkSet = serde_json::from_slice(body)
+        .map_err(|e| format!("not a JWK set (line {} column {})", e.line(), e.column()))?;
+    let mut keys = HashMap::new();
+    for jwk in &set.keys {
+        let Some(kid) = jwk.common.key_id.clone() else {
+            continue;
+        };
+        // Keys of other types are skipped: only RSA verifies RS256.
+        if let Ok(key) = DecodingKey::from_jwk(jwk)
+            && matches!(
+                jwk.algorithm,
+                jsonwebtoken::jwk::AlgorithmParameters::RSA(_)
+            )
+        {
+            keys.insert(kid, key);
+        }
+    }
+    Ok(keys)
+}
+
+fn parse_x509_map(body: &[u8]) -> Result<HashMap<String, DecodingKey>, String> {
+    let map: HashMap<String, String> = serde_json::from_slice(body).map_err(|e| {
+        format!(
+            "not a certificate map (line {} column {})",
+            e.line(),
+            e.column()
+        )
+    })?;
+    let mut keys = HashMap::new();
+    for (kid, pem) in map {
+        if let Some(key) = rsa_key_from_certificate(&pem) {
+            keys.insert(kid, key);
+        }
+    }
+    Ok(keys)
+}
+
+/// The RSA public key of a PEM X.509 certificate. The certificate itself is
+/// only a carrier here: trust comes from the pinned URL it was fetched from.
+fn rsa_key_from_certificate(pem: &str) -> Option<DecodingKey> {
+    let b64: String = pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(str::trim)
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let der = rustls_pki_types::CertificateDer::from(der);
+    let cert = webpki::EndEntityCert::try_from(&der).ok()?;
+    let spki = cert.subject_public_key_info();
+    let spki_pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(spki.as_ref())
+    );
+    DecodingKey::from_rsa_pem(spki_pem.as_bytes()).ok()
+}

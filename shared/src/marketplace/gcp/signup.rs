@@ -1,0 +1,291 @@
+//! The Google sign-up page: what happens when Google sends the customer to
+//! the product's sign-up URL with an `x-gcp-marketplace-token`.
+//!
+//! 1. Verify the token ([`super::signup_token`]) and use it up: it is
+//!    stored as a single-use record until it expires, so a replay (or a
+//!    reload) is refused.
+//! 2. Get the account from the Procurement API.
+//! 3. Link the signing-up Google user to the account (when the token names
+//!    one), so apps can check entitlements by that user.
+//! 4. Approve the account's `signup` approval if it is pending — the only
+//!    place Tollgate ever approves an account.
+//! 5. Approve every order that was waiting for sign-up (configured plans;
+//!    unconfigured ones are rejected), per the approval policy.
+//!
+//! Every step is idempotent, so a second sign-up (a new token) duplicates
+//! nothing. The entitlements' states then arrive as Pub/Sub messages.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use http::StatusCode;
+
+use super::adapter::{AccountView, EntitlementState, EntitlementView, Procurement, ProcurementFailure};
+use super::signup_token::{SignupTokenError, SignupVerifier};
+use crate::clock::Clock;
+use crate::config::{ApprovalPolicy, Catalog};
+use crate::model::{AppUser, CustomerKey, Marketplace};
+use crate::store::{StoreError, Token, Tokens, UserLinks, sha256_hex};
+use crate::web::ApiError;
+use crate::web::pages::{escape, page};
+
+/// Sign-up page path (the URL given to Google in Producer Portal).
+pub const SIGNUP_PATH: &str = "/gcp/signup";
+/// Token kind of a used sign-up token.
+const USED_TOKEN_KIND: &str = "gcp_signup";
+
+/// Why a sign-up did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignupError {
+    #[error(transparent)]
+    Token(#[from] SignupTokenError),
+    #[error("Google does not know this account")]
+    AccountNotFound,
+    #[error("Google Cloud Marketplace did not answer: {0}")]
+    Procurement(ProcurementFailure),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<SignupError> for ApiError {
+    fn from(e: SignupError) -> Self {
+        let message = e.to_string();
+        match e {
+            SignupError::Token(t) => t.into(),
+            SignupError::AccountNotFound => ApiError::not_found(message),
+            SignupError::Procurement(p) if p.transient => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "google_unavailable",
+                "Google Cloud Marketplace is not answering; try again in a minute",
+            ),
+            SignupError::Procurement(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "google_refused", message)
+            }
+            SignupError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// One order of the account and what sign-up did with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderOutcome {
+    pub entitlement: String,
+    pub plan: String,
+    /// Tollgate's tier for the plan, when configured.
+    pub tier: Option<String>,
+    pub state: EntitlementState,
+    pub action: OrderAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderAction {
+    Approved,
+    Rejected,
+    /// Left for the vendor to approve (manual policy).
+    WaitingForVendor,
+    /// Nothing to do (already active, cancelled…).
+    None,
+}
+
+/// What a completed sign-up did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedUp {
+    pub account_id: String,
+    /// The account's `signup` approval was approved now (not earlier).
+    pub approved_now: bool,
+    pub orders: Vec<OrderOutcome>,
+}
+
+/// The sign-up flow, built once at cold start.
+pub struct GcpSignup {
+    verifier: Option<SignupVerifier>,
+    procurement: Arc<dyn Procurement>,
+    catalog: Arc<Catalog>,
+    tokens: Arc<dyn Tokens>,
+    links: Arc<dyn UserLinks>,
+    clock: Arc<dyn Clock>,
+}
+
+impl GcpSignup {
+    pub fn new(
+        verifier: Option<SignupVerifier>,
+        procurement: Arc<dyn Procurement>,
+        catalog: Arc<Catalog>,
+        tokens: Arc<dyn Tokens>,
+        links: Arc<dyn UserLinks>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            verifier,
+            procurement,
+            catalog,
+            tokens,
+            links,
+            clock,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// `POST /gcp/signup` with the form's token.
+    pub async fn finish(&self, token: &str) -> Result<SignedUp, SignupError> {
+        let verifier = self.verifier.as_ref().ok_or(SignupTokenError::NotConfigured)?;
+        let now = self.now();
+        let verified = verifier.verify(token, now).await?;
+        // Used up before anything else happens: a replay finds it.
+        let used = Token {
+            kind: USED_TOKEN_KIND.to_owned(),
+            id: sha256_hex(token.trim().as_bytes()),
+            payload: verified.account_id.clone(),
+            expires_at: verified.expires_at + chrono::Duration::minutes(5),
+        };
+        match self.tokens.put_token(&used, now).await {
+            Err(StoreError::Duplicate(_)) => return Err(SignupTokenError::Replayed.into()),
+            other => other?,
+        }
+        let failure = SignupError::Procurement;
+        let account = self
+            .procurement
+            .account(&verified.account_id)
+            .await
+            .map_err(failure)?
+            .ok_or(SignupError::AccountNotFound)?;
+        let customer = CustomerKey::new(Marketplace::Gcp, &account.id);
+        if let Some(user) = &verified.user_identity {
+            self.links
+                .link_user(&AppUser(format!("google:{user}")), &customer)
+                .await?;
+        }
+        let approved_now = self.approve_signup(&account).await?;
+        let mut orders = Vec::new();
+        for ent in self
+            .procurement
+            .account_entitlements(&account.id)
+            .await
+            .map_err(failure)?
+        {
+            orders.push(self.settle_order(ent).await?);
+        }
+        tracing::info!(
+            account = %account.id,
+            approved_now,
+            orders = orders.len(),
+            "Google sign-up completed"
+        );
+        Ok(SignedUp {
+            account_id: account.id,
+            approved_now,
+            orders,
+        })
+    }
+
+    async fn approve_signup(&self, account: &AccountView) -> Result<bool, SignupError> {
+        if account.signed_up() {
+            return Ok(false);
+        }
+        match self.procurement.approve_signup(&account.id).await {
+            Ok(()) => Ok(true),
+            // Approved in the meantime (a second tab): nothing to do.
+            Err(e) if e.precondition => Ok(false),
+            Err(e) => Err(SignupError::Procurement(e)),
+        }
+    }
+
+    /// Approves (or rejects) an order that waited for sign-up.
+    async fn settle_order(&self, ent: EntitlementView) -> Result<OrderOutcome, SignupError> {
+        let tier = self
+            .catalog
+            .product_for(Marketplace::Gcp, Some(&ent.product))
+            .and_then(|p| self.catalog.tier_for(Marketplace::Gcp, p, &ent.plan))
+            .map(|t| t.name.to_owned());
+        let action = if ent.state != EntitlementState::ActivationRequested {
+            OrderAction::None
+        } else if tier.is_none() {
+            let reason = format!("plan {} is not offered by this product", ent.plan);
+            self.tolerate_precondition(self.procurement.reject_entitlement(&ent.id, &reason).await)?;
+            OrderAction::Rejected
+        } else if self.catalog.approval(Marketplace::Gcp) == ApprovalPolicy::Manual {
+            OrderAction::WaitingForVendor
+        } else {
+            self.tolerate_precondition(self.procurement.approve_entitlement(&ent.id).await)?;
+            OrderAction::Approved
+        };
+        Ok(OrderOutcome {
+            entitlement: ent.id,
+            plan: ent.plan,
+            tier,
+            state: ent.state,
+            action,
+        })
+    }
+
+    fn tolerate_precondition(&self, r: Result<(), ProcurementFailure>) -> Result<(), SignupError> {
+        match r {
+            Err(e) if e.precondition => {
+                tracing::info!(error = %e, "order already settled");
+                Ok(())
+            }
+            other => other.map_err(SignupError::Procurement),
+        }
+    }
+}
+
+/// The page after a sign-up: which plans, and what happens next.
+pub fn signed_up_page(done: &SignedUp, product_name: &str) -> String {
+    let mut body = format!(
+        "<h1>You're signed up for {}</h1>\n",
+        escape(product_name)
+    );
+    if done.orders.is_empty() {
+        body.push_str("<p>Your account is ready. Your order will appear here once Google Cloud Marketplace sends it.</p>\n");
+    }
+    for order in &done.orders {
+        let plan = order.tier.as_deref().unwrap_or(&order.plan);
+        let next = match order.action {
+            OrderAction::Approved => "Approved. It becomes active within a few minutes.",
+            OrderAction::Rejected => "This plan is not offered; the order was declined and you will not be charged.",
+            OrderAction::WaitingForVendor => "Waiting for our approval; we will email you when it is active.",
+            OrderAction::None => match order.state {
+                EntitlementState::Active
+                | EntitlementState::PendingPlanChange
+                | EntitlementState::PendingPlanChangeApproval => "Active.",
+                EntitlementState::PendingCancellation => "Active until the end of the current term.",
+                EntitlementState::Cancelled => "Cancelled.",
+                _ => "Being processed.",
+            },
+        };
+        body.push_str(&format!(
+            "<div class=\"card\"><h2>Plan: {}</h2><p>{}</p></div>\n",
+            escape(plan),
+            escape(next)
+        ));
+    }
+    page(&format!("Signed up for {product_name}"), &body)
+}
+
+/// The page for a sign-up that did not complete.
+pub fn signup_error_page(e: &SignupError) -> String {
+    let text = match e {
+        SignupError::Token(SignupTokenError::Replayed | SignupTokenError::Expired) => {
+            "This sign-up link was already used or has expired. Go back to Google Cloud Marketplace and choose \"Sign up with provider\" again."
+        }
+        SignupError::Token(_) => {
+            "This sign-up link could not be verified. Start again from Google Cloud Marketplace."
+        }
+        SignupError::AccountNotFound => {
+            "Google Cloud Marketplace does not know this account. Start again from the Marketplace."
+        }
+        SignupError::Procurement(_) | SignupError::Store(_) => {
+            "We could not finish your sign-up just now. Please start again from Google Cloud Marketplace in a minute."
+        }
+    };
+    page(
+        "Sign-up not completed",
+        &format!(
+            "<h1>Sign-up not completed</h1>\n<div class=\"card error\"><p>{}</p></div>\n",
+            escape(text)
+        ),
+    )
+}
