@@ -3,11 +3,18 @@
 //! its own port so it sees the same paths it sees behind its function URL.
 //!
 //! Unless `--no-sim`, the GitHub stand-ins (`tollgate sim`) start first, in
-//! the same process, on `--port`+100 and +101; the functions are pointed at
-//! them through their [`Settings`] (never the process environment), and the
-//! stand-in app's credentials and a webhook secret go into the secrets file,
-//! so sign-in, webhooks (`tollgate fire`) and entitlement checks all work
-//! offline with nothing configured.
+//! the same process, on `--port`+100 and +101, and the Google stand-in on
+//! +102; the functions are pointed at them through their [`Settings`] (never
+//! the process environment), and the stand-in app's credentials, a webhook
+//! secret and the Google service account's key go into the secrets file, so
+//! sign-in, webhooks (`tollgate fire`), Google's orders and sign-up
+//! (`tollgate fire gcp`) and entitlement checks all work offline with
+//! nothing configured.
+//!
+//! The functions' listeners are bound before anything else: the Google
+//! stand-in pushes Marketplace's messages to pubsub-push, and that URL is
+//! also the push audience pubsub-push checks, so it must be known (even
+//! with `--port 0`) before the functions are built.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -30,13 +37,14 @@ use tollgate::web::{Body, Function, MAX_BODY_BYTES, serve};
 
 use crate::args::Listen;
 use crate::fire;
-use crate::sim::{self, StandIns, Written};
+use crate::sim::{self, GcpStandIn, StandIns, Written};
 
 /// purchase-webhook's port; the other three functions take the next three.
 pub const DEFAULT_PORT: u16 = 9101;
 
 /// The GitHub stand-ins listen this far above `--port` (9201/9202 by
-/// default), clear of the four functions' ports.
+/// default), clear of the four functions' ports; the Google stand-in
+/// [`sim::GCP_PORT_OFFSET`] further (9203).
 pub const SIM_PORT_OFFSET: u16 = 100;
 
 // `tollgate dev`: the functions listen on `--port`..`--port`+3.
@@ -44,21 +52,22 @@ pub const SIM_PORT_OFFSET: u16 = 100;
 #[command(
     after_help = "Reads TOLLGATE_CONFIG, TOLLGATE_STORE and TOLLGATE_SECRETS \
 (which must name a file:<path> unless --no-sim).\nThe GitHub stand-ins listen on \
---port +100 and +101."
+--port +100 and +101, the Google stand-in on +102."
 )]
 pub struct Args {
     #[command(flatten)]
     pub listen: Listen<DEFAULT_PORT>,
-    /// Do not start the GitHub stand-ins (keep the real GitHub URLs and app credentials)
+    /// Do not start the GitHub and Google stand-ins (keep the real URLs, app credentials and Google settings)
     #[arg(long)]
     pub no_sim: bool,
 }
 
 pub async fn run(args: Args) -> Result<(), String> {
     let Listen { host, port } = args.listen;
-    if port != 0 && port.checked_add(SIM_PORT_OFFSET + 1).is_none() {
+    let gcp_offset = SIM_PORT_OFFSET + sim::GCP_PORT_OFFSET;
+    if port != 0 && port.checked_add(gcp_offset).is_none() {
         return Err(format!(
-            "--port {port} leaves no room for the GitHub stand-ins at +{SIM_PORT_OFFSET}"
+            "--port {port} leaves no room for the stand-ins at +{SIM_PORT_OFFSET}..+{gcp_offset}"
         ));
     }
     let with_sim = !args.no_sim;
@@ -85,6 +94,17 @@ pub async fn run(args: Args) -> Result<(), String> {
     } else {
         None
     };
+    let listeners = Listeners::bind(&host.to_string(), port).await?;
+    let gcp = if with_sim {
+        // Pub/Sub's audience defaults to the push endpoint's URL; so here.
+        let push_url = format!("http://{}/", listeners.addr(PubsubPush::NAME)?);
+        let gcp_port = if port == 0 { 0 } else { port + gcp_offset };
+        let gcp = sim::start_gcp(host, gcp_port, Some(&push_url)).await?;
+        gcp.configure(&mut settings, &push_url);
+        Some((gcp, push_url))
+    } else {
+        None
+    };
     let written = match &secrets_file {
         Some(path) => {
             let app = stand_ins.as_ref().map(|s| s.sim.app());
@@ -92,11 +112,17 @@ pub async fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
+    if let (Some(path), Some((gcp, _))) = (&secrets_file, &gcp) {
+        sim::write_gcp_key(path, &gcp.sim).map_err(|e| format!("secrets file {e}"))?;
+    }
+    if let Some(path) = &secrets_file {
+        fire::q2::ensure_signing_secret(path).map_err(|e| format!("secrets file {e}"))?;
+    }
 
     let deps = Deps::from_settings(settings)
         .await
         .map_err(|e| e.to_string())?;
-    let running = start(deps.clone(), &host.to_string(), port).await?;
+    let running = start(deps.clone(), listeners).await?;
     if let (Some(stand_ins), Some(oauth)) = (
         &stand_ins,
         running.iter().find(|r| r.name == OauthCallback::NAME),
@@ -116,6 +142,7 @@ pub async fn run(args: Args) -> Result<(), String> {
         deps: &deps,
         running: &running,
         stand_ins: stand_ins.as_ref(),
+        gcp: gcp.as_ref().map(|(g, url)| (g, url.as_str())),
         secrets_file: secrets_file.as_deref(),
         written: written.as_ref(),
     });
@@ -128,6 +155,7 @@ pub async fn run(args: Args) -> Result<(), String> {
 
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     drop(stand_ins);
+    drop(gcp);
     Ok(())
 }
 
@@ -135,6 +163,8 @@ struct Banner<'a> {
     deps: &'a Deps,
     running: &'a [Running],
     stand_ins: Option<&'a StandIns>,
+    /// The Google stand-in and the URL it pushes to.
+    gcp: Option<(&'a GcpStandIn, &'a str)>,
     secrets_file: Option<&'a Path>,
     written: Option<&'a Written>,
 }
@@ -166,6 +196,10 @@ fn banner(b: &Banner<'_>) -> String {
     if let Some(stand_ins) = b.stand_ins {
         let path = b.secrets_file.map(|p| p.display().to_string());
         out.push_str(&sim::summary(stand_ins, path.as_deref()));
+    }
+    if let Some((gcp, push_url)) = b.gcp {
+        let path = b.secrets_file.map(|p| p.display().to_string());
+        out.push_str(&sim::gcp_summary(gcp, push_url, path.as_deref(), false));
     }
     if let (Some(path), Some(written)) = (b.secrets_file, b.written) {
         let note = if written.generated_webhook_secret {
@@ -213,8 +247,55 @@ fn banner(b: &Banner<'_>) -> String {
     out.push_str(
         "  # other actions: changed --plan 1003 | pending_change --units 2 | pending_change_cancelled | cancelled\n",
     );
+    out.push_str(&q2_hint(&fire_cmd, &url_of(PurchaseWebhook::NAME), &url_of(EntitlementCheck::NAME)));
+    if let Some((gcp, _)) = b.gcp {
+        out.push_str(&gcp_hint(
+            &gcp.running.base_url,
+            &url_of(OauthCallback::NAME),
+            &url_of(EntitlementCheck::NAME),
+        ));
+    }
     out.push_str("Ready (Ctrl-C to stop)\n");
     out
+}
+
+/// The banner's Q2 lines: a signed order as the Q2 extension relays it
+/// (signed with `q2_signing_secret`, which the secrets file now holds).
+fn q2_hint(github_fire_cmd: &str, webhook: &str, check: &str) -> String {
+    let cmd = github_fire_cmd.replace("fire github", "fire q2");
+    let mut urls = String::new();
+    if format!("{webhook}/q2") != fire::q2::DEFAULT_URL {
+        urls.push_str(&format!(" --url {webhook}/q2"));
+    }
+    if format!("{check}/v1/check") != fire::q2::DEFAULT_CHECK_URL {
+        urls.push_str(&format!(" --check-url {check}/v1/check"));
+    }
+    format!(
+        "  # a signed Q2 order (the extension's subscribe, signed with q2_signing_secret): user 123456 of Local Credit Union buys Budget Helper\n  {cmd} subscribe{urls}\n  # then: update --edition STANDARD | cancel\n"
+    )
+}
+
+/// The banner's Google lines: an order before sign-up, the sign-up, a
+/// cancellation, through the Google stand-in (`fire gcp` flags only where
+/// the URLs differ from `make dev`'s).
+fn gcp_hint(sim_url: &str, oauth: &str, check: &str) -> String {
+    let mut urls = String::new();
+    if sim_url != fire::gcp::DEFAULT_SIM_URL {
+        urls.push_str(&format!(" --sim-url {sim_url}"));
+    }
+    if format!("{check}/v1/check") != fire::gcp::DEFAULT_CHECK_URL {
+        urls.push_str(&format!(" --check-url {check}/v1/check"));
+    }
+    let mut signup = urls.clone();
+    if format!("{oauth}{}", fire::gcp::SIGNUP_PATH) != fire::gcp::DEFAULT_SIGNUP_URL {
+        signup.push_str(&format!(" --signup-url {oauth}{}", fire::gcp::SIGNUP_PATH));
+    }
+    let cmd = format!("{} fire gcp", exe_hint());
+    format!(
+        "  # Google Cloud Marketplace: {account} orders {plan} (pending until sign-up), signs up (Tollgate approves), cancels\n  {cmd} order --account {account} --plan {plan}{urls}\n  {cmd} signup --account {account}{signup}\n  {cmd} cancel --account {account}{urls}\n  # other steps: request-plan-change --plan business-yearly | cancel-plan-change | revert-cancellation | end-term | cancel-now | delete | delete-account | deliver\n",
+        account = sim::GCP_DEMO_ACCOUNT,
+        plan = sim::GCP_DEMO_PLAN,
+    )
 }
 
 /// How to run this binary from the current directory
@@ -237,25 +318,65 @@ pub struct Running {
     pub addr: SocketAddr,
 }
 
-/// Binds every function (port 0 = any free port) and serves them until the
-/// process ends. Returns the bound addresses once all are listening.
-pub async fn start(deps: Deps, host: &str, first_port: u16) -> Result<Vec<Running>, String> {
-    let mut running = Vec::new();
-    let port = |i: u16| if first_port == 0 { 0 } else { first_port + i };
-    running.push(mount::<PurchaseWebhook>(&deps, host, port(0)).await?);
-    running.push(mount::<PubsubPush>(&deps, host, port(1)).await?);
-    running.push(mount::<OauthCallback>(&deps, host, port(2)).await?);
-    running.push(mount::<EntitlementCheck>(&deps, host, port(3)).await?);
-    Ok(running)
+/// The four functions' listeners, bound before the functions are built, in
+/// the order of [`start`].
+pub struct Listeners([(&'static str, TcpListener); 4]);
+
+impl Listeners {
+    /// Binds purchase-webhook on `first_port` and the others on the next
+    /// three (port 0: ports the OS picks).
+    pub async fn bind(host: &str, first_port: u16) -> Result<Self, String> {
+        let names = [
+            PurchaseWebhook::NAME,
+            PubsubPush::NAME,
+            OauthCallback::NAME,
+            EntitlementCheck::NAME,
+        ];
+        let mut bound = Vec::with_capacity(names.len());
+        for (i, name) in (0u16..).zip(names) {
+            let port = if first_port == 0 { 0 } else { first_port + i };
+            let listener = TcpListener::bind((host, port))
+                .await
+                .map_err(|e| format!("{name}: bind {host}:{port}: {e}"))?;
+            bound.push((name, listener));
+        }
+        let bound: [(&'static str, TcpListener); 4] = bound
+            .try_into()
+            .map_err(|_| "four listeners".to_owned())?;
+        Ok(Self(bound))
+    }
+
+    /// The address function `name` listens on.
+    pub fn addr(&self, name: &str) -> Result<SocketAddr, String> {
+        let (_, listener) = self
+            .0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .ok_or_else(|| format!("no function {name}"))?;
+        listener.local_addr().map_err(|e| format!("{name}: {e}"))
+    }
 }
 
-async fn mount<F: FromDeps>(deps: &Deps, host: &str, port: u16) -> Result<Running, String> {
+/// Builds every function and serves each on its listener until the process
+/// ends. Returns the addresses once all are serving.
+pub async fn start(deps: Deps, listeners: Listeners) -> Result<Vec<Running>, String> {
+    let [webhook, push, oauth, check] = listeners.0;
+    Ok(vec![
+        mount::<PurchaseWebhook>(&deps, webhook).await?,
+        mount::<PubsubPush>(&deps, push).await?,
+        mount::<OauthCallback>(&deps, oauth).await?,
+        mount::<EntitlementCheck>(&deps, check).await?,
+    ])
+}
+
+async fn mount<F: FromDeps>(
+    deps: &Deps,
+    (name, listener): (&'static str, TcpListener),
+) -> Result<Running, String> {
+    debug_assert_eq!(name, F::NAME, "listeners are bound in start's order");
     let function = F::from_deps(deps.clone())
         .await
         .map_err(|e| format!("{}: {e}", F::NAME))?;
-    let listener = TcpListener::bind((host, port))
-        .await
-        .map_err(|e| format!("{}: bind {host}:{port}: {e}", F::NAME))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let shared: Arc<dyn Function> = Arc::new(function);
     let app = axum::Router::new().fallback(forward).with_state(shared);

@@ -1,7 +1,10 @@
 //! `tollgate sim`: the local stand-ins for github.com and api.github.com
-//! (`tollgate-sim`), seeded with a demo buyer. `tollgate dev` starts the same
-//! stand-ins in-process through [`start`] and [`write_secrets`]; this command
-//! runs them on their own, e.g. beside `tollgate dev --no-sim`.
+//! (`tollgate-sim`), seeded with a demo buyer, and for Google's services
+//! (token endpoint, key documents, Partner Procurement API, Marketplace
+//! publishing through Pub/Sub push). `tollgate dev` starts the same
+//! stand-ins in-process through [`start`], [`start_gcp`] and
+//! [`write_secrets`]; this command runs them on their own, e.g. beside
+//! `tollgate dev --no-sim`.
 //!
 //! Point the functions at the printed URLs (`TOLLGATE_GITHUB_URL`,
 //! `TOLLGATE_GITHUB_API_URL`). With `--secrets-out`, the stand-in app's
@@ -15,12 +18,29 @@
 //! `octocat` (id 1) signs in; org `acme` (id 2001, octocat a member) is on a
 //! 14-day trial of `Team` (plan 1002, per-unit) with 5 seats; octocat's
 //! personal account has `Free` (plan 1001). `Business` (1003) is flat-rate.
+//!
+//! Google: one server on `--port`+2 serves every Google URL Tollgate calls
+//! (`TOLLGATE_GOOGLE_TOKEN_URL`, `TOLLGATE_GOOGLE_OIDC_CERTS_URL`,
+//! `TOLLGATE_GCP_SIGNUP_CERTS_URL`, `TOLLGATE_PROCUREMENT_URL`) and the
+//! scenario API `tollgate fire gcp` drives (`/_sim/...`). Its listing is the
+//! one of `tollgate.example.toml`: provider `acme-public`, product
+//! `acme-ci.endpoints.acme-public.cloud.goog`, plans `free`, `team-monthly`,
+//! `business-yearly` (any plan name can be ordered; an unmapped one is
+//! rejected by Tollgate). It starts with no accounts: `fire gcp order`
+//! creates them. Each step's Pub/Sub messages are pushed, signed, to
+//! pubsub-push (`--gcp-push-url`), and so are the messages Tollgate's own
+//! Procurement calls cause (approvals), right after the call. With
+//! `--secrets-out`, the service account's key goes into the file as
+//! `gcp_service_account_key`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use chrono::{Duration, Utc};
+use tollgate::marketplace::gcp::credentials::SERVICE_ACCOUNT_KEY_SECRET;
 use tollgate::marketplace::github::SECRET_NAME as WEBHOOK_SECRET;
+use tollgate::setup::Settings;
+use tollgate_sim::gcp::{GcpSim, PushConfig, Running as GcpRunning};
 use tollgate_sim::github::{App, GithubSim, Org, Plan, PriceModel, Purchase, Running, User};
 
 use crate::args::Listen;
@@ -37,30 +57,59 @@ pub const DEMO_ORG_LOGIN: &str = "acme";
 pub const DEMO_PLAN_ID: u64 = 1002;
 pub const DEMO_UNITS: u64 = 5;
 
-// `tollgate sim`: github.com's stand-in on `--port`, api.github.com's on +1.
+/// The Google stand-in listens this far above github.com's stand-in.
+pub const GCP_PORT_OFFSET: u16 = 2;
+/// pubsub-push under `make dev`: where the Google stand-in pushes by default.
+pub const DEFAULT_GCP_PUSH_URL: &str = "http://127.0.0.1:9102/";
+/// The Google plans of the demo listing (`[products.acme-ci.plans.gcp]` of
+/// `tollgate.example.toml`).
+pub const GCP_DEMO_PLANS: [&str; 3] = ["free", "team-monthly", "business-yearly"];
+/// The Procurement account `tollgate fire gcp` acts for unless told otherwise.
+pub const GCP_DEMO_ACCOUNT: &str = "demo-buyer";
+/// The plan `tollgate fire gcp order` orders unless told otherwise.
+pub const GCP_DEMO_PLAN: &str = "team-monthly";
+
+// `tollgate sim`: github.com's stand-in on `--port`, api.github.com's on +1,
+// Google's on +2.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Point the functions at the printed URLs \
-(TOLLGATE_GITHUB_URL, TOLLGATE_GITHUB_API_URL).")]
+(TOLLGATE_GITHUB_URL, TOLLGATE_GITHUB_API_URL, and the printed TOLLGATE_GOOGLE_*/TOLLGATE_GCP_*/\
+TOLLGATE_PROCUREMENT_URL settings).\nThe Google stand-in listens on --port +2.")]
 pub struct Args {
     #[command(flatten)]
     pub listen: Listen<DEFAULT_PORT>,
     /// Accept only this OAuth redirect_uri, as GitHub does for a GitHub App
     #[arg(long, value_name = "URL")]
     pub callback_url: Option<String>,
-    /// Merge the stand-in app's credentials (and a webhook secret if missing) into this JSON secrets file
+    /// Merge the stand-in app's credentials (and a webhook secret if missing) and the Google service account key into this JSON secrets file
     #[arg(long, value_name = "PATH")]
     pub secrets_out: Option<PathBuf>,
+    /// Where the Google stand-in pushes Marketplace's Pub/Sub messages (pubsub-push; also the push audience)
+    #[arg(long, value_name = "URL", default_value = DEFAULT_GCP_PUSH_URL)]
+    pub gcp_push_url: String,
 }
 
 pub async fn run(args: Args) -> Result<(), String> {
     let Listen { host, port } = args.listen;
+    let gcp_port = match port {
+        0 => 0,
+        p => p
+            .checked_add(GCP_PORT_OFFSET)
+            .ok_or("--port too high for the Google stand-in at +2")?,
+    };
     let stand_ins = start(host, port, args.callback_url.as_deref()).await?;
+    let gcp = start_gcp(host, gcp_port, Some(&args.gcp_push_url)).await?;
     let secrets_out = args.secrets_out.as_deref().map(|p| p.display().to_string());
     if let Some(path) = &args.secrets_out {
         write_secrets(path, Some(&stand_ins.sim.app()))
             .map_err(|e| format!("--secrets-out {e}"))?;
+        write_gcp_key(path, &gcp.sim).map_err(|e| format!("--secrets-out {e}"))?;
     }
     print!("{}", summary(&stand_ins, secrets_out.as_deref()));
+    print!(
+        "{}",
+        gcp_summary(&gcp, &args.gcp_push_url, secrets_out.as_deref(), true)
+    );
     println!("Ready (Ctrl-C to stop)");
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
@@ -143,6 +192,117 @@ fn seed(sim: &GithubSim) {
     sim.sign_in(DEMO_USER_ID);
 }
 
+/// The Google stand-in, listening.
+pub struct GcpStandIn {
+    pub sim: GcpSim,
+    /// Dropping this stops the server and its push deliverer.
+    pub running: GcpRunning,
+}
+
+/// Starts the Google stand-in for the demo listing on `port` (0: a port the
+/// OS picks). With `push_url`, Marketplace's messages are pushed there
+/// (audience: that URL) after every step and right after every Procurement
+/// call that publishes one, as Pub/Sub would; without, they stay queued.
+pub async fn start_gcp(
+    host: IpAddr,
+    port: u16,
+    push_url: Option<&str>,
+) -> Result<GcpStandIn, String> {
+    let sim = GcpSim::generate().map_err(|e| format!("Google stand-in: {e}"))?;
+    let running = sim
+        .start_on(SocketAddr::new(host, port))
+        .await
+        .map_err(|e| format!("Google stand-in: {e}"))?;
+    if let Some(url) = push_url {
+        sim.set_push(PushConfig::new(url));
+        sim.set_auto_deliver(true);
+    }
+    Ok(GcpStandIn { sim, running })
+}
+
+impl GcpStandIn {
+    /// The settings that point Tollgate at the stand-in, by variable name:
+    /// Google's URLs, the listing's provider id and sign-up audience, and
+    /// the push subscription (`push_url` as audience, the stand-in's push
+    /// service account).
+    pub fn settings(&self, push_url: &str) -> Vec<(&'static str, String)> {
+        let r = &self.running;
+        let listing = self.sim.listing();
+        vec![
+            ("TOLLGATE_GOOGLE_TOKEN_URL", r.token_url.clone()),
+            ("TOLLGATE_GOOGLE_OIDC_CERTS_URL", r.oidc_certs_url.clone()),
+            ("TOLLGATE_GCP_SIGNUP_CERTS_URL", r.signup_certs_url.clone()),
+            ("TOLLGATE_PROCUREMENT_URL", r.procurement_url.clone()),
+            ("TOLLGATE_GCP_PROVIDER_ID", listing.provider_id),
+            ("TOLLGATE_GCP_PUSH_AUDIENCE", push_url.to_owned()),
+            (
+                "TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT",
+                self.sim.push_service_account(),
+            ),
+            ("TOLLGATE_GCP_SIGNUP_AUDIENCE", listing.signup_audience),
+        ]
+    }
+
+    /// `settings` with [`GcpStandIn::settings`] applied, field by field (the
+    /// process environment is never touched).
+    pub fn configure(&self, settings: &mut Settings, push_url: &str) {
+        let r = &self.running;
+        let listing = self.sim.listing();
+        settings.google_token_url = r.token_url.clone();
+        settings.google_oidc_certs_url = r.oidc_certs_url.clone();
+        settings.gcp_signup_certs_url = r.signup_certs_url.clone();
+        settings.procurement_url = r.procurement_url.clone();
+        settings.gcp_provider_id = Some(listing.provider_id);
+        settings.gcp_push_audience = Some(push_url.to_owned());
+        settings.gcp_push_service_account = Some(self.sim.push_service_account());
+        settings.gcp_signup_audience = Some(listing.signup_audience);
+    }
+}
+
+/// The Google stand-in's block of the startup banner. `exports`: also the
+/// settings to export for functions running elsewhere (`tollgate sim`).
+pub fn gcp_summary(
+    gcp: &GcpStandIn,
+    push_url: &str,
+    secrets_out: Option<&str>,
+    exports: bool,
+) -> String {
+    let listing = gcp.sim.listing();
+    let base = &gcp.running.base_url;
+    let mut out = format!(
+        "Google stand-in (tollgate-sim): provider {}, product {}\n",
+        listing.provider_id, listing.product_external_name
+    );
+    out.push_str(&format!("  googleapis.com      {base}\n"));
+    out.push_str(&format!(
+        "  token, certs, Procurement API on that URL; `tollgate fire gcp` drives {base}/_sim\n"
+    ));
+    out.push_str(&format!(
+        "  pushes each message to {push_url} as {} (audience: that URL)\n",
+        gcp.sim.push_service_account()
+    ));
+    if exports {
+        for (name, value) in gcp.settings(push_url) {
+            out.push_str(&format!("  export {name}={value}\n"));
+        }
+    }
+    match secrets_out {
+        Some(path) => out.push_str(&format!(
+            "  service account key in {path} ({SERVICE_ACCOUNT_KEY_SECRET})\n"
+        )),
+        None if exports => out.push_str(
+            "  (pass --secrets-out <secrets.json> to hand the service account key to the functions)\n",
+        ),
+        None => {}
+    }
+    out.push_str(&format!(
+        "  plans {}; sign-up tokens for {}; no accounts until `fire gcp order`\n",
+        GCP_DEMO_PLANS.join(", "),
+        listing.signup_audience
+    ));
+    out
+}
+
 /// What [`write_secrets`] changed (names only: values are never shown).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Written {
@@ -156,6 +316,29 @@ pub struct Written {
 /// `app` is given, and a random `github_webhook_secret` unless one is there:
 /// the functions and `tollgate fire` then share it. Errors start with the path.
 pub fn write_secrets(path: &Path, app: Option<&App>) -> Result<Written, String> {
+    merge_secrets(path, |secrets| add_github_secrets(secrets, app))
+}
+
+/// Merges into the JSON object at `path` (created if missing, every other
+/// secret kept) the Google stand-in's service-account key as
+/// `gcp_service_account_key`, so the functions' Procurement calls
+/// authenticate at the stand-in. Errors start with the path.
+pub fn write_gcp_key(path: &Path, sim: &GcpSim) -> Result<(), String> {
+    let key = sim.service_account_key().to_json();
+    merge_secrets(path, |secrets| {
+        secrets.insert(
+            SERVICE_ACCOUNT_KEY_SECRET.to_owned(),
+            serde_json::Value::String(key),
+        );
+    })
+}
+
+/// Reads the JSON object at `path` (none: empty), lets `change` edit it and
+/// writes it back, owner-readable only. Errors start with the path.
+fn merge_secrets<T>(
+    path: &Path,
+    change: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> T,
+) -> Result<T, String> {
     let fail = |e: String| format!("{}: {e}", path.display());
     let mut secrets = match std::fs::read_to_string(path) {
         Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
@@ -165,6 +348,19 @@ pub fn write_secrets(path: &Path, app: Option<&App>) -> Result<Written, String> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::Map::new(),
         Err(e) => return Err(fail(e.to_string())),
     };
+    let out = change(&mut secrets);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    }
+    let text = serde_json::to_string_pretty(&secrets).map_err(|e| fail(e.to_string()))?;
+    write_private(path, &text).map_err(|e| fail(e.to_string()))?;
+    Ok(out)
+}
+
+fn add_github_secrets(
+    secrets: &mut serde_json::Map<String, serde_json::Value>,
+    app: Option<&App>,
+) -> Written {
     let mut written = Written::default();
     let has_webhook_secret = secrets
         .get(WEBHOOK_SECRET)
@@ -188,12 +384,7 @@ pub fn write_secrets(path: &Path, app: Option<&App>) -> Result<Written, String> 
             secrets.insert(k.to_owned(), serde_json::Value::String(v));
         }
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
-    }
-    let text = serde_json::to_string_pretty(&secrets).map_err(|e| fail(e.to_string()))?;
-    write_private(path, &text).map_err(|e| fail(e.to_string()))?;
-    Ok(written)
+    written
 }
 
 /// Writes `text`, readable by the owner only where the OS has modes.

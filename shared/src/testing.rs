@@ -17,6 +17,7 @@ use crate::clock::{Clock, FixedClock, SystemClock};
 use crate::config::Catalog;
 use crate::functions::entitlement_check::EntitlementCheck;
 use crate::functions::oauth_callback::OauthCallback;
+use crate::functions::pubsub_push::PubsubPush;
 use crate::functions::purchase_webhook::PurchaseWebhook;
 use crate::secret::Secrets;
 use crate::settings::{Settings, SetupError};
@@ -162,6 +163,10 @@ impl TestApp {
 
     pub fn entitlement_check(&self, auth: Authenticator) -> EntitlementCheck {
         EntitlementCheck::new(&self.deps(), auth, self.clock_dyn())
+    }
+
+    pub fn pubsub_push(&self) -> Result<PubsubPush, SetupError> {
+        PubsubPush::new(&self.deps(), self.clock_dyn())
     }
 
     pub fn oauth_callback(&self) -> Result<OauthCallback, SetupError> {

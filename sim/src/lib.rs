@@ -8,6 +8,9 @@
 //! - [`gcp`]: Google's OAuth2 token endpoint, the OIDC and sign-up signing
 //!   keys, the Partner Procurement API (per its discovery document) and
 //!   Marketplace's Pub/Sub push notifications.
+//! - [`q2`]: the subscription events the vendor's Q2 marketplace extension
+//!   relays to Tollgate, signed (Q2 itself calls nothing of Tollgate's).
 
 pub mod gcp;
 pub mod github;
+pub mod q2;

@@ -2,6 +2,7 @@
 
 pub mod conformance;
 pub mod moto;
+pub mod serve;
 
 /// Instantiates the store conformance suite ([`conformance`]) for one
 /// `Store` implementation: one `#[tokio::test]` per case, inside a module
@@ -123,4 +124,29 @@ mod tests {
             );
         }
     }
+}
+
+/// Runs each case once per store, as `sqlite::<case>` and
+/// `dynamodb::<case>`: `$harness::sqlite()` and `$harness::dynamodb()` build
+/// the test's world on a fresh embedded store and a fresh table on moto.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($harness:ident; $($case:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::$harness::sqlite().await).await;
+                }
+            )+
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::$harness::dynamodb().await).await;
+                }
+            )+
+        }
+    };
 }

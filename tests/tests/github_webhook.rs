@@ -264,29 +264,7 @@ impl Harness {
     }
 }
 
-/// Runs each case once per store, as `sqlite::<case>` and `dynamodb::<case>`.
-macro_rules! on_both_stores {
-    ($($case:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::Harness::sqlite().await).await;
-                }
-            )+
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(super::Harness::dynamodb().await).await;
-                }
-            )+
-        }
-    };
-}
-
-on_both_stores!(
+tollgate_tests::on_both_stores!(Harness;
     octokit_purchased_examples_start_active_per_unit_plans_with_their_seats,
     octokit_changed_example_sets_ten_seats,
     octokit_changed_example_alone_creates_the_subscription,

@@ -6,15 +6,19 @@
 //! One module and one [`Marketplace`] variant per marketplace.
 
 pub mod github;
+pub mod q2;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Marketplace {
     /// Send a signed GitHub Marketplace `marketplace_purchase` delivery to purchase-webhook
     Github(github::Args),
+    /// Send a signed Q2 subscription event (subscribe, update, cancel) to purchase-webhook, as the Q2 extension relays it
+    Q2(q2::Args),
 }
 
 pub async fn run(marketplace: Marketplace) -> Result<(), String> {
     match marketplace {
         Marketplace::Github(args) => github::run(args).await,
+        Marketplace::Q2(args) => q2::run(args).await,
     }
 }

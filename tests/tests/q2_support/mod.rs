@@ -3,7 +3,7 @@
 //! requests signed the way the relay signs them, the fixtures, and a store
 //! that can be told to fail.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,8 +5,9 @@
 //! `cloud-commerce-partner@system.gserviceaccount.com` that sign sign-up
 //! tokens (`{"<kid>":"-----BEGIN CERTIFICATE-----…"}`). The URL is fixed at
 //! cold start (never taken from a token). Keys are fetched on first use and
-//! again only for a `kid` the cache does not know — at most once per
-//! [`MIN_REFETCH`], so a stream of tokens with made-up key ids cannot make
+//! again for a `kid` the cache does not know — once per such `kid` (a key
+//! rotation costs one fetch), and never more than [`MAX_REFETCHES`] times per
+//! [`REFETCH_WINDOW`], so a stream of tokens with made-up key ids cannot make
 //! the function hammer Google (or itself wait on it).
 
 use std::collections::HashMap;
@@ -17,8 +18,11 @@ use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::JwkSet;
 use tokio::sync::{Mutex, RwLock};
 
-/// Shortest time between two fetches of the key set.
-pub const MIN_REFETCH: Duration = Duration::from_secs(60);
+/// At most this many fetches for unknown key ids per [`REFETCH_WINDOW`].
+pub const MAX_REFETCHES: usize = 3;
+pub const REFETCH_WINDOW: Duration = Duration::from_secs(60);
+/// How many unknown key ids are remembered (each refetches once).
+const MAX_TRIED_KIDS: usize = 64;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Key documents are a few KB; anything far larger is not Google's.
 const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
@@ -49,9 +53,44 @@ pub struct KeyCache {
     format: KeyFormat,
     http: reqwest::Client,
     keys: RwLock<HashMap<String, DecodingKey>>,
-    /// When the document was last fetched; the lock also makes concurrent
-    /// misses wait for one fetch instead of starting one each.
-    last_fetch: Mutex<Option<Instant>>,
+    /// Fetch bookkeeping; the lock also makes concurrent misses wait for one
+    /// fetch instead of starting one each.
+    fetches: Mutex<Fetches>,
+}
+
+#[derive(Default)]
+struct Fetches {
+    /// Whether the document was ever fetched successfully.
+    loaded: bool,
+    /// Recent fetches for unknown key ids, oldest first.
+    recent: std::collections::VecDeque<Instant>,
+    /// Unknown key ids that already caused a fetch.
+    tried: std::collections::VecDeque<String>,
+}
+
+impl Fetches {
+    /// Whether an unknown `kid` may cause a fetch now.
+    fn may_refetch(&mut self, kid: &str) -> bool {
+        if !self.loaded {
+            return true;
+        }
+        while self
+            .recent
+            .front()
+            .is_some_and(|at| at.elapsed() >= REFETCH_WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        if self.tried.iter().any(|k| k == kid) || self.recent.len() >= MAX_REFETCHES {
+            return false;
+        }
+        if self.tried.len() >= MAX_TRIED_KIDS {
+            self.tried.pop_front();
+        }
+        self.tried.push_back(kid.to_owned());
+        self.recent.push_back(Instant::now());
+        true
+    }
 }
 
 impl std::fmt::Debug for KeyCache {
@@ -67,7 +106,7 @@ impl KeyCache {
             format,
             http,
             keys: RwLock::new(HashMap::new()),
-            last_fetch: Mutex::new(None),
+            fetches: Mutex::new(Fetches::default()),
         }
     }
 
@@ -80,17 +119,16 @@ impl KeyCache {
         if let Some(key) = self.keys.read().await.get(kid) {
             return Ok(key.clone());
         }
-        let mut last_fetch = self.last_fetch.lock().await;
+        let mut fetches = self.fetches.lock().await;
         // Another request may have fetched while this one waited.
         if let Some(key) = self.keys.read().await.get(kid) {
             return Ok(key.clone());
         }
-        if last_fetch.is_some_and(|at| at.elapsed() < MIN_REFETCH) {
+        if !fetches.may_refetch(kid) {
             return Err(KeyError::UnknownKey);
         }
-        let fetched = self.fetch().await;
-        *last_fetch = Some(Instant::now());
-        let fetched = fetched?;
+        let fetched = self.fetch().await?;
+        fetches.loaded = true;
         let mut keys = self.keys.write().await;
         *keys = fetched;
         keys.get(kid).cloned().ok_or(KeyError::UnknownKey)
@@ -188,4 +226,24 @@ fn rsa_key_from_certificate(pem: &str) -> Option<DecodingKey> {
         base64::engine::general_purpose::STANDARD.encode(spki.as_ref())
     );
     DecodingKey::from_rsa_pem(spki_pem.as_bytes()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_unknown_key_id_refetches_once_within_a_budget() {
+        let mut f = Fetches::default();
+        assert!(f.may_refetch("first-load"), "the first load always fetches");
+        f.loaded = true;
+        assert!(f.may_refetch("rotated"));
+        assert!(!f.may_refetch("rotated"), "a key id refetches once");
+        assert!(f.may_refetch("made-up-1"));
+        assert!(f.may_refetch("made-up-2"));
+        assert!(
+            !f.may_refetch("made-up-3"),
+            "no more than {MAX_REFETCHES} fetches per window"
+        );
+    }
 }

@@ -33,14 +33,20 @@ struct RawEnvelope {
     subscription: Option<String>,
 }
 
+/// Pub/Sub sends both spellings of the id and time at once, so each is its
+/// own field (serde aliases would reject the pair as a duplicate).
 #[derive(Debug, Deserialize)]
 struct RawMessage {
     #[serde(default)]
     data: Option<String>,
-    #[serde(default, rename = "messageId", alias = "message_id")]
+    #[serde(default, rename = "messageId")]
     message_id: Option<String>,
-    #[serde(default, rename = "publishTime", alias = "publish_time")]
+    #[serde(default, rename = "message_id")]
+    message_id_snake: Option<String>,
+    #[serde(default, rename = "publishTime")]
     publish_time: Option<String>,
+    #[serde(default, rename = "publish_time")]
+    publish_time_snake: Option<String>,
 }
 
 /// The parts of a push envelope Tollgate uses.
@@ -65,8 +71,12 @@ impl Envelope {
                 .map_err(|_| NotificationError::Base64)?,
         };
         Ok(Self {
-            message_id: raw.message.message_id.filter(|id| !id.is_empty()),
-            publish_time: raw.message.publish_time,
+            message_id: raw
+                .message
+                .message_id
+                .or(raw.message.message_id_snake)
+                .filter(|id| !id.is_empty()),
+            publish_time: raw.message.publish_time.or(raw.message.publish_time_snake),
             subscription: raw.subscription,
             data,
         })
@@ -75,9 +85,9 @@ impl Envelope {
 
 #[derive(Debug, Deserialize)]
 struct RawNotification {
-    #[serde(default, rename = "eventId", alias = "event_id")]
+    #[serde(default, rename = "eventId")]
     event_id: Option<String>,
-    #[serde(default, rename = "eventType", alias = "event_type")]
+    #[serde(default, rename = "eventType")]
     event_type: Option<String>,
     #[serde(default)]
     entitlement: Option<RawResource>,
