@@ -39,10 +39,12 @@ rust-components:
 	@rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 
-# The four functions on ports DEV_PORT..+3 and the GitHub stand-ins on
-# DEV_PORT+100/+101, all in one process, on the embedded store. The secrets
-# file gets the stand-in app's credentials and a webhook secret (generated
-# once), which `./target/debug/tollgate fire github ...` then signs with.
+# The four functions on ports DEV_PORT..+3, the GitHub stand-ins on
+# DEV_PORT+100/+101 and the Google stand-in on DEV_PORT+102, all in one
+# process, on the embedded store. The secrets file gets the stand-in app's
+# credentials, a webhook secret (generated once), which
+# `./target/debug/tollgate fire github ...` then signs with, and the Google
+# stand-in's service-account key (`fire gcp ...` drives that stand-in).
 dev:
 	$(CARGO) build --locked -p tollgate-cli
 	@mkdir -p .tollgate

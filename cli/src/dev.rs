@@ -247,7 +247,11 @@ fn banner(b: &Banner<'_>) -> String {
     out.push_str(
         "  # other actions: changed --plan 1003 | pending_change --units 2 | pending_change_cancelled | cancelled\n",
     );
-    out.push_str(&q2_hint(&fire_cmd, &url_of(PurchaseWebhook::NAME), &url_of(EntitlementCheck::NAME)));
+    out.push_str(&q2_hint(
+        &fire_cmd,
+        &url_of(PurchaseWebhook::NAME),
+        &url_of(EntitlementCheck::NAME),
+    ));
     if let Some((gcp, _)) = b.gcp {
         out.push_str(&gcp_hint(
             &gcp.running.base_url,
@@ -340,9 +344,8 @@ impl Listeners {
                 .map_err(|e| format!("{name}: bind {host}:{port}: {e}"))?;
             bound.push((name, listener));
         }
-        let bound: [(&'static str, TcpListener); 4] = bound
-            .try_into()
-            .map_err(|_| "four listeners".to_owned())?;
+        let bound: [(&'static str, TcpListener); 4] =
+            bound.try_into().map_err(|_| "four listeners".to_owned())?;
         Ok(Self(bound))
     }
 

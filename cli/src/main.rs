@@ -28,7 +28,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the four functions locally on the embedded store, with GitHub stand-ins
+    /// Run the four functions locally on the embedded store, with GitHub and Google stand-ins
     Dev(dev::Args),
     /// Send a signed marketplace event to the functions of `tollgate dev`, as the marketplace would
     #[command(subcommand)]
@@ -38,7 +38,7 @@ pub enum Command {
     ApiKey(api_key::Command),
     /// Finish recorded deliveries that were never processed
     Replay(replay::Args),
-    /// Run the local stand-ins for github.com and api.github.com
+    /// Run the local stand-ins for github.com, api.github.com and Google (token, keys, Procurement API, Pub/Sub push)
     Sim(sim::Args),
 }
 

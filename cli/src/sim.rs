@@ -446,3 +446,56 @@ pub fn summary(stand_ins: &StandIns, secrets_out: Option<&str>) -> String {
     ));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_printed_google_settings_are_the_ones_the_dev_server_applies() {
+        let gcp = start_gcp(IpAddr::from([127, 0, 0, 1]), 0, None)
+            .await
+            .unwrap();
+        let push_url = "http://127.0.0.1:9/";
+        let exported = gcp.settings(push_url);
+        let from_env = Settings::from_lookup(|k| {
+            exported
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.clone())
+        });
+        let mut applied = Settings::from_lookup(|_| None);
+        gcp.configure(&mut applied, push_url);
+        assert_eq!(from_env, applied);
+        assert_eq!(applied.gcp_provider_id.as_deref(), Some("acme-public"));
+        assert_eq!(applied.gcp_push_audience.as_deref(), Some(push_url));
+        assert!(applied.procurement_url.starts_with("http://127.0.0.1:"));
+
+        let text = gcp_summary(&gcp, push_url, None, true);
+        for (name, value) in &exported {
+            assert!(text.contains(&format!("export {name}={value}\n")), "{text}");
+        }
+        assert!(
+            !text.contains("BEGIN PRIVATE KEY"),
+            "the key is never printed"
+        );
+    }
+
+    #[test]
+    fn the_google_key_is_merged_into_the_secrets_file_keeping_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secrets.json");
+        std::fs::write(&path, r#"{"github_webhook_secret":"keep-me"}"#).unwrap();
+        let sim = GcpSim::generate().unwrap();
+        write_gcp_key(&path, &sim).unwrap();
+        let stored: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(stored["github_webhook_secret"], "keep-me");
+        let key: serde_json::Value =
+            serde_json::from_str(stored[SERVICE_ACCOUNT_KEY_SECRET].as_str().unwrap()).unwrap();
+        assert_eq!(key["client_email"], sim.service_account_key().client_email);
+        std::fs::write(&path, "[]").unwrap();
+        let err = write_gcp_key(&path, &sim).unwrap_err();
+        assert!(err.contains("not a JSON object"), "{err}");
+    }
+}

@@ -36,7 +36,10 @@ impl Dev {
                 "TOLLGATE_STORE",
                 format!("sqlite:{}/dev.db", dir.path().display()),
             )
-            .env("TOLLGATE_SECRETS", format!("file:{}", secrets(&dir).display()))
+            .env(
+                "TOLLGATE_SECRETS",
+                format!("file:{}", secrets(&dir).display()),
+            )
             .env("TOLLGATE_ALLOW_UNAUTHENTICATED", "1")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -95,7 +98,10 @@ impl Dev {
                 &format!("{}/v1/check", self.url("entitlement-check")),
             ])
             .env("TOLLGATE_CONFIG", config_path())
-            .env("TOLLGATE_SECRETS", format!("file:{}", secrets_file.display()))
+            .env(
+                "TOLLGATE_SECRETS",
+                format!("file:{}", secrets_file.display()),
+            )
             .env("RUST_LOG", "warn")
             .output()
             .expect("run tollgate fire")
@@ -134,18 +140,30 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
     let out = dev.fire(&["subscribe"], None);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("200 OK") && text.contains(r#""success": true"#), "{text}");
+    assert!(
+        text.contains("200 OK") && text.contains(r#""success": true"#),
+        "{text}"
+    );
     assert!(
         text.contains(r#""accountIdentifier": "9b0d6a52-2f0e-4e4f-9a39-0c1f7c1d2e11""#),
         "{text}"
     );
-    assert!(text.contains(r#"customer "Local Credit Union:123456""#), "{text}");
-    assert!(line_for(&text, "BudgetHelperReports").contains("allowed (reason ok"), "{text}");
+    assert!(
+        text.contains(r#"customer "Local Credit Union:123456""#),
+        "{text}"
+    );
+    assert!(
+        line_for(&text, "BudgetHelperReports").contains("allowed (reason ok"),
+        "{text}"
+    );
 
     let out = dev.fire(&["update", "--edition", "STANDARD"], None);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
-    assert!(line_for(&text, "BudgetHelper").contains("allowed"), "{text}");
+    assert!(
+        line_for(&text, "BudgetHelper").contains("allowed"),
+        "{text}"
+    );
     assert!(
         line_for(&text, "BudgetHelperReports").contains("denied (reason feature_not_in_plan"),
         "{text}"
@@ -155,7 +173,10 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
     let out = dev.fire(&["subscribe", "--subscription", "new"], None);
     let text = stdout(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains(r#""errorCode": "USER_ALREADY_EXISTS""#), "{text}");
+    assert!(
+        text.contains(r#""errorCode": "USER_ALREADY_EXISTS""#),
+        "{text}"
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("USER_ALREADY_EXISTS"));
 
     // Cancelled: access to the end of the month already paid.
@@ -164,14 +185,23 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
     assert!(out.status.success(), "{text}");
     let line = line_for(&text, "BudgetHelper");
     assert!(
-        line.contains("allowed") && line.contains("status pending_cancellation") && line.contains("access_until"),
+        line.contains("allowed")
+            && line.contains("status pending_cancellation")
+            && line.contains("access_until"),
         "{text}"
     );
 
     // An unknown product: CONFIGURATION_ERROR, non-zero.
-    let out = dev.fire(&["subscribe", "--product", "not-configured", "--user", "9"], None);
+    let out = dev.fire(
+        &["subscribe", "--product", "not-configured", "--user", "9"],
+        None,
+    );
     assert!(!out.status.success());
-    assert!(stdout(&out).contains("CONFIGURATION_ERROR"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("CONFIGURATION_ERROR"),
+        "{}",
+        stdout(&out)
+    );
 
     // The generated signing secret is in the file and nowhere on screen.
     let stored: Value =

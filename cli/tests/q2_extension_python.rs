@@ -71,13 +71,18 @@ fn the_python_extension_example_passes_its_tests_against_the_real_functions() {
             .unwrap_or_else(|| panic!("{name} not printed: {urls:?}"))
     };
     let stored: Value = serde_json::from_str(&std::fs::read_to_string(&secrets).unwrap()).unwrap();
-    let secret = stored["q2_signing_secret"].as_str().expect("the dev server wrote one");
+    let secret = stored["q2_signing_secret"]
+        .as_str()
+        .expect("the dev server wrote one");
 
     let example = root().join("examples/q2-extension");
     let out = Command::new(&python)
         .args(["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"])
         .current_dir(&example)
-        .env("PYTHONPATH", format!(".:{}", example.join("tests/q2_sdk_stub").display()))
+        .env(
+            "PYTHONPATH",
+            format!(".:{}", example.join("tests/q2_sdk_stub").display()),
+        )
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("TOLLGATE_URL", url("purchase-webhook"))
         .env("TOLLGATE_CHECK_URL", url("entitlement-check"))
@@ -89,7 +94,13 @@ fn the_python_extension_example_passes_its_tests_against_the_real_functions() {
     // The suite ran, and ran all of it: unittest reports `Ran N tests`.
     let ran: usize = report
         .lines()
-        .find_map(|l| l.strip_prefix("Ran ")?.split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("Ran ")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no test count in:\n{report}"));
     assert!(ran >= 13, "only {ran} Python tests ran:\n{report}");
 }

@@ -1628,11 +1628,12 @@ pub async fn enrollment_is_idempotent_per_member_and_subscription(store: &dyn St
     );
 }
 
-pub async fn a_member_held_for_another_subscription_is_reported_with_its_holder(
-    store: &dyn Store,
-) {
+pub async fn a_member_held_for_another_subscription_is_reported_with_its_holder(store: &dyn Store) {
     let g = group("fi-1");
-    store.enroll(&g, "u1", "s1", None, at(0)).await.expect("enroll");
+    store
+        .enroll(&g, "u1", "s1", None, at(0))
+        .await
+        .expect("enroll");
     assert_eq!(
         store.enroll(&g, "u1", "s2", None, at(1)).await,
         Ok(Enrolled::HeldBy(Enrollment {
@@ -1695,7 +1696,13 @@ pub async fn the_cap_holds_under_30_concurrent_enrollments(store: &dyn Store) {
     let g = &group("fi-1");
     let results = race(30, |i| async move {
         store
-            .enroll(g, &format!("user-{i:02}"), &format!("sub-{i:02}"), Some(7), at(0))
+            .enroll(
+                g,
+                &format!("user-{i:02}"),
+                &format!("sub-{i:02}"),
+                Some(7),
+                at(0),
+            )
             .await
             .expect("enroll")
     });
@@ -1760,7 +1767,10 @@ pub async fn concurrent_enrollments_of_one_member_for_different_subscriptions_ha
 
 pub async fn unenroll_frees_a_place_only_for_its_holding_subscription(store: &dyn Store) {
     let g = group("fi-1");
-    store.enroll(&g, "u1", "s1", Some(1), at(0)).await.expect("enroll");
+    store
+        .enroll(&g, "u1", "s1", Some(1), at(0))
+        .await
+        .expect("enroll");
     assert_eq!(store.unenroll(&g, "u1", "s-other").await, Ok(false));
     assert_eq!(store.unenroll(&g, "nobody", "s1").await, Ok(false));
     assert_eq!(
@@ -1776,18 +1786,26 @@ pub async fn unenroll_frees_a_place_only_for_its_holding_subscription(store: &dy
     );
 }
 
-pub async fn a_transfer_moves_a_place_only_from_its_holder_and_keeps_the_count(
-    store: &dyn Store,
-) {
+pub async fn a_transfer_moves_a_place_only_from_its_holder_and_keeps_the_count(store: &dyn Store) {
     let g = group("fi-1");
-    store.enroll(&g, "u1", "s1", Some(2), at(0)).await.expect("enroll");
-    store.enroll(&g, "u2", "s2", Some(2), at(0)).await.expect("enroll");
+    store
+        .enroll(&g, "u1", "s1", Some(2), at(0))
+        .await
+        .expect("enroll");
+    store
+        .enroll(&g, "u2", "s2", Some(2), at(0))
+        .await
+        .expect("enroll");
     assert_eq!(
-        store.transfer_enrollment(&g, "u1", "s-wrong", "s9", at(3)).await,
+        store
+            .transfer_enrollment(&g, "u1", "s-wrong", "s9", at(3))
+            .await,
         Ok(false)
     );
     assert_eq!(
-        store.transfer_enrollment(&g, "nobody", "s1", "s9", at(3)).await,
+        store
+            .transfer_enrollment(&g, "nobody", "s1", "s9", at(3))
+            .await,
         Ok(false)
     );
     assert_eq!(
@@ -1815,9 +1833,7 @@ pub async fn a_transfer_moves_a_place_only_from_its_holder_and_keeps_the_count(
     );
 }
 
-pub async fn groups_are_counted_apart_by_institution_product_and_marketplace(
-    store: &dyn Store,
-) {
+pub async fn groups_are_counted_apart_by_institution_product_and_marketplace(store: &dyn Store) {
     let groups = [
         group("fi-1"),
         group("fi-2"),

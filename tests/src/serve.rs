@@ -46,9 +46,7 @@ pub async fn serve_function(function: impl Function + 'static) -> Served {
 
 async fn forward(State(function): State<Arc<dyn Function>>, req: AxumRequest) -> AxumResponse {
     let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, MAX_BODY_BYTES + 1)
-        .await
-        .unwrap_or_default();
+    let bytes = to_bytes(body, MAX_BODY_BYTES + 1).await.unwrap_or_default();
     let body = if bytes.is_empty() {
         Body::Empty
     } else {

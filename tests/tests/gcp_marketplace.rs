@@ -14,8 +14,8 @@ use tollgate::store::sqlite::SqliteStore;
 use tollgate::testing::TestApp;
 use tollgate::web::{Body, Function, serve};
 use tollgate_sim::gcp::{
-    ApprovalState, BadPushToken, BadSignupToken, EventType, Fault, GcpSim, Notification, PushConfig, Pushed,
-    Running,
+    ApprovalState, BadPushToken, BadSignupToken, EventType, Fault, GcpSim, Notification,
+    PushConfig, Pushed, Running,
 };
 use tollgate_tests::serve::{Served, serve_function};
 
@@ -189,9 +189,16 @@ async fn an_order_before_sign_up_waits_and_is_approved_at_sign_up(w: World) {
     let order = w.sim.order("acct-1", "team-monthly").await.unwrap();
     all_acked(&order.pushed);
     let c = w.check("acct-1").await;
-    assert_eq!((&c["allowed"], &c["reason"]), (&json!(false), &json!("pending_signup")));
     assert_eq!(
-        w.sim.entitlement(&order.entitlement_id).unwrap().state.as_str(),
+        (&c["allowed"], &c["reason"]),
+        (&json!(false), &json!("pending_signup"))
+    );
+    assert_eq!(
+        w.sim
+            .entitlement(&order.entitlement_id)
+            .unwrap()
+            .state
+            .as_str(),
         "ENTITLEMENT_ACTIVATION_REQUESTED",
         "never approved before sign-up"
     );
@@ -214,7 +221,10 @@ async fn an_order_after_sign_up_is_approved_at_once(w: World) {
     // Our approval queued ENTITLEMENT_ACTIVE at Google.
     all_acked(&w.sim.deliver_queued().await);
     let s = w.state(&second.entitlement_id).await;
-    assert_eq!((s.status, s.plan.id.as_str()), (Status::Active, "business-yearly"));
+    assert_eq!(
+        (s.status, s.plan.id.as_str()),
+        (Status::Active, "business-yearly")
+    );
 }
 
 async fn a_plan_change_is_approved_then_applied_when_google_says_changed(w: World) {
@@ -238,7 +248,10 @@ async fn a_plan_change_is_approved_then_applied_when_google_says_changed(w: Worl
     );
     all_acked(&w.sim.deliver_queued().await);
     let c = w.check("acct-3").await;
-    assert_eq!((&c["status"], &c["plan"]), (&json!("active"), &json!("business-yearly")));
+    assert_eq!(
+        (&c["status"], &c["plan"]),
+        (&json!("active"), &json!("business-yearly"))
+    );
 }
 
 async fn a_pending_cancellation_keeps_access_and_can_be_reverted(w: World) {
@@ -252,7 +265,10 @@ async fn a_pending_cancellation_keeps_access_and_can_be_reverted(w: World) {
     assert!(c["access_until"].is_string(), "{c}");
     all_acked(&w.sim.revert_cancellation(&ent).await.unwrap());
     let c = w.check("acct-4").await;
-    assert_eq!((&c["status"], &c["access_until"]), (&json!("active"), &Value::Null));
+    assert_eq!(
+        (&c["status"], &c["access_until"]),
+        (&json!("active"), &Value::Null)
+    );
 }
 
 async fn a_pending_cancellation_ends_access_at_the_end_of_the_term(w: World) {
@@ -317,16 +333,25 @@ async fn a_procurement_outage_is_retried_inside_the_push_or_by_pubsub(w: World) 
     // the message stays with Pub/Sub and is redelivered later.
     // Five failures: every attempt the client makes within its deadline.
     w.sim.fail_next(5, Fault::Unavailable);
-    let pushed = w.sim.cancel_now(&order.entitlement_id, "user-cancelled").await;
+    let pushed = w
+        .sim
+        .cancel_now(&order.entitlement_id, "user-cancelled")
+        .await;
     let pushed = pushed.unwrap();
     assert!(
         pushed.iter().all(|p| p.status == Some(503)),
         "{:?}",
-        pushed.iter().map(|p| (p.status, &p.reply)).collect::<Vec<_>>()
+        pushed
+            .iter()
+            .map(|p| (p.status, &p.reply))
+            .collect::<Vec<_>>()
     );
     assert_eq!(w.state(&order.entitlement_id).await.status, Status::Pending);
     all_acked(&w.sim.deliver_queued().await);
-    assert_eq!(w.state(&order.entitlement_id).await.status, Status::Cancelled);
+    assert_eq!(
+        w.state(&order.entitlement_id).await.status,
+        Status::Cancelled
+    );
 }
 
 async fn an_unknown_event_type_is_recorded_and_acknowledged(w: World) {
@@ -358,7 +383,10 @@ async fn a_deleted_account_loses_every_entitlement(w: World) {
         assert_eq!(w.state(ent).await.status, Status::Cancelled);
     }
     let c = w.check("acct-10").await;
-    assert_eq!((&c["status"], &c["tier"]), (&json!("cancelled"), &json!("free")));
+    assert_eq!(
+        (&c["status"], &c["tier"]),
+        (&json!("cancelled"), &json!("free"))
+    );
 }
 
 async fn forged_push_tokens_are_refused_and_store_nothing(w: World) {

@@ -717,10 +717,10 @@ async fn bad_input_is_refused_and_changes_nothing(h: Harness) {
     let mut p = good("q2");
     p.path = "/q2";
     cases.push((
-        "Q2 route (not yet served)",
+        "Q2 route (GitHub's signature is no Q2 signature; no Q2 secret here)",
         p,
-        StatusCode::NOT_FOUND,
-        "not_found",
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not_configured",
     ));
 
     for (name, post, status, code) in cases {

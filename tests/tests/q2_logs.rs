@@ -47,17 +47,27 @@ async fn logs_never_contain_the_payload_or_the_secret(h: Harness) {
     let good = h.post(body);
     let tag = good.signature.clone().unwrap();
     assert!(h.send(&good).await.success());
-    assert_eq!(h.deliver(&order("sub-b", USER)).await.code(), "USER_ALREADY_EXISTS");
+    assert_eq!(
+        h.deliver(&order("sub-b", USER)).await.code(),
+        "USER_ALREADY_EXISTS"
+    );
     h.flaky.fail_commits(true);
-    assert_eq!(h.deliver(&order("sub-c", "8")).await.code(), "UNKNOWN_ERROR");
-    h.send(&h.post(b"{\"user_id\": \"jdoe@q2ebanking.com\"".to_vec())).await;
+    assert_eq!(
+        h.deliver(&order("sub-c", "8")).await.code(),
+        "UNKNOWN_ERROR"
+    );
+    h.send(&h.post(b"{\"user_id\": \"jdoe@q2ebanking.com\"".to_vec()))
+        .await;
 
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     assert!(
         text.contains("delivery processed") && text.contains(r#""marketplace":"q2""#),
         "logs were captured: {text}"
     );
-    assert!(text.contains("delivery refused") && text.contains("Q2 event refused"), "{text}");
+    assert!(
+        text.contains("delivery refused") && text.contains("Q2 event refused"),
+        "{text}"
+    );
     assert!(text.contains("request_id"), "{text}");
     for secret_or_payload in [
         h.secret.as_str(),

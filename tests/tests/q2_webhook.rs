@@ -71,7 +71,11 @@ async fn lifecycle(h: &Harness, casing: &str, sub: &str, fi: &str, user: &str) {
     assert_eq!(s.customer.name.as_deref(), Some(fi));
     assert_eq!(s.billing_cycle, Some(BillingCycle::Monthly));
     let d = h.check(&who, BH, Some("BudgetHelperReports")).await;
-    assert_eq!((&d["allowed"], &d["tier"]), (&json!(true), &json!("premium")), "{d}");
+    assert_eq!(
+        (&d["allowed"], &d["tier"]),
+        (&json!(true), &json!("premium")),
+        "{d}"
+    );
 
     let r = h.deliver_fixture(&format!("change.{casing}.json")).await;
     assert!(r.success(), "{r:?}");
@@ -95,7 +99,10 @@ async fn lifecycle(h: &Harness, casing: &str, sub: &str, fi: &str, user: &str) {
         (s.status, s.access_until),
         (Status::PendingCancellation, Some(month_end))
     );
-    assert_eq!(h.check(&who, BH, Some("BudgetHelper")).await["allowed"], true);
+    assert_eq!(
+        h.check(&who, BH, Some("BudgetHelper")).await["allowed"],
+        true
+    );
     let group = GroupKey::new(Marketplace::Q2, BH, fi);
     assert_eq!(
         h.store.enrollments(&group).await.unwrap(),
@@ -104,7 +111,11 @@ async fn lifecycle(h: &Harness, casing: &str, sub: &str, fi: &str, user: &str) {
     );
     h.clock.set(month_end + Duration::seconds(1));
     let d = h.check(&who, BH, Some("BudgetHelper")).await;
-    assert_eq!((&d["allowed"], &d["reason"]), (&json!(false), &json!("cancelled")), "{d}");
+    assert_eq!(
+        (&d["allowed"], &d["reason"]),
+        (&json!(false), &json!("cancelled")),
+        "{d}"
+    );
 }
 
 async fn snake_case_fixtures_order_change_and_cancel_with_access_to_the_end_of_the_month(
@@ -171,18 +182,34 @@ async fn bad_signatures_and_stale_or_future_timestamps_are_refused_and_store_not
     let mut malformed = h.post(body.clone());
     malformed.signature = Some("sha256=abc".into());
     let mut tampered = h.post(body.clone());
-    tampered.body = body.iter().map(|b| if *b == b'1' { b'2' } else { *b }).collect();
+    tampered.body = body
+        .iter()
+        .map(|b| if *b == b'1' { b'2' } else { *b })
+        .collect();
     let cases = [
-        (h.post_signed(b"not the secret", now, body.clone()), "signature_mismatch"),
+        (
+            h.post_signed(b"not the secret", now, body.clone()),
+            "signature_mismatch",
+        ),
         (unsigned, "signature_missing"),
         (malformed, "signature_malformed"),
         (tampered, "signature_mismatch"),
-        (h.post_signed(h.secret.as_bytes(), now - 301, body.clone()), "signature_expired"),
-        (h.post_signed(h.secret.as_bytes(), now + 301, body.clone()), "signature_expired"),
+        (
+            h.post_signed(h.secret.as_bytes(), now - 301, body.clone()),
+            "signature_expired",
+        ),
+        (
+            h.post_signed(h.secret.as_bytes(), now + 301, body.clone()),
+            "signature_expired",
+        ),
     ];
     for (post, code) in &cases {
         let r = h.send(post).await;
-        assert_eq!((r.status, r.http_error()), (StatusCode::UNAUTHORIZED, *code), "{r:?}");
+        assert_eq!(
+            (r.status, r.http_error()),
+            (StatusCode::UNAUTHORIZED, *code),
+            "{r:?}"
+        );
     }
     assert_eq!(h.snapshot(&[SUB], USER).await, before, "nothing stored");
     // The window's edges are inside it.
@@ -255,7 +282,10 @@ async fn unreadable_events_are_invalid_response_and_oversized_or_non_json_bodies
     let mut form = h.post(fixture("order.snake.json"));
     form.content_type = Some("application/x-www-form-urlencoded".into());
     let r = h.send(&form).await;
-    assert_eq!((r.status, r.http_error()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"));
+    assert_eq!(
+        (r.status, r.http_error()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
     let huge = h.post(vec![b' '; tollgate::web::MAX_BODY_BYTES + 1]);
     assert_eq!(h.send(&huge).await.status, StatusCode::PAYLOAD_TOO_LARGE);
     let get = http::Request::builder()
@@ -272,18 +302,30 @@ async fn unreadable_events_are_invalid_response_and_oversized_or_non_json_bodies
 async fn without_a_signing_secret_the_route_says_it_is_not_configured() {
     let f = TestApp::new().purchase_webhook().unwrap();
     let post = Post {
-        signature: Some(tollgate::marketplace::q2::signature::sign(b"s", t0().timestamp(), b"{}")),
+        signature: Some(tollgate::marketplace::q2::signature::sign(
+            b"s",
+            t0().timestamp(),
+            b"{}",
+        )),
         content_type: Some("application/json".into()),
         request_id: None,
         body: b"{}".to_vec(),
     };
     let r = Harness::send_to(&f, &post).await;
-    assert_eq!((r.status, r.http_error()), (StatusCode::SERVICE_UNAVAILABLE, "not_configured"));
+    assert_eq!(
+        (r.status, r.http_error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "not_configured")
+    );
 }
 
 #[test]
 fn an_empty_signing_secret_is_a_cold_start_error() {
-    assert!(TestApp::new().secret(SECRET_NAME, "").purchase_webhook().is_err());
+    assert!(
+        TestApp::new()
+            .secret(SECRET_NAME, "")
+            .purchase_webhook()
+            .is_err()
+    );
 }
 
 async fn an_unknown_product_or_edition_is_a_configuration_error(h: Harness) {
@@ -297,7 +339,11 @@ async fn an_unknown_product_or_edition_is_a_configuration_error(h: Harness) {
         assert_eq!(h.state(sub).await, None);
         assert_eq!(h.send(&post).await.json, r.json, "the same answer again");
     }
-    assert_eq!(h.places(BH).await, vec![], "no place taken by a refused order");
+    assert_eq!(
+        h.places(BH).await,
+        vec![],
+        "no place taken by a refused order"
+    );
     // A product with a default edition orders it when the event names none.
     let savings = event("order", "s4", "4", "77aa-savings", None);
     assert!(h.deliver(&savings).await.success());
@@ -354,7 +400,11 @@ async fn changes_to_unknown_subscriptions_are_user_or_account_not_found(h: Harne
     let r = h.deliver(&later).await;
     assert_eq!(r.code(), "ACCOUNT_NOT_FOUND", "{r:?}");
     let r = h.deliver(&change("sub-a", "8", "STANDARD")).await;
-    assert_eq!(r.code(), "USER_NOT_FOUND", "another user's subscription: {r:?}");
+    assert_eq!(
+        r.code(),
+        "USER_NOT_FOUND",
+        "another user's subscription: {r:?}"
+    );
     let r = h.deliver(&change("sub-a", "7", "GOLD")).await;
     assert_eq!(r.code(), "CONFIGURATION_ERROR", "{r:?}");
     assert_eq!(h.state("sub-a").await.expect("kept").plan.id, "PREMIUM");
@@ -369,21 +419,40 @@ async fn a_cancel_inside_the_minimum_term_is_do_not_cancel_and_afterwards_ends_a
 ) {
     let product = "77aa-savings";
     let who = customer(FI, "7");
-    assert!(h.deliver(&event("order", "sav-1", "7", product, None)).await.success());
+    assert!(
+        h.deliver(&event("order", "sav-1", "7", product, None))
+            .await
+            .success()
+    );
     h.clock.set(t0() + Duration::days(10));
-    let r = h.deliver(&event("cancel", "sav-1", "7", product, None)).await;
+    let r = h
+        .deliver(&event("cancel", "sav-1", "7", product, None))
+        .await;
     assert_eq!(r.code(), "DO_NOT_CANCEL", "{r:?}");
-    assert!(r.json["message"].as_str().unwrap().contains("2025-02-14"), "{r:?}");
+    assert!(
+        r.json["message"].as_str().unwrap().contains("2025-02-14"),
+        "{r:?}"
+    );
     assert_eq!(h.state("sav-1").await.expect("kept").status, Status::Active);
-    assert_eq!(h.check(&who, "savings-goals", Some("SavingsGoals")).await["allowed"], true);
+    assert_eq!(
+        h.check(&who, "savings-goals", Some("SavingsGoals")).await["allowed"],
+        true
+    );
     h.clock.set(t0() + Duration::days(31));
     let mut later = event("cancel", "sav-1", "7", product, None);
     later["processed"] = json!("2025-02-15T12:00:00Z");
     let r = h.deliver(&later).await;
     assert!(r.success(), "{r:?}");
-    assert_eq!(h.state("sav-1").await.expect("kept").status, Status::Cancelled);
+    assert_eq!(
+        h.state("sav-1").await.expect("kept").status,
+        Status::Cancelled
+    );
     let d = h.check(&who, "savings-goals", Some("SavingsGoals")).await;
-    assert_eq!((&d["allowed"], &d["reason"]), (&json!(false), &json!("cancelled")), "{d}");
+    assert_eq!(
+        (&d["allowed"], &d["reason"]),
+        (&json!(false), &json!("cancelled")),
+        "{d}"
+    );
 }
 
 async fn a_cancel_of_an_unknown_subscription_succeeds(h: Harness) {
@@ -403,14 +472,22 @@ fn order_at(sub: &str, user: &str, fi: &str) -> Value {
 
 async fn the_user_cap_refuses_the_fourth_user_of_an_institution_until_one_leaves(h: Harness) {
     for user in ["1", "2", "3"] {
-        assert!(h.deliver(&order(&format!("sub-{user}"), user)).await.success());
+        assert!(
+            h.deliver(&order(&format!("sub-{user}"), user))
+                .await
+                .success()
+        );
     }
     let r = h.deliver(&order("sub-4", "4")).await;
     assert_eq!(r.code(), "MAX_USERS_REACHED", "{r:?}");
     assert!(r.json["message"].as_str().unwrap().contains('3'), "{r:?}");
     assert_eq!(h.state("sub-4").await, None);
     // The cap is per institution.
-    assert!(h.deliver(&order_at("sub-9", "9", "Other Bank")).await.success());
+    assert!(
+        h.deliver(&order_at("sub-9", "9", "Other Bank"))
+            .await
+            .success()
+    );
     assert!(h.deliver(&cancel("sub-1", "1")).await.success());
     assert!(h.deliver(&order("sub-4b", "4")).await.success());
     assert_eq!(h.places(BH).await.len(), 3);
@@ -438,7 +515,12 @@ async fn concurrent_orders_never_pass_the_user_cap(h: Harness) {
         }
     }
     assert_eq!(won.len(), 3, "{won:?}");
-    let held: BTreeSet<String> = h.places(BH).await.into_iter().map(|p| p.subscription).collect();
+    let held: BTreeSet<String> = h
+        .places(BH)
+        .await
+        .into_iter()
+        .map(|p| p.subscription)
+        .collect();
     assert_eq!(held, won);
     for sub in &won {
         assert_eq!(h.state(sub).await.expect("ordered").status, Status::Active);
@@ -455,7 +537,11 @@ async fn concurrent_orders_of_one_user_create_one_subscription(h: Harness) {
     let mut outcomes = Vec::new();
     while let Some(joined) = tasks.join_next().await {
         let r = joined.expect("task");
-        outcomes.push(if r.success() { "ok".to_owned() } else { r.code().to_owned() });
+        outcomes.push(if r.success() {
+            "ok".to_owned()
+        } else {
+            r.code().to_owned()
+        });
     }
     outcomes.sort();
     let mut expected = vec!["USER_ALREADY_EXISTS".to_owned(); 7];
@@ -476,8 +562,15 @@ async fn a_storage_failure_is_unknown_error_with_the_request_id_and_a_retry_succ
     let mut post = h.post(fixture("order.snake.json"));
     post.request_id = Some("req-q2-0001".into());
     let r = h.send(&post).await;
-    assert_eq!((r.status, r.code()), (StatusCode::OK, "UNKNOWN_ERROR"), "{r:?}");
-    assert!(r.json["message"].as_str().unwrap().contains("req-q2-0001"), "{r:?}");
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::OK, "UNKNOWN_ERROR"),
+        "{r:?}"
+    );
+    assert!(
+        r.json["message"].as_str().unwrap().contains("req-q2-0001"),
+        "{r:?}"
+    );
     assert_eq!(h.state(SUB).await, None);
     assert!(h.log(SUB).await.is_empty());
     // The store recovers; Q2 (or the extension's user) tries again.
@@ -502,8 +595,16 @@ async fn a_place_left_by_a_lost_order_is_reclaimed_when_the_institution_is_full(
     h.clock.set(t0() + Duration::minutes(3));
     let r = h.deliver(&order("sub-4b", "4")).await;
     assert!(r.success(), "{r:?}");
-    let held: BTreeSet<String> = h.places(BH).await.into_iter().map(|p| p.subscription).collect();
-    assert_eq!(held, BTreeSet::from(["sub-2".into(), "sub-3".into(), "sub-4b".into()]));
+    let held: BTreeSet<String> = h
+        .places(BH)
+        .await
+        .into_iter()
+        .map(|p| p.subscription)
+        .collect();
+    assert_eq!(
+        held,
+        BTreeSet::from(["sub-2".into(), "sub-3".into(), "sub-4b".into()])
+    );
 }
 
 async fn a_stateless_ping_is_acknowledged_and_changes_nothing(h: Harness) {

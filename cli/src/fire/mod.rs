@@ -5,6 +5,7 @@
 //!
 //! One module and one [`Marketplace`] variant per marketplace.
 
+pub mod gcp;
 pub mod github;
 pub mod q2;
 
@@ -12,6 +13,9 @@ pub mod q2;
 pub enum Marketplace {
     /// Send a signed GitHub Marketplace `marketplace_purchase` delivery to purchase-webhook
     Github(github::Args),
+    /// Play Google Cloud Marketplace through the Google stand-in: an order, the sign-up, plan changes, cancellations (signed Pub/Sub pushes to pubsub-push)
+    #[command(subcommand)]
+    Gcp(gcp::Step),
     /// Send a signed Q2 subscription event (subscribe, update, cancel) to purchase-webhook, as the Q2 extension relays it
     Q2(q2::Args),
 }
@@ -19,6 +23,7 @@ pub enum Marketplace {
 pub async fn run(marketplace: Marketplace) -> Result<(), String> {
     match marketplace {
         Marketplace::Github(args) => github::run(args).await,
+        Marketplace::Gcp(step) => gcp::run(step).await,
         Marketplace::Q2(args) => q2::run(args).await,
     }
 }

@@ -133,17 +133,18 @@ pub fn build(args: &Args, now: chrono::DateTime<Utc>) -> SubscriptionEvent {
         args.subscription.clone()
     };
     let event_type = EventType::from(args.action);
-    let mut event = SubscriptionEvent::new(event_type, subscription, subscriber, &args.product, now)
-        .with_users(args.users)
-        .with_pricing(match args.pricing {
-            Pricing::Monthly => "MONTHLY",
-            Pricing::Yearly => "YEARLY",
-        })
-        .with_casing(match args.casing {
-            FireCasing::Snake => Casing::Snake,
-            FireCasing::Camel => Casing::Camel,
-            FireCasing::Bare => Casing::Bare,
-        });
+    let mut event =
+        SubscriptionEvent::new(event_type, subscription, subscriber, &args.product, now)
+            .with_users(args.users)
+            .with_pricing(match args.pricing {
+                Pricing::Monthly => "MONTHLY",
+                Pricing::Yearly => "YEARLY",
+            })
+            .with_casing(match args.casing {
+                FireCasing::Snake => Casing::Snake,
+                FireCasing::Camel => Casing::Camel,
+                FireCasing::Bare => Casing::Bare,
+            });
     let edition = args.edition.clone().or(match args.action {
         FireAction::Subscribe => Some("PREMIUM".into()),
         FireAction::Update => Some("STANDARD".into()),
@@ -249,7 +250,12 @@ async fn check(
     } else {
         q2.extensions.iter().map(|e| Some(e.as_str())).collect()
     };
-    let width = features.iter().flatten().map(|f| f.len()).max().unwrap_or(0);
+    let width = features
+        .iter()
+        .flatten()
+        .map(|f| f.len())
+        .max()
+        .unwrap_or(0);
     for feature in features {
         let mut q = json!({"marketplace": "q2", "customer_id": customer, "product": product});
         if let Some(f) = feature {
@@ -358,8 +364,8 @@ fn unreachable_error(url: &str, e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
     use chrono::TimeZone;
+    use clap::Parser;
 
     use super::*;
     use crate::{Cli, Command, fire};
@@ -381,13 +387,21 @@ mod tests {
     #[test]
     fn defaults_fire_the_demo_users_budget_helper_events() {
         let a = parse("q2 subscribe").unwrap();
-        assert_eq!((a.url.as_str(), a.check_url.as_str()), (DEFAULT_URL, DEFAULT_CHECK_URL));
+        assert_eq!(
+            (a.url.as_str(), a.check_url.as_str()),
+            (DEFAULT_URL, DEFAULT_CHECK_URL)
+        );
         let e = build(&a, noon());
         assert_eq!(e.event_type, EventType::Order);
         assert_eq!(e.subscription_id, DEMO_SUBSCRIPTION);
         assert_eq!(e.edition.as_deref(), Some("PREMIUM"));
         assert_eq!(e.customer_id(), "Local Credit Union:123456");
-        assert_eq!(build(&parse("q2 update").unwrap(), noon()).edition.as_deref(), Some("STANDARD"));
+        assert_eq!(
+            build(&parse("q2 update").unwrap(), noon())
+                .edition
+                .as_deref(),
+            Some("STANDARD")
+        );
         assert_eq!(build(&parse("q2 cancel").unwrap(), noon()).edition, None);
     }
 

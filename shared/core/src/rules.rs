@@ -24,9 +24,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Observation, ObservedState,
-    AppliedMark, Awaiting, Customer, Disposition, EventKind, LogEntry, MarketEvent, PendingChange,
-    Plan, PlanTerms, PriceModel, Seats, Status, Subscription,
+    AppliedMark, Awaiting, Customer, Disposition, EventKind, LogEntry, MarketEvent, Observation,
+    ObservedState, PendingChange, Plan, PlanTerms, PriceModel, Seats, Status, Subscription,
 };
 
 /// Something to do at the marketplace after the new state is committed.
@@ -325,7 +324,11 @@ fn observed(
     });
     let note = format!(
         "{} {}: {} on plan {}",
-        if unchanged { "observed unchanged" } else { "observed" },
+        if unchanged {
+            "observed unchanged"
+        } else {
+            "observed"
+        },
         o.state.as_str(),
         next.status.as_str(),
         next.plan.id
@@ -1216,7 +1219,10 @@ mod tests {
         let s = step(None, &observe(1, ObservedState::Active, "team"), t(1));
         let out = apply(Some(&s), &observe(1, ObservedState::Active, "team"), t(2));
         let next = out.next.clone().unwrap_or_else(|| s.clone());
-        assert_eq!((next.status, &next.plan.id), (Status::Active, &"team".to_owned()));
+        assert_eq!(
+            (next.status, &next.plan.id),
+            (Status::Active, &"team".to_owned())
+        );
         assert!(
             out.disposition() == Disposition::Stale || out.log.note.contains("unchanged"),
             "{}",
@@ -1246,7 +1252,11 @@ mod tests {
             &s.pending_change,
             Some(PendingChange::Plan { plan, effective_at, .. }) if plan.id == "business" && *effective_at == t(20)
         ));
-        let s = step(Some(&s), &observe(3, ObservedState::Active, "business"), t(3));
+        let s = step(
+            Some(&s),
+            &observe(3, ObservedState::Active, "business"),
+            t(3),
+        );
         assert_eq!((s.plan.id.as_str(), &s.pending_change), ("business", &None));
     }
 
@@ -1264,7 +1274,11 @@ mod tests {
         );
         let s = step(Some(&s), &observe(3, ObservedState::Active, "team"), t(3));
         assert_eq!((s.status, s.access_until), (Status::Active, None));
-        let s = step(Some(&s), &observe(4, ObservedState::Cancelled, "team"), t(4));
+        let s = step(
+            Some(&s),
+            &observe(4, ObservedState::Cancelled, "team"),
+            t(4),
+        );
         assert_eq!((s.status, s.access_until), (Status::Cancelled, None));
     }
 
@@ -1309,7 +1323,12 @@ mod tests {
             parse_refusal_note(&refusal_note("DO_NOT_CANCEL", "x")),
             Some(("DO_NOT_CANCEL", "x"))
         );
-        for note in ["purchased plan team", "refused: x", "refused lower: x", "refused X"] {
+        for note in [
+            "purchased plan team",
+            "refused: x",
+            "refused lower: x",
+            "refused X",
+        ] {
             assert_eq!(parse_refusal_note(note), None, "{note}");
         }
     }

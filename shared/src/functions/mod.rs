@@ -125,7 +125,10 @@ pub(crate) fn gcp_procurement(
             return Ok(port::unconfigured("no Google credentials configured"));
         }
     };
-    let client = ProcurementClient::new(&deps.settings, provider, tokens)
-        .map_err(|e| SetupError::Invalid(format!("TOLLGATE_GCP_PROVIDER_ID / TOLLGATE_PROCUREMENT_URL: {e}")))?;
+    let client = ProcurementClient::new(&deps.settings, provider, tokens).map_err(|e| {
+        SetupError::Invalid(format!(
+            "TOLLGATE_GCP_PROVIDER_ID / TOLLGATE_PROCUREMENT_URL: {e}"
+        ))
+    })?;
     Ok(std::sync::Arc::new(client))
 }

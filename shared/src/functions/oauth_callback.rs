@@ -13,15 +13,15 @@ use async_trait::async_trait;
 use http::{HeaderValue, StatusCode, header};
 
 use crate::clock::{Clock, SystemClock};
+use crate::config::Catalog;
+use crate::marketplace::gcp::keys::{KeyCache, KeyFormat};
+use crate::marketplace::gcp::signup::{GcpSignup, SIGNUP_PATH, signed_up_page, signup_error_page};
+use crate::marketplace::gcp::signup_token::SignupVerifier;
 use crate::marketplace::github::client::GithubClient;
 use crate::marketplace::github::oauth::{
     CALLBACK_PATH, CallbackParams, GithubSignIn, OauthApp, OauthError, SETUP_PATH, error_page,
     success_page,
 };
-use crate::config::Catalog;
-use crate::marketplace::gcp::keys::{KeyCache, KeyFormat};
-use crate::marketplace::gcp::signup::{GcpSignup, SIGNUP_PATH, signed_up_page, signup_error_page};
-use crate::marketplace::gcp::signup_token::SignupVerifier;
 use crate::model::Marketplace;
 use crate::setup::{Deps, SetupError};
 use crate::web::{
@@ -92,7 +92,10 @@ impl OauthCallback {
     async fn gcp_signup(&self, req: &Request) -> Response {
         let token = form_field(req, TOKEN_FIELD).unwrap_or_default();
         match self.gcp.finish(&token).await {
-            Ok(done) => page(StatusCode::OK, signed_up_page(&done, &self.gcp_product_name)),
+            Ok(done) => page(
+                StatusCode::OK,
+                signed_up_page(&done, &self.gcp_product_name),
+            ),
             Err(e) => {
                 let html = signup_error_page(&e);
                 let api = ApiError::from(e);

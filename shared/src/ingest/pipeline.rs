@@ -298,7 +298,8 @@ impl<A: Adapter> Pipeline<A> {
                     also.push((earlier.event.subscription.clone(), earlier.status()));
                 }
             }
-            let mut processed = applied.ok_or_else(|| Failure::NothingResolved(delivery.id.clone()))?;
+            let mut processed =
+                applied.ok_or_else(|| Failure::NothingResolved(delivery.id.clone()))?;
             processed.also = also;
             Ok::<_, Failure<A::ResolveError>>((processed, context))
         };
@@ -321,10 +322,7 @@ impl<A: Adapter> Pipeline<A> {
     /// redelivers until acknowledged: the state is not touched again, but
     /// the follow-ups run once more from a fresh resolution — a follow-up
     /// that failed after the commit is retried this way.
-    async fn follow_up_again(
-        &self,
-        delivery: &Delivery,
-    ) -> Result<(), Failure<A::ResolveError>> {
+    async fn follow_up_again(&self, delivery: &Delivery) -> Result<(), Failure<A::ResolveError>> {
         let work = async {
             let Resolution { events, context } = self
                 .adapter

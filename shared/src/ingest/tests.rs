@@ -10,9 +10,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
+use super::adapter::Resolution;
 use super::replay::{ReplayRunError, replay_pending};
 use super::*;
-use super::adapter::Resolution;
 use crate::clock::FixedClock;
 use crate::model::{
     Awaiting, Customer, CustomerKey, EventKind, MarketEvent, Marketplace, Plan, PlanTerms, Status,
@@ -272,7 +272,10 @@ async fn a_record_first_redelivery_of_a_done_delivery_runs_nothing_again() {
     let body = order_awaiting_signup();
     w.send(Some("m1"), &body).await.unwrap();
     let calls = w.adapter().followed_up.lock().unwrap().len();
-    assert_eq!(w.send(Some("m1"), &body).await.unwrap()["status"], "duplicate");
+    assert_eq!(
+        w.send(Some("m1"), &body).await.unwrap()["status"],
+        "duplicate"
+    );
     assert_eq!(w.adapter().followed_up.lock().unwrap().len(), calls);
 }
 

@@ -1,10 +1,10 @@
 //! Where subscription state lives.
 //!
 //! Role traits ([`Subscriptions`], [`Commits`], [`Deliveries`], [`SeatClaims`],
-//! [`Tokens`], [`UserLinks`], [`Enrollments`]; [`Store`] is all of them), two implementations
-//! that pass one conformance suite (`tests/src/conformance.rs`): DynamoDB in
-//! production ([`dynamo`]) and an embedded SQLite file for `make dev` and
-//! fast tests ([`sqlite`]). What the two write and say alike (time format,
+//! [`Tokens`], [`UserLinks`], [`Enrollments`]; [`Store`] is all of them),
+//! two implementations that pass one conformance suite
+//! (`tests/src/conformance.rs`): DynamoDB in production ([`dynamo`]) and an
+//! embedded SQLite file for `make dev` and fast tests ([`sqlite`]). What the two write and say alike (time format,
 //! status names, documents, commit checks, error wording) is encoded once,
 //! in `codec`, so they cannot drift apart.
 //!
@@ -278,7 +278,11 @@ pub struct GroupKey {
 }
 
 impl GroupKey {
-    pub fn new(marketplace: Marketplace, product: impl Into<String>, group: impl Into<String>) -> Self {
+    pub fn new(
+        marketplace: Marketplace,
+        product: impl Into<String>,
+        group: impl Into<String>,
+    ) -> Self {
         Self {
             marketplace,
             product: product.into(),
@@ -376,7 +380,14 @@ impl<T: Subscriptions + Commits + ?Sized> EventLedger for T {}
 pub trait Store: EventLedger + Deliveries + SeatClaims + Tokens + UserLinks + Enrollments {}
 
 impl<T> Store for T where
-    T: Subscriptions + Commits + Deliveries + SeatClaims + Tokens + UserLinks + Enrollments + ?Sized
+    T: Subscriptions
+        + Commits
+        + Deliveries
+        + SeatClaims
+        + Tokens
+        + UserLinks
+        + Enrollments
+        + ?Sized
 {
 }
 

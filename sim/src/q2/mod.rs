@@ -208,16 +208,31 @@ impl SubscriptionEvent {
         let time = self.created.to_rfc3339_opts(SecondsFormat::Millis, true);
         let fields: [(&str, &str, Value); 11] = [
             ("event_type", "eventType", json!(self.event_type.as_str())),
-            ("subscription_id", "subscriptionId", json!(self.subscription_id)),
+            (
+                "subscription_id",
+                "subscriptionId",
+                json!(self.subscription_id),
+            ),
             ("sso_user_id", "ssoUserId", json!(s.sso_user_id)),
             ("user_id", "userId", json!(s.user_id)),
             ("fi_name", "fiName", json!(s.fi_name)),
-            ("product_identifier", "productIdentifier", json!(self.product_identifier)),
-            ("extension_name", "extensionName", json!(self.extension_name)),
+            (
+                "product_identifier",
+                "productIdentifier",
+                json!(self.product_identifier),
+            ),
+            (
+                "extension_name",
+                "extensionName",
+                json!(self.extension_name),
+            ),
             (
                 "extension_url",
                 "extensionUrl",
-                json!(format!("https://q2.example/marketplace/{}", self.extension_name)),
+                json!(format!(
+                    "https://q2.example/marketplace/{}",
+                    self.extension_name
+                )),
             ),
             ("created", "created", json!(time)),
             ("processed", "processed", json!(time)),
@@ -227,7 +242,9 @@ impl SubscriptionEvent {
         Value::Object(
             fields
                 .into_iter()
-                .map(|(snake, camel_name, v)| ((if camel { camel_name } else { snake }).to_owned(), v))
+                .map(|(snake, camel_name, v)| {
+                    ((if camel { camel_name } else { snake }).to_owned(), v)
+                })
                 .collect(),
         )
     }
@@ -290,8 +307,14 @@ mod tests {
     }
 
     fn event(t: EventType) -> SubscriptionEvent {
-        SubscriptionEvent::new(t, "sub-1", Subscriber::demo(), "3f2c7f0e-budgethelper", at())
-            .with_edition("PREMIUM")
+        SubscriptionEvent::new(
+            t,
+            "sub-1",
+            Subscriber::demo(),
+            "3f2c7f0e-budgethelper",
+            at(),
+        )
+        .with_edition("PREMIUM")
     }
 
     #[test]
@@ -316,7 +339,10 @@ mod tests {
         let read = parse(&bare.body()).unwrap();
         assert_eq!(read.event_type, Read::Cancel);
         assert_eq!(read.subscription_id, "sub-1");
-        assert_eq!(format!("{}:{}", read.institution, read.user_id), bare.customer_id());
+        assert_eq!(
+            format!("{}:{}", read.institution, read.user_id),
+            bare.customer_id()
+        );
     }
 
     #[test]
@@ -331,7 +357,10 @@ mod tests {
         let body = event(EventType::Order).body();
         let t = at().timestamp();
         let header = sign(b"secret", t, &body);
-        assert_eq!(header, tollgate::marketplace::q2::signature::sign(b"secret", t, &body));
+        assert_eq!(
+            header,
+            tollgate::marketplace::q2::signature::sign(b"secret", t, &body)
+        );
         assert_eq!(
             tollgate::marketplace::q2::signature::verify_any(
                 [b"secret".as_slice()],

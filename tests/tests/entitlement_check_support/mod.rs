@@ -433,7 +433,9 @@ impl tollgate::store::Enrollments for CountingStore {
         now: DateTime<Utc>,
     ) -> Result<bool, tollgate::store::StoreError> {
         self.note("transfer_enrollment");
-        self.inner.transfer_enrollment(g, member, from, to, now).await
+        self.inner
+            .transfer_enrollment(g, member, from, to, now)
+            .await
     }
     async fn unenroll(
         &self,

@@ -19,13 +19,10 @@ use tollgate::functions::entitlement_check::EntitlementCheck;
 use tollgate::functions::purchase_webhook::PurchaseWebhook;
 use tollgate::marketplace::q2::SECRET_NAME;
 use tollgate::marketplace::q2::signature::sign;
-use tollgate::model::{
-    AppUser, CustomerKey, LogEntry, Marketplace, Subscription, SubscriptionKey,
-};
+use tollgate::model::{AppUser, CustomerKey, LogEntry, Marketplace, Subscription, SubscriptionKey};
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::store::{
-    Commit, Delivery, Enrolled, Enrollment, GroupKey, Recorded, SeatClaim, Store, StoreError,
-    Token,
+    Commit, Delivery, Enrolled, Enrollment, GroupKey, Recorded, SeatClaim, Store, StoreError, Token,
 };
 use tollgate::testing::TestApp;
 use tollgate::web::{Body, Function, serve};
@@ -208,16 +205,21 @@ impl Harness {
 
     /// The harness on `inner`, behind a store that fails when told to,
     /// with a fresh signing secret plus `secrets`.
-    pub fn new(inner: Arc<dyn Store>, guard: Box<dyn Send + Sync>, secrets: &[(&str, &str)]) -> Self {
+    pub fn new(
+        inner: Arc<dyn Store>,
+        guard: Box<dyn Send + Sync>,
+        secrets: &[(&str, &str)],
+    ) -> Self {
         let secret = tollgate::web::random_token(24);
         let flaky = Arc::new(Flaky::new(inner));
         let store: Arc<dyn Store> = flaky.clone();
         let clock = Arc::new(FixedClock::new(t0()));
         let app = secrets
             .iter()
-            .fold(TestApp::new().secret(SECRET_NAME, &secret), |app, (k, v)| {
-                app.secret(k, v)
-            })
+            .fold(
+                TestApp::new().secret(SECRET_NAME, &secret),
+                |app, (k, v)| app.secret(k, v),
+            )
             .config(CONFIG)
             .store(Arc::clone(&store))
             .clock(Arc::clone(&clock));
@@ -393,7 +395,9 @@ impl tollgate::store::Subscriptions for Flaky {
 impl tollgate::store::Commits for Flaky {
     async fn commit(&self, c: &Commit) -> Result<(), StoreError> {
         if self.fail_commits.load(Ordering::SeqCst) {
-            return Err(StoreError::Transient("injected: the table is throttled".into()));
+            return Err(StoreError::Transient(
+                "injected: the table is throttled".into(),
+            ));
         }
         self.inner.commit(c).await
     }
@@ -473,7 +477,11 @@ impl tollgate::store::Enrollments for Flaky {
     ) -> Result<Enrolled, StoreError> {
         self.inner.enroll(g, member, sub, cap, now).await
     }
-    async fn enrollment(&self, g: &GroupKey, member: &str) -> Result<Option<Enrollment>, StoreError> {
+    async fn enrollment(
+        &self,
+        g: &GroupKey,
+        member: &str,
+    ) -> Result<Option<Enrollment>, StoreError> {
         self.inner.enrollment(g, member).await
     }
     async fn enrollments(&self, g: &GroupKey) -> Result<Vec<Enrollment>, StoreError> {
@@ -487,7 +495,9 @@ impl tollgate::store::Enrollments for Flaky {
         to: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        self.inner.transfer_enrollment(g, member, from, to, now).await
+        self.inner
+            .transfer_enrollment(g, member, from, to, now)
+            .await
     }
     async fn unenroll(&self, g: &GroupKey, member: &str, sub: &str) -> Result<bool, StoreError> {
         self.inner.unenroll(g, member, sub).await

@@ -49,8 +49,11 @@ pub trait Procurement: Send + Sync {
     ) -> Result<Vec<EntitlementView>, ProcurementFailure>;
     async fn approve_entitlement(&self, id: &str) -> Result<(), ProcurementFailure>;
     async fn reject_entitlement(&self, id: &str, reason: &str) -> Result<(), ProcurementFailure>;
-    async fn approve_plan_change(&self, id: &str, pending_plan: &str)
-    -> Result<(), ProcurementFailure>;
+    async fn approve_plan_change(
+        &self,
+        id: &str,
+        pending_plan: &str,
+    ) -> Result<(), ProcurementFailure>;
     async fn reject_plan_change(
         &self,
         id: &str,
@@ -275,7 +278,10 @@ impl GcpAdapter {
             product: String::new(),
             effective_at: delivery.received_at,
             kind: EventKind::Unknown {
-                name: format!("{} (account event; nothing to apply)", event_type.to_ascii_lowercase()),
+                name: format!(
+                    "{} (account event; nothing to apply)",
+                    event_type.to_ascii_lowercase()
+                ),
             },
         };
         Ok(Resolution::one(event, GcpContext::default()))
@@ -378,7 +384,9 @@ fn deleted_event(
     // Deletion is final: it orders after anything already applied.
     let effective_at = stored
         .and_then(|s| s.last_applied.as_ref())
-        .map_or(delivery.received_at, |m| m.effective_at.max(delivery.received_at));
+        .map_or(delivery.received_at, |m| {
+            m.effective_at.max(delivery.received_at)
+        });
     MarketEvent {
         id: delivery.id.clone(),
         subscription: key.clone(),
@@ -418,13 +426,18 @@ impl Adapter for GcpAdapter {
                 let kind = Notification::parse(&envelope.data)
                     .map(|n| n.event_type)
                     .ok()
-                    .filter(|t| !t.is_empty() && t.len() <= 100 && t.bytes().all(|b| b.is_ascii_graphic()))
+                    .filter(|t| {
+                        !t.is_empty() && t.len() <= 100 && t.bytes().all(|b| b.is_ascii_graphic())
+                    })
                     .unwrap_or_else(|| "unreadable".to_owned());
                 let id = notification::delivery_id(&envelope)
                     .unwrap_or_else(|| format!("sha256:{}", sha256_hex(body)));
                 (id, kind)
             }
-            Err(_) => (format!("sha256:{}", sha256_hex(body)), "unreadable".to_owned()),
+            Err(_) => (
+                format!("sha256:{}", sha256_hex(body)),
+                "unreadable".to_owned(),
+            ),
         };
         Ok(Admission::Deliver { id, kind })
     }
@@ -464,5 +477,224 @@ impl Adapter for GcpAdapter {
                 message: e.message,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The follow-up decisions against a scripted Procurement API; the
+    //! whole flow against the Google stand-in is in
+    //! `tests/tests/gcp_marketplace.rs`.
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ingest::Ingested;
+    use crate::store::sqlite::SqliteStore;
+
+    #[derive(Default)]
+    struct Scripted {
+        calls: Mutex<Vec<String>>,
+        answer: Mutex<Option<ProcurementFailure>>,
+    }
+
+    impl Scripted {
+        fn record(&self, call: String) -> Result<(), ProcurementFailure> {
+            self.calls.lock().unwrap().push(call);
+            match self.answer.lock().unwrap().clone() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Procurement for Scripted {
+        async fn entitlement(
+            &self,
+            _: &str,
+        ) -> Result<Option<EntitlementView>, ProcurementFailure> {
+            Ok(None)
+        }
+        async fn account(&self, _: &str) -> Result<Option<AccountView>, ProcurementFailure> {
+            Ok(None)
+        }
+        async fn account_entitlements(
+            &self,
+            _: &str,
+        ) -> Result<Vec<EntitlementView>, ProcurementFailure> {
+            Ok(vec![])
+        }
+        async fn approve_entitlement(&self, id: &str) -> Result<(), ProcurementFailure> {
+            self.record(format!("approve {id}"))
+        }
+        async fn reject_entitlement(&self, id: &str, _: &str) -> Result<(), ProcurementFailure> {
+            self.record(format!("reject {id}"))
+        }
+        async fn approve_plan_change(
+            &self,
+            id: &str,
+            plan: &str,
+        ) -> Result<(), ProcurementFailure> {
+            self.record(format!("approvePlanChange {id} {plan}"))
+        }
+        async fn reject_plan_change(
+            &self,
+            id: &str,
+            plan: &str,
+            _: &str,
+        ) -> Result<(), ProcurementFailure> {
+            self.record(format!("rejectPlanChange {id} {plan}"))
+        }
+        async fn approve_signup(&self, id: &str) -> Result<(), ProcurementFailure> {
+            self.record(format!("approveSignup {id}"))
+        }
+    }
+
+    const CONFIG: &str = r#"
+[products.ci.tiers.team]
+[products.ci.plans.gcp]
+"team-monthly" = "team"
+[marketplaces.gcp.products]
+"ci.example" = "ci"
+"#;
+
+    fn adapter(procurement: Arc<Scripted>, config: &str) -> GcpAdapter {
+        let catalog = Catalog::parse(config, std::path::Path::new("tollgate.toml")).unwrap();
+        GcpAdapter::new(
+            None,
+            procurement,
+            Arc::new(catalog),
+            Arc::new(SqliteStore::open_in_memory().unwrap()),
+        )
+    }
+
+    fn context(state: EntitlementState, plan: &str, signed_up: bool) -> GcpContext {
+        GcpContext {
+            entitlement: Some(EntitlementView {
+                id: "e1".into(),
+                account_id: "a1".into(),
+                product: "ci.example".into(),
+                plan: plan.into(),
+                new_pending_plan: Some("team-monthly".into()),
+                state,
+                update_time: None,
+                term_ends_at: None,
+            }),
+            account: Some(AccountView {
+                id: "a1".into(),
+                signup: Some(if signed_up { "APPROVED" } else { "PENDING" }.into()),
+            }),
+            product: Some("ci".into()),
+        }
+    }
+
+    fn processed() -> Processed {
+        Processed {
+            event: MarketEvent {
+                id: "m".into(),
+                subscription: SubscriptionKey::new(Marketplace::Gcp, "e1"),
+                customer: Customer::new(CustomerKey::new(Marketplace::Gcp, "a1")),
+                product: "ci".into(),
+                effective_at: DateTime::UNIX_EPOCH,
+                kind: EventKind::Approved,
+            },
+            result: Ingested::Duplicate,
+            also: vec![],
+        }
+    }
+
+    async fn follow_up(
+        p: &Arc<Scripted>,
+        config: &str,
+        ctx: GcpContext,
+    ) -> Result<(), FollowUpError> {
+        adapter(Arc::clone(p), config)
+            .follow_up(&ctx, &processed())
+            .await
+    }
+
+    #[tokio::test]
+    async fn an_order_is_approved_only_after_sign_up() {
+        let p = Arc::new(Scripted::default());
+        follow_up(
+            &p,
+            CONFIG,
+            context(EntitlementState::ActivationRequested, "team-monthly", false),
+        )
+        .await
+        .unwrap();
+        assert!(p.calls.lock().unwrap().is_empty(), "never before sign-up");
+        follow_up(
+            &p,
+            CONFIG,
+            context(EntitlementState::ActivationRequested, "team-monthly", true),
+        )
+        .await
+        .unwrap();
+        assert_eq!(*p.calls.lock().unwrap(), ["approve e1"]);
+    }
+
+    #[tokio::test]
+    async fn manual_approval_leaves_orders_to_the_vendor_but_still_rejects_unknown_plans() {
+        let manual = CONFIG.replace(
+            "[marketplaces.gcp.products]",
+            "[marketplaces.gcp]\napproval = \"manual\"\n[marketplaces.gcp.products]",
+        );
+        let p = Arc::new(Scripted::default());
+        follow_up(
+            &p,
+            &manual,
+            context(EntitlementState::ActivationRequested, "team-monthly", true),
+        )
+        .await
+        .unwrap();
+        assert!(p.calls.lock().unwrap().is_empty());
+        follow_up(
+            &p,
+            &manual,
+            context(EntitlementState::ActivationRequested, "gold", true),
+        )
+        .await
+        .unwrap();
+        assert_eq!(*p.calls.lock().unwrap(), ["reject e1"]);
+    }
+
+    #[tokio::test]
+    async fn a_requested_plan_change_is_approved_with_the_pending_plan() {
+        let p = Arc::new(Scripted::default());
+        follow_up(
+            &p,
+            CONFIG,
+            context(
+                EntitlementState::PendingPlanChangeApproval,
+                "team-monthly",
+                true,
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            *p.calls.lock().unwrap(),
+            ["approvePlanChange e1 team-monthly"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_precondition_is_acknowledged_a_transient_failure_is_not() {
+        let p = Arc::new(Scripted::default());
+        *p.answer.lock().unwrap() = Some(ProcurementFailure {
+            message: "Precondition check failed.".into(),
+            transient: false,
+            precondition: true,
+        });
+        let ctx = || context(EntitlementState::ActivationRequested, "team-monthly", true);
+        assert_eq!(follow_up(&p, CONFIG, ctx()).await, Ok(()));
+        *p.answer.lock().unwrap() = Some(ProcurementFailure {
+            message: "503".into(),
+            transient: true,
+            precondition: false,
+        });
+        let err = follow_up(&p, CONFIG, ctx()).await.unwrap_err();
+        assert!(err.transient);
     }
 }

@@ -110,6 +110,23 @@ impl KeyCache {
         }
     }
 
+    /// A cache that already holds `keys` (benchmarks, tests): fetches only
+    /// for a key id it does not hold.
+    pub fn preloaded(
+        url: impl Into<String>,
+        format: KeyFormat,
+        http: reqwest::Client,
+        keys: impl IntoIterator<Item = (String, DecodingKey)>,
+    ) -> Self {
+        let mut cache = Self::new(url, format, http);
+        cache.keys = RwLock::new(keys.into_iter().collect());
+        cache.fetches = Mutex::new(Fetches {
+            loaded: true,
+            ..Fetches::default()
+        });
+        cache
+    }
+
     pub fn url(&self) -> &str {
         &self.url
     }

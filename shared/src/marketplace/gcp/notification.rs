@@ -178,7 +178,10 @@ mod tests {
         let n = Notification::parse(&env.data).unwrap();
         assert_eq!(n.event_type, "ENTITLEMENT_OFFER_ACCEPTED");
         assert_eq!(n.resource, Resource::Entitlement("18f7b898".into()));
-        assert_eq!(delivery_id(&env).as_deref(), Some("CREATE_ENTITLEMENT-f502"));
+        assert_eq!(
+            delivery_id(&env).as_deref(),
+            Some("CREATE_ENTITLEMENT-f502")
+        );
     }
 
     #[test]
@@ -186,7 +189,10 @@ mod tests {
         // From doitintl/doit-easily-marketplace's example payloads.
         let n = Notification::parse(br#"{"eventId":"ENTITLEMENT_CANCELLED-709a","eventType":"ENTITLEMENT_CANCELLED","entitlement":{"id":"c91aecd0","updateTime":"2022-07-18T09: 42: 51.275760Z"},"providerId":"doit-public","extra":{"x":1}}"#).unwrap();
         assert_eq!(n.resource, Resource::Entitlement("c91aecd0".into()));
-        assert_eq!(n.update_time.as_deref(), Some("2022-07-18T09: 42: 51.275760Z"));
+        assert_eq!(
+            n.update_time.as_deref(),
+            Some("2022-07-18T09: 42: 51.275760Z")
+        );
     }
 
     #[test]
@@ -214,5 +220,60 @@ mod tests {
             Notification::parse(br#"{"eventId":"e","eventType":"X"}"#).unwrap_err(),
             NotificationError::NoResource
         );
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/../tests/fixtures/gcp/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn googles_documented_envelope_reads_with_both_id_spellings() {
+        let env = Envelope::parse(&fixture("pubsub-push-envelope.json")).unwrap();
+        assert_eq!(env.message_id.as_deref(), Some("2070443601311540"));
+        assert_eq!(
+            env.publish_time.as_deref(),
+            Some("2021-02-26T19:13:55.749Z")
+        );
+        assert_eq!(env.data, b"Hello Cloud Pub/Sub! Here is my message!");
+        // Its data is not a Marketplace notification: recorded, not applied.
+        assert!(Notification::parse(&env.data).is_err());
+    }
+
+    #[test]
+    fn published_and_real_notification_bodies_are_read() {
+        for (file, event_type, resource) in [
+            (
+                "entitlement-creation-requested.json",
+                "ENTITLEMENT_CREATION_REQUESTED",
+                Resource::Entitlement("ENTITLEMENT_ID".into()),
+            ),
+            (
+                "account-active.json",
+                "ACCOUNT_ACTIVE",
+                Resource::Account("USER_ACCOUNT_ID".into()),
+            ),
+            (
+                "entitlement-offer-accepted.json",
+                "ENTITLEMENT_OFFER_ACCEPTED",
+                Resource::Entitlement("18f7b898-4024-4a2f-b9e8-520d661a8801".into()),
+            ),
+            (
+                "entitlement-cancelled-stray-spaces.json",
+                "ENTITLEMENT_CANCELLED",
+                Resource::Entitlement("c91aecd0".into()),
+            ),
+        ] {
+            let n = Notification::parse(&fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            assert_eq!(
+                (n.event_type.as_str(), &n.resource),
+                (event_type, &resource),
+                "{file}"
+            );
+            assert!(n.event_id.is_some(), "{file}");
+        }
     }
 }

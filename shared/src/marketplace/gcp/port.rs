@@ -29,9 +29,7 @@ fn entitlement_view(e: api::Entitlement) -> EntitlementView {
         Some(S::PendingCancellation) => EntitlementState::PendingCancellation,
         Some(S::Cancelled) => EntitlementState::Cancelled,
         Some(S::PendingPlanChange) => EntitlementState::PendingPlanChange,
-        Some(S::PendingPlanChangeApproval) => {
-            EntitlementState::PendingPlanChangeApproval
-        }
+        Some(S::PendingPlanChangeApproval) => EntitlementState::PendingPlanChangeApproval,
         Some(S::Suspended) => EntitlementState::Suspended,
         Some(other) => EntitlementState::Other(other.as_str().to_owned()),
         None => EntitlementState::Other("ENTITLEMENT_STATE_UNSPECIFIED".to_owned()),

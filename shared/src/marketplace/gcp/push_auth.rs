@@ -36,7 +36,9 @@ const MAX_TOKEN_BYTES: usize = 8 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushAuthError {
     /// No push service account or audience configured: nothing can be verified.
-    #[error("Pub/Sub push is not configured (set TOLLGATE_GCP_PUSH_AUDIENCE and TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT)")]
+    #[error(
+        "Pub/Sub push is not configured (set TOLLGATE_GCP_PUSH_AUDIENCE and TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT)"
+    )]
     NotConfigured,
     #[error("no `Authorization: Bearer` token")]
     MissingBearer,
@@ -141,7 +143,11 @@ pub struct PushVerifier {
 }
 
 impl PushVerifier {
-    pub fn new(keys: KeyCache, audience: impl Into<String>, service_account: impl Into<String>) -> Self {
+    pub fn new(
+        keys: KeyCache,
+        audience: impl Into<String>,
+        service_account: impl Into<String>,
+    ) -> Self {
         Self {
             keys,
             audience: audience.into(),
@@ -182,12 +188,18 @@ impl PushVerifier {
                 _ => PushAuthError::Malformed,
             })?
             .claims;
-        if !claims.iss.as_deref().is_some_and(|iss| ISSUERS.contains(&iss)) {
+        if !claims
+            .iss
+            .as_deref()
+            .is_some_and(|iss| ISSUERS.contains(&iss))
+        {
             return Err(PushAuthError::WrongIssuer);
         }
         let audience_matches = match &claims.aud {
             Some(Audience::One(aud)) => aud.eq_ignore_ascii_case(&self.audience),
-            Some(Audience::Many(auds)) => auds.iter().any(|a| a.eq_ignore_ascii_case(&self.audience)),
+            Some(Audience::Many(auds)) => {
+                auds.iter().any(|a| a.eq_ignore_ascii_case(&self.audience))
+            }
             None => false,
         };
         if !audience_matches {

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 
-use super::adapter::{AccountView, EntitlementState, EntitlementView, Procurement, ProcurementFailure};
+use super::adapter::{
+    AccountView, EntitlementState, EntitlementView, Procurement, ProcurementFailure,
+};
 use super::signup_token::{SignupTokenError, SignupVerifier};
 use crate::clock::Clock;
 use crate::config::{ApprovalPolicy, Catalog};
@@ -131,7 +133,10 @@ impl GcpSignup {
 
     /// `POST /gcp/signup` with the form's token.
     pub async fn finish(&self, token: &str) -> Result<SignedUp, SignupError> {
-        let verifier = self.verifier.as_ref().ok_or(SignupTokenError::NotConfigured)?;
+        let verifier = self
+            .verifier
+            .as_ref()
+            .ok_or(SignupTokenError::NotConfigured)?;
         let now = self.now();
         let verified = verifier.verify(token, now).await?;
         // Used up before anything else happens: a replay finds it.
@@ -204,7 +209,9 @@ impl GcpSignup {
             OrderAction::None
         } else if tier.is_none() {
             let reason = format!("plan {} is not offered by this product", ent.plan);
-            self.tolerate_precondition(self.procurement.reject_entitlement(&ent.id, &reason).await)?;
+            self.tolerate_precondition(
+                self.procurement.reject_entitlement(&ent.id, &reason).await,
+            )?;
             OrderAction::Rejected
         } else if self.catalog.approval(Marketplace::Gcp) == ApprovalPolicy::Manual {
             OrderAction::WaitingForVendor
@@ -234,10 +241,7 @@ impl GcpSignup {
 
 /// The page after a sign-up: which plans, and what happens next.
 pub fn signed_up_page(done: &SignedUp, product_name: &str) -> String {
-    let mut body = format!(
-        "<h1>You're signed up for {}</h1>\n",
-        escape(product_name)
-    );
+    let mut body = format!("<h1>You're signed up for {}</h1>\n", escape(product_name));
     if done.orders.is_empty() {
         body.push_str("<p>Your account is ready. Your order will appear here once Google Cloud Marketplace sends it.</p>\n");
     }
@@ -245,13 +249,19 @@ pub fn signed_up_page(done: &SignedUp, product_name: &str) -> String {
         let plan = order.tier.as_deref().unwrap_or(&order.plan);
         let next = match order.action {
             OrderAction::Approved => "Approved. It becomes active within a few minutes.",
-            OrderAction::Rejected => "This plan is not offered; the order was declined and you will not be charged.",
-            OrderAction::WaitingForVendor => "Waiting for our approval; we will email you when it is active.",
+            OrderAction::Rejected => {
+                "This plan is not offered; the order was declined and you will not be charged."
+            }
+            OrderAction::WaitingForVendor => {
+                "Waiting for our approval; we will email you when it is active."
+            }
             OrderAction::None => match order.state {
                 EntitlementState::Active
                 | EntitlementState::PendingPlanChange
                 | EntitlementState::PendingPlanChangeApproval => "Active.",
-                EntitlementState::PendingCancellation => "Active until the end of the current term.",
+                EntitlementState::PendingCancellation => {
+                    "Active until the end of the current term."
+                }
                 EntitlementState::Cancelled => "Cancelled.",
                 _ => "Being processed.",
             },

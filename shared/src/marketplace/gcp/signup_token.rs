@@ -19,8 +19,7 @@ use super::keys::{KeyCache, KeyError};
 use crate::web::ApiError;
 
 /// The issuer Google puts in sign-up tokens.
-pub const ISSUER: &str =
-    "https://www.googleapis.com/robot/v1/metadata/x509/cloud-commerce-partner@system.gserviceaccount.com";
+pub const ISSUER: &str = "https://www.googleapis.com/robot/v1/metadata/x509/cloud-commerce-partner@system.gserviceaccount.com";
 /// Longest lifetime accepted (Google issues five-minute tokens).
 pub const MAX_LIFETIME_SECONDS: i64 = 300;
 const SKEW_SECONDS: i64 = 30;
@@ -29,7 +28,9 @@ const MAX_TOKEN_BYTES: usize = 16 * 1024;
 /// Why a sign-up token was refused. Nothing was stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignupTokenError {
-    #[error("Google sign-up is not configured (set TOLLGATE_GCP_SIGNUP_AUDIENCE and TOLLGATE_GCP_PROVIDER_ID)")]
+    #[error(
+        "Google sign-up is not configured (set TOLLGATE_GCP_SIGNUP_AUDIENCE and TOLLGATE_GCP_PROVIDER_ID)"
+    )]
     NotConfigured,
     #[error("no x-gcp-marketplace-token in the form")]
     Missing,
@@ -127,7 +128,11 @@ impl SignupVerifier {
         }
     }
 
-    pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<SignupToken, SignupTokenError> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SignupToken, SignupTokenError> {
         let token = token.trim();
         if token.is_empty() {
             return Err(SignupTokenError::Missing);
@@ -165,9 +170,9 @@ impl SignupVerifier {
         }
         let audience_matches = match &claims.aud {
             Some(serde_json::Value::String(aud)) => *aud == self.audience,
-            Some(serde_json::Value::Array(auds)) => {
-                auds.iter().any(|a| a.as_str() == Some(self.audience.as_str()))
-            }
+            Some(serde_json::Value::Array(auds)) => auds
+                .iter()
+                .any(|a| a.as_str() == Some(self.audience.as_str())),
             _ => false,
         };
         if !audience_matches {
@@ -184,7 +189,10 @@ impl SignupVerifier {
             return Err(SignupTokenError::TooLongLived);
         }
         let account_id = claims.sub.unwrap_or_default().trim().to_owned();
-        if account_id.is_empty() || account_id.len() > 200 || !account_id.bytes().all(|b| b.is_ascii_graphic()) {
+        if account_id.is_empty()
+            || account_id.len() > 200
+            || !account_id.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err(SignupTokenError::NoAccount);
         }
         Ok(SignupToken {

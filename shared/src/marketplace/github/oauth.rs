@@ -28,9 +28,9 @@ use crate::clock::Clock;
 use crate::model::{AccountKind, AppUser, CustomerKey, Marketplace, PriceModel};
 use crate::secret::{Secret, Secrets};
 use crate::settings::SetupError;
+use crate::store::{Store, StoreError, Token, Tokens, UserLinks};
 pub use crate::web::pages::escape;
 use crate::web::pages::page;
-use crate::store::{Store, StoreError, Token, Tokens, UserLinks};
 
 /// Token kind of the OAuth `state` in the store.
 pub const STATE_KIND: &str = "github_oauth_state";

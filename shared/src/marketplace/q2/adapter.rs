@@ -251,8 +251,8 @@ impl Q2Adapter {
                 Some(cur) => decide::check_change(&self.catalog, sold, event, cur)
                     .map(|terms| (EventKind::Changed { terms }, None)),
             },
-            EventType::Cancel => decide::check_cancel(sold, event, current.as_ref(), now).map(
-                |access_until| {
+            EventType::Cancel => {
+                decide::check_cancel(sold, event, current.as_ref(), now).map(|access_until| {
                     (
                         EventKind::Cancelled {
                             plan: None,
@@ -260,8 +260,8 @@ impl Q2Adapter {
                         },
                         Some(release(false)),
                     )
-                },
-            ),
+                })
+            }
         };
         Ok(match decided {
             Ok((kind, release)) => (kind, product, release),
@@ -506,7 +506,9 @@ impl Adapter for Q2Adapter {
                 tracing::error!(request_id = %id, delivery = delivery_id, "Q2 redelivery answered without its log");
                 Answer::failure(
                     ErrorCode::UnknownError,
-                    format!("the event was already processed, but its answer could not be read back (request id {id})"),
+                    format!(
+                        "the event was already processed, but its answer could not be read back (request id {id})"
+                    ),
                 )
             }
         };
@@ -559,6 +561,8 @@ fn unknown(delivery: &Delivery, detail: &str) -> Answer {
     tracing::error!(request_id = %id, delivery = %delivery.id, error = detail, "Q2 redelivery not answered");
     Answer::failure(
         ErrorCode::UnknownError,
-        format!("the event was already processed, but its answer could not be read back (request id {id})"),
+        format!(
+            "the event was already processed, but its answer could not be read back (request id {id})"
+        ),
     )
 }

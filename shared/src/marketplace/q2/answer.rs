@@ -132,7 +132,11 @@ impl Answer {
                 success: false,
                 // A code this build wrote is always known; an unknown one
                 // (a newer build's log) still fails rather than succeeds.
-                error_code: Some(ErrorCode::parse(code).unwrap_or(ErrorCode::UnknownError).as_str()),
+                error_code: Some(
+                    ErrorCode::parse(code)
+                        .unwrap_or(ErrorCode::UnknownError)
+                        .as_str(),
+                ),
                 message: reason.to_owned(),
                 account_identifier: None,
             },
@@ -198,7 +202,10 @@ mod tests {
 
     #[test]
     fn a_logged_refusal_reads_back_as_the_same_failure_and_anything_else_as_success() {
-        let refused = entry("refused", &refusal_note("DO_NOT_CANCEL", "minimum term: 30 days"));
+        let refused = entry(
+            "refused",
+            &refusal_note("DO_NOT_CANCEL", "minimum term: 30 days"),
+        );
         assert_eq!(
             Answer::from_log(&refused),
             Answer::failure(ErrorCode::DoNotCancel, "minimum term: 30 days")

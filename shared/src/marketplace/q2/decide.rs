@@ -83,7 +83,12 @@ pub fn subscription_key(event: &Q2Event) -> SubscriptionKey {
 }
 
 /// The event Tollgate applies (or logs, for a refusal) at `now`.
-pub fn market_event(event: &Q2Event, product: &str, kind: EventKind, now: DateTime<Utc>) -> MarketEvent {
+pub fn market_event(
+    event: &Q2Event,
+    product: &str,
+    kind: EventKind,
+    now: DateTime<Utc>,
+) -> MarketEvent {
     MarketEvent {
         id: String::new(),
         subscription: subscription_key(event),
@@ -158,12 +163,13 @@ pub fn check_order(
 /// of a new order by the same user (`USER_ALREADY_EXISTS`): it does while
 /// that subscription is live, or, never committed, may still be on its way.
 /// Ended or cancelled ones give their place up.
-pub fn holder_blocks(holder: Option<&Subscription>, place: &Enrollment, now: DateTime<Utc>) -> bool {
+pub fn holder_blocks(
+    holder: Option<&Subscription>,
+    place: &Enrollment,
+    now: DateTime<Utc>,
+) -> bool {
     match holder {
-        Some(sub) => !matches!(
-            sub.status,
-            Status::Cancelled | Status::PendingCancellation
-        ),
+        Some(sub) => !matches!(sub.status, Status::Cancelled | Status::PendingCancellation),
         None => now < place.since + IN_FLIGHT_GRACE,
     }
 }
@@ -274,8 +280,8 @@ pub fn paid_until(
         BillingCycle::Monthly => 1,
         BillingCycle::Yearly => 12,
     };
-    let months_elapsed = (now.year() - anchor.year()) * 12 + now.month() as i32
-        - anchor.month() as i32;
+    let months_elapsed =
+        (now.year() - anchor.year()) * 12 + now.month() as i32 - anchor.month() as i32;
     let periods = u32::try_from(months_elapsed).unwrap_or(0) / step;
     // Counting whole months from the anchor may be one period short or
     // long by the day of month; the first end after `now` is among these.
@@ -393,7 +399,10 @@ mod tests {
         let mut e = event(Some("STANDARD"));
         assert_eq!(sold(&c, &e).unwrap().product, "bh");
         e.product_identifier = "nope".into();
-        assert_eq!(sold(&c, &e).unwrap_err().code, ErrorCode::ConfigurationError);
+        assert_eq!(
+            sold(&c, &e).unwrap_err().code,
+            ErrorCode::ConfigurationError
+        );
     }
 
     #[test]
@@ -411,18 +420,35 @@ mod tests {
         }
         let with_default = catalog(&format!("{CONFIG}default_edition = \"STANDARD\"\n"));
         let s = sold(&with_default, &event(None)).unwrap();
-        assert_eq!(super::terms(&with_default, s, &event(None)).unwrap().plan.id, "STANDARD");
+        assert_eq!(
+            super::terms(&with_default, s, &event(None))
+                .unwrap()
+                .plan
+                .id,
+            "STANDARD"
+        );
     }
 
     #[test]
     fn a_live_holder_blocks_a_second_order_and_an_ended_or_lost_one_does_not() {
         let now = t(2026, 3, 10);
         let p = place("sub-0", now - Duration::days(3));
-        for status in [Status::Active, Status::Trial, Status::Suspended, Status::Pending] {
-            assert!(holder_blocks(Some(&sub(status, now, "42")), &p, now), "{status:?}");
+        for status in [
+            Status::Active,
+            Status::Trial,
+            Status::Suspended,
+            Status::Pending,
+        ] {
+            assert!(
+                holder_blocks(Some(&sub(status, now, "42")), &p, now),
+                "{status:?}"
+            );
         }
         for status in [Status::Cancelled, Status::PendingCancellation] {
-            assert!(!holder_blocks(Some(&sub(status, now, "42")), &p, now), "{status:?}");
+            assert!(
+                !holder_blocks(Some(&sub(status, now, "42")), &p, now),
+                "{status:?}"
+            );
         }
         assert!(!holder_blocks(None, &p, now), "never committed, long ago");
         let fresh = place("sub-0", now - Duration::seconds(5));
@@ -445,7 +471,9 @@ mod tests {
             ErrorCode::UserNotFound
         );
         assert_eq!(
-            check_cancel(s, &e, Some(&theirs), t(2026, 3, 1)).unwrap_err().code,
+            check_cancel(s, &e, Some(&theirs), t(2026, 3, 1))
+                .unwrap_err()
+                .code,
             ErrorCode::UserNotFound
         );
     }
@@ -462,10 +490,7 @@ mod tests {
         );
         let ending = sub(Status::PendingCancellation, t(2026, 1, 1), "42");
         assert!(check_change(&c, s, &e, &ending).is_ok());
-        assert_eq!(
-            unknown_subscription(&e, None).code,
-            ErrorCode::UserNotFound
-        );
+        assert_eq!(unknown_subscription(&e, None).code, ErrorCode::UserNotFound);
         assert_eq!(
             unknown_subscription(&e, Some(&place("sub-0", t(2026, 1, 1)))).code,
             ErrorCode::AccountNotFound
@@ -509,14 +534,33 @@ mod tests {
     fn the_paid_period_runs_from_the_order_date_by_month_or_year() {
         let anchor = t(2026, 1, 31);
         let monthly = Some(BillingCycle::Monthly);
-        assert_eq!(paid_until(anchor, monthly, t(2026, 1, 31)), Some(t(2026, 2, 28)));
-        assert_eq!(paid_until(anchor, monthly, t(2026, 2, 28)), Some(t(2026, 3, 31)));
-        assert_eq!(paid_until(anchor, monthly, t(2026, 4, 30)), Some(t(2026, 5, 31)));
-        assert_eq!(paid_until(anchor, monthly, t(2025, 12, 1)), Some(t(2026, 2, 28)));
+        assert_eq!(
+            paid_until(anchor, monthly, t(2026, 1, 31)),
+            Some(t(2026, 2, 28))
+        );
+        assert_eq!(
+            paid_until(anchor, monthly, t(2026, 2, 28)),
+            Some(t(2026, 3, 31))
+        );
+        assert_eq!(
+            paid_until(anchor, monthly, t(2026, 4, 30)),
+            Some(t(2026, 5, 31))
+        );
+        assert_eq!(
+            paid_until(anchor, monthly, t(2025, 12, 1)),
+            Some(t(2026, 2, 28))
+        );
         let yearly = Some(BillingCycle::Yearly);
-        assert_eq!(paid_until(anchor, yearly, t(2027, 6, 1)), Some(t(2028, 1, 31)));
+        assert_eq!(
+            paid_until(anchor, yearly, t(2027, 6, 1)),
+            Some(t(2028, 1, 31))
+        );
         assert_eq!(paid_until(anchor, None, t(2026, 2, 1)), None);
         let far = DateTime::<Utc>::MAX_UTC;
-        assert_eq!(paid_until(anchor, monthly, far), None, "no panic at the edge");
+        assert_eq!(
+            paid_until(anchor, monthly, far),
+            None,
+            "no panic at the edge"
+        );
     }
 }

@@ -175,15 +175,14 @@ pub fn parse(body: &[u8]) -> Result<Q2Event, EventError> {
         .and_then(|p| p.get("account"))
         .and_then(Value::as_object)
         .and_then(|a| text(a, &["accountIdentifier", "account_identifier"]));
-    let subscription_id = match text(top, &["subscription_id", "subscriptionId"])
-        .or(account_identifier)
-    {
-        Some(v) => id(Some(v), "subscription_id")?,
-        None if event_type == EventType::Order => {
-            derived_subscription_id(&institution, &user_id, &product_identifier)
-        }
-        None => return Err(EventError::Missing("subscription_id")),
-    };
+    let subscription_id =
+        match text(top, &["subscription_id", "subscriptionId"]).or(account_identifier) {
+            Some(v) => id(Some(v), "subscription_id")?,
+            None if event_type == EventType::Order => {
+                derived_subscription_id(&institution, &user_id, &product_identifier)
+            }
+            None => return Err(EventError::Missing("subscription_id")),
+        };
     let created_text = text(top, &["created"]);
     let processed_text = text(top, &["processed"]);
 
@@ -354,7 +353,10 @@ mod tests {
         assert_eq!(e.event_type, EventType::Order);
         assert_eq!(e.subscription_id, "9b0d6a52-2f0e-4e4f-9a39-0c1f7c1d2e11");
         assert_eq!(e.user_id, "123456");
-        assert_eq!(e.sso_user_id.as_deref(), Some("4fc5fb4b-9809-49b5-abc5-7dab4544e685"));
+        assert_eq!(
+            e.sso_user_id.as_deref(),
+            Some("4fc5fb4b-9809-49b5-abc5-7dab4544e685")
+        );
         assert_eq!(e.institution, "Local Credit Union");
         assert_eq!(e.product_identifier, "3f2c7f0e-budgethelper");
         assert_eq!(e.extension_name.as_deref(), Some("BudgetHelperMarketplace"));
@@ -391,7 +393,10 @@ mod tests {
         assert_eq!(e.user_id, "123456");
         assert_eq!(
             e.processed,
-            Some(Utc.with_ymd_and_hms(2024, 5, 1, 14, 3, 12).unwrap() + chrono::Duration::milliseconds(500))
+            Some(
+                Utc.with_ymd_and_hms(2024, 5, 1, 14, 3, 12).unwrap()
+                    + chrono::Duration::milliseconds(500)
+            )
         );
         assert_eq!(
             e.created,
@@ -438,7 +443,11 @@ mod tests {
         order["type"] = json!("SUBSCRIPTION_ORDER");
         order["payload"] = json!({"order": {"editionCode": "STANDARD"}});
         let first = read(&order).unwrap();
-        assert!(first.subscription_id.starts_with("q2-"), "{}", first.subscription_id);
+        assert!(
+            first.subscription_id.starts_with("q2-"),
+            "{}",
+            first.subscription_id
+        );
         assert_eq!(read(&order).unwrap().subscription_id, first.subscription_id);
         order["creator"]["uuid"] = json!("someone-else");
         assert_ne!(read(&order).unwrap().subscription_id, first.subscription_id);
@@ -448,7 +457,10 @@ mod tests {
         mixed["fi_name"] = json!("Local CU");
         mixed["userId"] = json!(77);
         let e = read(&mixed).unwrap();
-        assert_eq!((e.institution.as_str(), e.user_id.as_str()), ("Local CU", "77"));
+        assert_eq!(
+            (e.institution.as_str(), e.user_id.as_str()),
+            ("Local CU", "77")
+        );
     }
 
     #[test]
@@ -528,7 +540,10 @@ mod tests {
     #[test]
     fn deeply_nested_input_is_an_error_not_a_crash() {
         let deep = "[".repeat(100_000);
-        assert!(matches!(parse(deep.as_bytes()), Err(EventError::NotJson { .. })));
+        assert!(matches!(
+            parse(deep.as_bytes()),
+            Err(EventError::NotJson { .. })
+        ));
     }
 
     #[test]
@@ -540,7 +555,11 @@ mod tests {
         assert_eq!(delivery_id(&parse(&body).unwrap(), &body), id, "stable");
         let mut spaced = body.clone();
         spaced.push(b' ');
-        assert_ne!(delivery_id(&parse(&spaced).unwrap(), &spaced), id, "other bytes");
+        assert_ne!(
+            delivery_id(&parse(&spaced).unwrap(), &spaced),
+            id,
+            "other bytes"
+        );
         let mut cancel = e.clone();
         cancel.event_type = EventType::Cancel;
         assert_ne!(delivery_id(&cancel, &body), id);

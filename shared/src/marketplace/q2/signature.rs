@@ -129,7 +129,10 @@ fn parse_header(header: Option<&str>) -> Result<Parsed<'_>, SignatureError> {
     let mut timestamp = None;
     let mut tags = Vec::new();
     for item in value.split(',') {
-        let (key, val) = item.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+        let (key, val) = item
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed)?;
         match key.trim() {
             "t" => {
                 let digits = val.trim();
@@ -231,7 +234,10 @@ mod tests {
     fn either_secret_verifies_during_a_rotation_and_either_tag_may_match() {
         let old: &[u8] = b"old";
         let header = sign(old, T, BODY);
-        assert_eq!(verify_any([SECRET, old], BODY, Some(&header), at(T)), Ok(()));
+        assert_eq!(
+            verify_any([SECRET, old], BODY, Some(&header), at(T)),
+            Ok(())
+        );
         let v1_new = sign(SECRET, T, BODY);
         let both = format!(
             "{}, v1={}",
@@ -245,7 +251,11 @@ mod tests {
     fn order_whitespace_case_of_hex_and_unknown_keys_are_tolerated() {
         let header = sign(SECRET, T, BODY);
         let (t, v1) = header.split_once(',').unwrap();
-        let shuffled = format!(" {} , v0=abc ,{} ", v1.to_ascii_uppercase().replace("V1", "v1"), t);
+        let shuffled = format!(
+            " {} , v0=abc ,{} ",
+            v1.to_ascii_uppercase().replace("V1", "v1"),
+            t
+        );
         assert_eq!(verify(&shuffled, T), Ok(()));
     }
 

@@ -246,7 +246,10 @@ impl DynamoStore {
                 TransactWriteItemsError::TransactionInProgressException(_) => {
                     Err(Cancelled::Conflict)
                 }
-                _ => Err(Cancelled::Other(sdk_error(what, SdkError::ServiceError(se)))),
+                _ => Err(Cancelled::Other(sdk_error(
+                    what,
+                    SdkError::ServiceError(se),
+                ))),
             },
             Err(e) => Err(Cancelled::Other(sdk_error(what, e))),
         }

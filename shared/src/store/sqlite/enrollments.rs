@@ -185,7 +185,12 @@ fn member_row(
              WHERE marketplace = ?1 AND product = ?2 AND grp = ?3 AND member = ?4",
         )?
         .query_row(
-            params![group.marketplace.as_str(), group.product, group.group, member],
+            params![
+                group.marketplace.as_str(),
+                group.product,
+                group.group,
+                member
+            ],
             raw_row,
         )
         .optional()?;
@@ -221,9 +226,7 @@ mod tests {
             Ok(Enrolled::New)
         );
         let kept: i64 = store
-            .run(|conn| {
-                Ok(conn.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0))?)
-            })
+            .run(|conn| Ok(conn.query_row("SELECT count(*) FROM subscriptions", [], |r| r.get(0))?))
             .await
             .expect("count");
         assert_eq!(kept, 1);
