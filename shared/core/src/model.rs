@@ -376,6 +376,11 @@ pub enum EventKind {
         code: String,
         reason: String,
     },
+    /// An event Tollgate knows but that changes no subscription (Google's
+    /// account events). Logged and acknowledged.
+    Informational {
+        name: String,
+    },
     /// An event type Tollgate does not know. Logged and acknowledged.
     Unknown {
         name: String,
@@ -452,7 +457,7 @@ impl EventKind {
                 ObservedState::Deleted => "observed_deleted",
             },
             EventKind::Refused { .. } => "refused",
-            EventKind::Unknown { name } => name,
+            EventKind::Informational { name } | EventKind::Unknown { name } => name,
         }
     }
 }

@@ -61,6 +61,15 @@ impl Outcome {
 
 /// Folds `event` into `current` (`None`: never seen) at time `now`.
 pub fn apply(current: Option<&Subscription>, event: &MarketEvent, now: DateTime<Utc>) -> Outcome {
+    if let EventKind::Informational { name } = &event.kind {
+        return not_applied(
+            current,
+            event,
+            now,
+            Disposition::Ignored,
+            format!("`{name}` recorded; it changes no subscription"),
+        );
+    }
     if let EventKind::Unknown { name } = &event.kind {
         return not_applied(
             current,
@@ -248,7 +257,9 @@ fn transition(
             "`{}` for a subscription that was never purchased",
             kind.name()
         )),
-        (EventKind::Unknown { name }, Some(_)) => Err(format!("unknown event type `{name}`")),
+        (EventKind::Informational { name } | EventKind::Unknown { name }, Some(_)) => {
+            Err(format!("unknown event type `{name}`"))
+        }
         (EventKind::Refused { code, reason }, Some(_)) => Err(refusal_note(code, reason)),
     }
 }

@@ -277,11 +277,8 @@ impl GcpAdapter {
             customer: Customer::new(customer),
             product: String::new(),
             effective_at: delivery.received_at,
-            kind: EventKind::Unknown {
-                name: format!(
-                    "{} (account event; nothing to apply)",
-                    event_type.to_ascii_lowercase()
-                ),
+            kind: EventKind::Informational {
+                name: event_type.to_ascii_lowercase(),
             },
         };
         Ok(Resolution::one(event, GcpContext::default()))
