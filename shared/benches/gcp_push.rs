@@ -20,7 +20,11 @@ const ACCOUNT: &str = "push@acme-public.iam.gserviceaccount.com";
 fn bench_push_token(c: &mut Criterion) {
     let pair = KeyPair::generate(KeySize::Rsa2048).expect("key");
     let pkcs8 = AsDer::<Pkcs8V1Der>::as_der(&pair).expect("pkcs8");
-    let encoding = EncodingKey::from_rsa_der(pkcs8.as_ref());
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, pkcs8.as_ref())
+    );
+    let encoding = EncodingKey::from_rsa_pem(pem.as_bytes()).expect("PKCS#8 key");
     let decoding =
         DecodingKey::from_rsa_der(aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref());
     let now = Utc::now().timestamp();

@@ -183,6 +183,7 @@ tollgate_tests::on_both_stores!(World;
     bad_and_replayed_sign_up_tokens_are_refused_and_link_nothing,
     a_second_sign_up_duplicates_nothing,
     a_rotated_google_key_is_fetched_once,
+    a_private_offer_renews_and_outlives_its_discount,
 );
 
 async fn an_order_before_sign_up_waits_and_is_approved_at_sign_up(w: World) {
@@ -480,4 +481,35 @@ async fn without_push_settings_every_push_is_refused_not_trusted() {
         .unwrap();
     let err = f.call(req).await.unwrap_err();
     assert_eq!((err.status.as_u16(), err.code), (503, "not_configured"));
+}
+
+async fn a_private_offer_renews_and_outlives_its_discount(w: World) {
+    w.active("acct-15").await;
+    let offer = w
+        .sim
+        .accept_private_offer("acct-15", "business-yearly")
+        .await
+        .unwrap();
+    all_acked(&offer.pushed);
+    all_acked(&w.sim.deliver_queued().await);
+    let ent = offer.entitlement_id;
+    assert_eq!(w.state(&ent).await.status, Status::Active);
+    // ENTITLEMENT_RENEWED: a new term, still entitled.
+    let renewed = w.sim.end_term(&ent).await.unwrap();
+    all_acked(&renewed);
+    assert!(
+        renewed
+            .iter()
+            .any(|p| p.event_type() == "ENTITLEMENT_RENEWED")
+    );
+    assert_eq!(w.state(&ent).await.status, Status::Active);
+    // ENTITLEMENT_OFFER_ENDED alone revokes nothing.
+    let ended = w.sim.end_offer(&ent).await.unwrap();
+    all_acked(&ended);
+    assert!(
+        ended
+            .iter()
+            .any(|p| p.event_type() == "ENTITLEMENT_OFFER_ENDED")
+    );
+    assert_ne!(w.state(&ent).await.status, Status::Pending);
 }

@@ -2,12 +2,8 @@
 //! (the same handler as in Lambda, on an in-memory SQLite store), over real
 //! HTTP at both hops: test → app → Tollgate.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::body::{Body as AxumBody, to_bytes};
-use axum::extract::{Request as AxumRequest, State};
-use axum::response::Response as AxumResponse;
 use chrono::{Duration, Utc};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -20,13 +16,15 @@ use tollgate::model::{
 use tollgate::store::Store;
 use tollgate::store::sqlite::SqliteStore;
 use tollgate::testing::TestApp;
-use tollgate::web::{Body, Function, MAX_BODY_BYTES, serve};
 use tollgate_client::EntitlementClient;
+use tollgate_tests::serve::{Served, serve_function};
 
 const EXAMPLE_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tollgate.example.toml");
 
 /// Tollgate and the app, both listening on 127.0.0.1.
 struct World {
+    /// Tollgate's entitlement-check, served while the world lives.
+    _tollgate: Served,
     store: Arc<dyn Store>,
     app: String,
     http: reqwest::Client,
@@ -46,13 +44,14 @@ impl World {
             .entitlement_check(auth);
         let tollgate = serve_function(check).await;
         let key = app_key.unwrap_or(issued.key.expose());
-        let client = EntitlementClient::new(&format!("http://{tollgate}"), Some(key)).unwrap();
+        let client = EntitlementClient::new(&tollgate.url(""), Some(key)).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let app = listener.local_addr().unwrap();
         tokio::spawn(
             async move { axum::serve(listener, tollgate_example_axum_app::app(client)).await },
         );
         World {
+            _tollgate: tollgate,
             store,
             app: format!("http://{app}"),
             http: reqwest::Client::new(),
@@ -185,34 +184,4 @@ async fn the_app_fails_closed_when_tollgate_refuses_its_key() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "entitlement_unavailable");
     assert_eq!(body["error"]["cause"], "invalid_api_key");
-}
-
-/// Serves a function on a free port of 127.0.0.1 the way `tollgate dev`
-/// does. The listener is bound before this returns, so requests can follow.
-async fn serve_function(function: impl Function + 'static) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shared: Arc<dyn Function> = Arc::new(function);
-    let router = axum::Router::new().fallback(forward).with_state(shared);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    addr
-}
-
-async fn forward(State(function): State<Arc<dyn Function>>, req: AxumRequest) -> AxumResponse {
-    let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, MAX_BODY_BYTES + 1).await.unwrap_or_default();
-    let body = if bytes.is_empty() {
-        Body::Empty
-    } else {
-        Body::Binary(bytes.to_vec())
-    };
-    let (parts, body) = serve(&*function, http::Request::from_parts(parts, body))
-        .await
-        .into_parts();
-    let bytes = match body {
-        Body::Text(t) => t.into_bytes(),
-        Body::Binary(b) => b,
-        _ => Vec::new(),
-    };
-    AxumResponse::from_parts(parts, AxumBody::from(bytes))
 }

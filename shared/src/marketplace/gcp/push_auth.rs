@@ -19,10 +19,9 @@
 
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, StatusCode};
-use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
-use super::keys::{KeyCache, KeyError};
+use super::keys::{KeyCache, SignatureCheck};
 use crate::web::ApiError;
 
 /// The two spellings of Google's issuer.
@@ -161,33 +160,14 @@ impl PushVerifier {
         now: DateTime<Utc>,
     ) -> Result<PushPrincipal, PushAuthError> {
         let token = bearer(headers).ok_or(PushAuthError::MissingBearer)?;
-        let header = jsonwebtoken::decode_header(token).map_err(|_| PushAuthError::Malformed)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(PushAuthError::UnsupportedAlgorithm);
-        }
-        let kid = header.kid.ok_or(PushAuthError::MissingKeyId)?;
-        let key = self.keys.key(&kid).await.map_err(|e| match e {
-            KeyError::UnknownKey => PushAuthError::UnknownKey,
-            KeyError::Unavailable(why) => {
-                tracing::warn!(reason = %why, "Google's OIDC keys unavailable");
-                PushAuthError::KeysUnavailable
-            }
+        let claims: Claims = self.keys.verify_rs256(token).await.map_err(|e| match e {
+            SignatureCheck::Malformed => PushAuthError::Malformed,
+            SignatureCheck::UnsupportedAlgorithm => PushAuthError::UnsupportedAlgorithm,
+            SignatureCheck::MissingKeyId => PushAuthError::MissingKeyId,
+            SignatureCheck::UnknownKey => PushAuthError::UnknownKey,
+            SignatureCheck::KeysUnavailable => PushAuthError::KeysUnavailable,
+            SignatureCheck::BadSignature => PushAuthError::BadSignature,
         })?;
-        // Signature and algorithm only; every claim is checked below against
-        // the injected clock, with errors that say which.
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => PushAuthError::BadSignature,
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                    PushAuthError::UnsupportedAlgorithm
-                }
-                _ => PushAuthError::Malformed,
-            })?
-            .claims;
         if !claims
             .iss
             .as_deref()

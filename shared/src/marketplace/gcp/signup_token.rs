@@ -12,10 +12,9 @@
 
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
-use super::keys::{KeyCache, KeyError};
+use super::keys::{KeyCache, SignatureCheck};
 use crate::web::ApiError;
 
 /// The issuer Google puts in sign-up tokens.
@@ -140,31 +139,15 @@ impl SignupVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(SignupTokenError::Malformed);
         }
-        let header = jsonwebtoken::decode_header(token).map_err(|_| SignupTokenError::Malformed)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(SignupTokenError::UnsupportedAlgorithm);
-        }
-        let kid = header.kid.ok_or(SignupTokenError::UnknownKey)?;
-        let key = self.keys.key(&kid).await.map_err(|e| match e {
-            KeyError::UnknownKey => SignupTokenError::UnknownKey,
-            KeyError::Unavailable(why) => {
-                tracing::warn!(reason = %why, "Google's sign-up certificates unavailable");
-                SignupTokenError::KeysUnavailable
+        let claims: Claims = self.keys.verify_rs256(token).await.map_err(|e| match e {
+            SignatureCheck::Malformed => SignupTokenError::Malformed,
+            SignatureCheck::UnsupportedAlgorithm => SignupTokenError::UnsupportedAlgorithm,
+            SignatureCheck::MissingKeyId | SignatureCheck::UnknownKey => {
+                SignupTokenError::UnknownKey
             }
+            SignatureCheck::KeysUnavailable => SignupTokenError::KeysUnavailable,
+            SignatureCheck::BadSignature => SignupTokenError::BadSignature,
         })?;
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.required_spec_claims.clear();
-        validation.validate_exp = false;
-        validation.validate_aud = false;
-        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => SignupTokenError::BadSignature,
-                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => {
-                    SignupTokenError::UnsupportedAlgorithm
-                }
-                _ => SignupTokenError::Malformed,
-            })?
-            .claims;
         if claims.iss.as_deref() != Some(ISSUER) {
             return Err(SignupTokenError::WrongIssuer);
         }
