@@ -2,6 +2,7 @@
 
 pub mod conformance;
 pub mod moto;
+pub mod runtime_api;
 pub mod serve;
 
 /// Instantiates the store conformance suite ([`conformance`]) for one

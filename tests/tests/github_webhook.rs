@@ -293,6 +293,8 @@ tollgate_tests::on_both_stores!(Harness;
     a_hung_store_gets_a_reply_in_time_and_replay_finishes_the_delivery,
     an_authentic_but_unreadable_payload_stays_pending,
     logs_never_contain_the_payload_or_the_secret,
+    a_signed_body_re_sent_under_a_new_delivery_id_changes_nothing,
+    a_delivery_id_reused_for_other_content_is_refused,
 );
 
 // ------------------------------------------------- fixtures end to end --
@@ -1201,4 +1203,66 @@ async fn logs_never_contain_the_payload_or_the_secret(h: Harness) {
             "`{secret_or_payload}` leaked into the logs:\n{text}"
         );
     }
+}
+
+/// The attack found from outside: after a same-day upgrade and downgrade,
+/// the upgrade's signed body re-sent under a fresh `X-GitHub-Delivery` put
+/// the account back on the upgraded plan. A signature covers the body, not
+/// the delivery id, so the same content is a replay whatever the id.
+async fn a_signed_body_re_sent_under_a_new_delivery_id_changes_nothing(h: Harness) {
+    h.deliver("p", fixture("octokit-purchased-per-unit.json"))
+        .await;
+    let upgrade = fixture("octokit-changed-seats-1-to-10.json");
+    assert_eq!(
+        h.deliver("up", upgrade.clone()).await.field("status"),
+        "applied"
+    );
+    let mut downgrade: Value = serde_json::from_slice(&upgrade).unwrap();
+    downgrade["marketplace_purchase"]["unit_count"] = 3.into();
+    let downgrade = serde_json::to_vec(&downgrade).unwrap();
+    assert_eq!(
+        h.deliver("down", downgrade).await.field("status"),
+        "applied"
+    );
+    let before = h.state(ORG).await;
+    assert_eq!(before.seats.limit, Some(3));
+
+    let replay = h.deliver("up-again-under-a-new-id", upgrade).await;
+    assert_eq!(replay.field("status"), "ignored", "{}", replay.json);
+    assert!(replay.field("note").contains("replay"), "{}", replay.json);
+    let after = h.state(ORG).await;
+    assert_eq!(
+        (after.seats.limit, after.version),
+        (Some(3), before.version)
+    );
+    // Logged as a replay, and the new id is done (not left pending).
+    let replays = h
+        .store
+        .log(&SubscriptionKey::new(Marketplace::Github, "_replays"))
+        .await
+        .unwrap();
+    assert_eq!(replays.len(), 1);
+    assert!(
+        h.store
+            .pending_deliveries(Marketplace::Github, h.clock.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn a_delivery_id_reused_for_other_content_is_refused(h: Harness) {
+    h.deliver("p", fixture("octokit-purchased-per-unit.json"))
+        .await;
+    let before = h.state(ORG).await;
+    let reply = h
+        .send(&h.post("p", fixture("octokit-changed-seats-1-to-10.json")))
+        .await;
+    assert_eq!(
+        (reply.status, reply.error_code()),
+        (StatusCode::CONFLICT, "delivery_id_reused"),
+        "{}",
+        reply.json
+    );
+    assert_eq!(h.state(ORG).await, before, "nothing changed");
 }

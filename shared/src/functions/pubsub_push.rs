@@ -73,10 +73,13 @@ pub fn gcp_pipeline(
         Arc::clone(&deps.catalog),
         deps.store.clone(),
     );
-    Ok(
-        Pipeline::new(adapter, deps.store.clone(), deps.store.clone())
-            .with_timeouts(crate::ingest::pipeline::RECORD_TIMEOUT, PROCESS_TIMEOUT),
+    Ok(Pipeline::new(
+        adapter,
+        deps.store.clone(),
+        deps.store.clone(),
+        deps.store.clone(),
     )
+    .with_timeouts(crate::ingest::pipeline::RECORD_TIMEOUT, PROCESS_TIMEOUT))
 }
 
 impl FromDeps for PubsubPush {

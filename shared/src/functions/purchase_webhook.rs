@@ -76,6 +76,7 @@ pub fn github_pipeline(deps: &Deps) -> Result<Pipeline<GithubAdapter>, SetupErro
         adapter,
         deps.store.clone(),
         deps.store.clone(),
+        deps.store.clone(),
     ))
 }
 
@@ -107,6 +108,7 @@ pub fn q2_pipeline(deps: &Deps) -> Result<Pipeline<Q2Adapter>, SetupError> {
     );
     Ok(Pipeline::new(
         adapter,
+        deps.store.clone(),
         deps.store.clone(),
         deps.store.clone(),
     ))

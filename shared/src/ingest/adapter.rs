@@ -118,6 +118,15 @@ pub trait Adapter: Send + Sync + 'static {
         now: DateTime<Utc>,
     ) -> Result<Admission, Self::Refusal>;
 
+    /// The digest of what a delivery *says*, for content-level dedupe: the
+    /// same digest under another delivery id is a replay, a known id with
+    /// another digest is refused. The default hashes the whole body; a
+    /// marketplace whose envelope changes between redeliveries of the same
+    /// message (Pub/Sub's `deliveryAttempt`) hashes only the message.
+    fn content_digest(&self, body: &[u8]) -> String {
+        crate::store::sha256_hex(body)
+    }
+
     /// What a recorded delivery means: usually one event, several when one
     /// message touches several subscriptions (Google's `ACCOUNT_DELETED`).
     /// Called for fresh deliveries and by `tollgate replay` alike, from the

@@ -14,15 +14,20 @@ use http::{HeaderMap, StatusCode};
 use serde::Serialize;
 
 use crate::clock::{Clock, SystemClock};
-use crate::model::{Disposition, MarketEvent, Marketplace, SubscriptionKey};
+use crate::model::{
+    Customer, CustomerKey, Disposition, EventKind, MarketEvent, Marketplace, SubscriptionKey,
+};
 use crate::store::{
-    Deliveries, Delivery, DeliveryMark, DeliveryStatus, EventLedger, Recorded, StoreError,
-    sha256_hex,
+    Deliveries, Delivery, DeliveryMark, DeliveryStatus, EventLedger, Recorded, StoreError, Token,
+    Tokens, sha256_hex,
 };
 use crate::web::{ApiError, Response, json_response};
 
 use super::adapter::{Adapter, Admission, Durability, FollowUpError, Resolution, ResolveFailure};
 use super::apply::{DEDUPE_TTL, Ingested, ingest_marked};
+
+/// The subscription id under which each marketplace's replays are logged.
+pub const REPLAYS_LOG: &str = "_replays";
 
 /// Default bound on recording a delivery.
 pub const RECORD_TIMEOUT: Duration = Duration::from_secs(2);
@@ -156,17 +161,27 @@ pub struct Pipeline<A: Adapter> {
     adapter: A,
     ledger: Arc<dyn EventLedger>,
     deliveries: Arc<dyn Deliveries>,
+    /// Which content was delivered already, under which id: a signature
+    /// covers the body, not the delivery id, so the same signed body sent
+    /// again under a fresh id must not apply again.
+    contents: Arc<dyn Tokens>,
     clock: Arc<dyn Clock>,
     record_timeout: Duration,
     process_timeout: Duration,
 }
 
 impl<A: Adapter> Pipeline<A> {
-    pub fn new(adapter: A, ledger: Arc<dyn EventLedger>, deliveries: Arc<dyn Deliveries>) -> Self {
+    pub fn new(
+        adapter: A,
+        ledger: Arc<dyn EventLedger>,
+        deliveries: Arc<dyn Deliveries>,
+        contents: Arc<dyn Tokens>,
+    ) -> Self {
         Self {
             adapter,
             ledger,
             deliveries,
+            contents,
             clock: Arc::new(SystemClock),
             record_timeout: RECORD_TIMEOUT,
             process_timeout: PROCESS_TIMEOUT,
@@ -205,7 +220,8 @@ impl<A: Adapter> Pipeline<A> {
             Admission::Answer(response) => return Ok(response),
             Admission::Deliver { id, kind } => (id, kind),
         };
-        let delivery = pending_delivery(A::MARKETPLACE, &id, &kind, body, now);
+        let mut delivery = pending_delivery(A::MARKETPLACE, &id, &kind, body, now);
+        delivery.body_sha256 = self.adapter.content_digest(body);
         let recorded = match self.record(&delivery).await {
             Ok(recorded) => recorded,
             Err(failure) => {
@@ -213,6 +229,23 @@ impl<A: Adapter> Pipeline<A> {
                 return self.adapter.reply(&id, Handled::Failed(&failure));
             }
         };
+        if recorded == Recorded::New {
+            match self.claim_content(&delivery, now).await {
+                Ok(true) => {}
+                Ok(false) => return self.replay_of_known_content(&delivery, now).await,
+                Err(failure) => {
+                    tracing::error!(marketplace, delivery = %id, kind, error = %failure, "content not checked");
+                    return self.adapter.reply(&id, Handled::Failed(&failure));
+                }
+            }
+        } else if self.content_differs(&delivery, now).await {
+            tracing::warn!(marketplace, delivery = %id, kind, "delivery id reused with different content");
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "delivery_id_reused",
+                "this delivery id was already used for different content; nothing was applied",
+            ));
+        }
         if recorded == Recorded::Done {
             tracing::info!(marketplace, delivery = %id, kind, "redelivery of a processed delivery");
             if A::DURABILITY == Durability::Redelivered
@@ -246,6 +279,99 @@ impl<A: Adapter> Pipeline<A> {
         match &result {
             Ok(done) => self.adapter.reply(&id, Handled::Processed(done)),
             Err(failure) => self.adapter.reply(&id, Handled::Failed(failure)),
+        }
+    }
+
+    /// Claims the delivery's content for its id: `false` when the same
+    /// content was already delivered under another id (a replay).
+    async fn claim_content(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Failure<A::ResolveError>> {
+        let claim = Token {
+            kind: format!("content_{}", A::MARKETPLACE.as_str()),
+            id: delivery.body_sha256.clone(),
+            payload: delivery.id.clone(),
+            expires_at: now + DEDUPE_TTL,
+        };
+        let put = tokio::time::timeout(self.record_timeout, self.contents.put_token(&claim, now))
+            .await
+            .map_err(|_| {
+                Failure::NotRecorded(format!("no answer within {:?}", self.record_timeout))
+            })?;
+        match put {
+            Ok(()) => Ok(true),
+            Err(StoreError::Duplicate(_)) => Ok(false),
+            Err(e) => Err(Failure::NotRecorded(e.to_string())),
+        }
+    }
+
+    /// Whether the delivery recorded under this id carried other content.
+    /// A store that does not answer here is not a reason to refuse: the
+    /// normal path dedupes the id anyway.
+    async fn content_differs(&self, delivery: &Delivery, now: DateTime<Utc>) -> bool {
+        let read = tokio::time::timeout(
+            self.record_timeout,
+            self.deliveries.delivery(A::MARKETPLACE, &delivery.id, now),
+        )
+        .await;
+        matches!(
+            read,
+            Ok(Ok(Some(recorded)))
+                if !recorded.body_sha256.is_empty() && recorded.body_sha256 != delivery.body_sha256
+        )
+    }
+
+    /// The same content under a new id: logged as a replay (on the
+    /// marketplace's `_replays` log), the new id marked done, nothing
+    /// applied.
+    async fn replay_of_known_content(
+        &self,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<Response, ApiError> {
+        let marketplace = A::MARKETPLACE.as_str();
+        tracing::warn!(
+            marketplace,
+            delivery = %delivery.id,
+            kind = %delivery.kind,
+            "replay: this content was already delivered under another id; nothing applied"
+        );
+        let replays = SubscriptionKey::new(A::MARKETPLACE, REPLAYS_LOG);
+        let event = MarketEvent {
+            id: delivery.id.clone(),
+            subscription: replays.clone(),
+            customer: Customer::new(CustomerKey::new(A::MARKETPLACE, REPLAYS_LOG)),
+            product: String::new(),
+            effective_at: now,
+            kind: EventKind::Informational {
+                name: "replay of content already delivered under another id".to_owned(),
+            },
+        };
+        let mark = DeliveryMark {
+            marketplace: A::MARKETPLACE,
+            id: delivery.id.clone(),
+            expires_at: now + DEDUPE_TTL,
+        };
+        let logged = tokio::time::timeout(
+            self.process_timeout,
+            ingest_marked(&*self.ledger, &event, Some(&mark), now),
+        )
+        .await
+        .map_err(|_| Failure::<A::ResolveError>::TimedOut(self.process_timeout))
+        .and_then(|r| r.map_err(Failure::Store));
+        match logged {
+            Ok(result) => {
+                let processed = Processed {
+                    event,
+                    result,
+                    also: Vec::new(),
+                };
+                self.adapter
+                    .reply(&delivery.id, Handled::Processed(&processed))
+            }
+            Err(failure) => self.adapter.reply(&delivery.id, Handled::Failed(&failure)),
         }
     }
 

@@ -183,7 +183,7 @@ struct World<M: Mode> {
 impl<M: Mode> World<M> {
     fn new() -> Self {
         let store = Arc::new(SqliteStore::open_in_memory().unwrap());
-        let pipeline = Pipeline::new(Scripted::new(), store.clone(), store.clone())
+        let pipeline = Pipeline::new(Scripted::new(), store.clone(), store.clone(), store.clone())
             .with_clock(Arc::new(FixedClock::new(t(1))));
         Self { store, pipeline }
     }
@@ -406,4 +406,43 @@ async fn replay_refuses_marketplaces_that_finish_deliveries_themselves() {
         replay_pending(&synchronous.pipeline, &*synchronous.store, &clock, |_| {}).await,
         Err(ReplayRunError::NotReplayable { .. })
     ));
+}
+
+#[tokio::test]
+async fn the_same_content_under_another_id_is_a_replay_and_changes_nothing() {
+    let w = World::<RecordFirst>::new();
+    let body = order_awaiting_signup();
+    assert_eq!(
+        w.send(Some("m1"), &body).await.unwrap()["status"],
+        "applied"
+    );
+    let version = w.store.get(&key()).await.unwrap().unwrap().version;
+    let replay = w
+        .send(Some("m1-again-under-a-new-id"), &body)
+        .await
+        .unwrap();
+    assert_eq!(replay["status"], "ignored", "{replay}");
+    assert_eq!(w.store.get(&key()).await.unwrap().unwrap().version, version);
+    let replays = SubscriptionKey::new(Marketplace::Gcp, super::pipeline::REPLAYS_LOG);
+    assert_eq!(w.store.log(&replays).await.unwrap().len(), 1);
+    assert!(w.pending().await.is_empty(), "the replay's id is done too");
+}
+
+#[tokio::test]
+async fn a_known_id_with_other_content_is_refused_with_409() {
+    let w = World::<Redelivered>::new();
+    w.send(Some("m1"), &order_awaiting_signup()).await.unwrap();
+    let err = w
+        .send(Some("m1"), &event("other", 2, EventKind::Approved))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.status, err.code),
+        (StatusCode::CONFLICT, "delivery_id_reused")
+    );
+    assert_eq!(
+        w.store.get(&key()).await.unwrap().unwrap().status,
+        Status::Pending,
+        "nothing applied"
+    );
 }

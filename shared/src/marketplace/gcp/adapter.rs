@@ -439,6 +439,15 @@ impl Adapter for GcpAdapter {
         Ok(Admission::Deliver { id, kind })
     }
 
+    /// The message, not the envelope: a redelivery of the same message
+    /// carries another `deliveryAttempt`.
+    fn content_digest(&self, body: &[u8]) -> String {
+        match Envelope::parse(body) {
+            Ok(envelope) if !envelope.data.is_empty() => sha256_hex(&envelope.data),
+            _ => sha256_hex(body),
+        }
+    }
+
     async fn resolve(&self, delivery: &Delivery) -> Result<Resolution<GcpContext>, ResolveError> {
         let body = delivery.body.as_deref().unwrap_or_default();
         let envelope = Envelope::parse(body)?;
