@@ -208,18 +208,18 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
     (StatusCode::OK, headers, q.event).into_response()
 }
 
-/// Takes `id` out of flight, or answers 400 as Lambda does for an id it did
-/// not hand out (or that was already answered).
-fn settle(s: &Shared, id: &str, method: &Method, uri: &Uri) -> Result<(), Response> {
+/// Takes `id` out of flight; otherwise the 400 Lambda answers for an id it
+/// did not hand out (or that was already answered).
+fn settle(s: &Shared, id: &str, method: &Method, uri: &Uri) -> Option<Response> {
     if s.in_flight.lock().expect("in-flight set").remove(id) {
-        return Ok(());
+        return None;
     }
     let _ = s.reports.send(Report::Unexpected {
         method: method.to_string(),
         path: uri.path().to_owned(),
         status: 400,
     });
-    Err(lambda_error(
+    Some(lambda_error(
         StatusCode::BAD_REQUEST,
         "InvalidRequestID",
         "no invocation with this request id is in flight",
@@ -233,7 +233,7 @@ async fn respond(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = settle(&s, &id, &method, &uri) {
+    if let Some(refused) = settle(&s, &id, &method, &uri) {
         return refused;
     }
     if body.len() > MAX_RESPONSE_BYTES {
@@ -263,7 +263,7 @@ async fn fail(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = settle(&s, &id, &method, &uri) {
+    if let Some(refused) = settle(&s, &id, &method, &uri) {
         return refused;
     }
     let _ = s.reports.send(Report::Error {
@@ -517,12 +517,15 @@ impl FunctionProcess {
                 // SAFETY: plain waitid on our own child.
                 unsafe {
                     let mut info: libc::siginfo_t = std::mem::zeroed();
-                    libc::waitid(
+                    while libc::waitid(
                         libc::P_PID,
                         pid as libc::id_t,
                         &mut info,
                         libc::WEXITED | libc::WNOWAIT,
-                    );
+                    ) != 0
+                        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+                    {
+                    }
                 }
                 let mut exited = keeper_state.exited.lock().expect("exit state");
                 *exited = true;
@@ -596,6 +599,11 @@ impl FunctionProcess {
         }
     }
 
+    /// How many invocations the function has answered.
+    pub fn invocations(&self) -> u64 {
+        self.answered
+    }
+
     /// Peak resident set size so far (`VmHWM`) and the current one
     /// (`VmRSS`), in KiB, read from `/proc/<pid>/status`.
     pub fn memory_kib(&self) -> (u64, u64) {
@@ -656,7 +664,12 @@ impl FunctionProcess {
             biased;
             r = self.api.next_report() => Step::Report(r),
             status = self.exit.wait_for(Option::is_some) => {
-                Step::Exited(status.map(|s| format!("{:?}", *s)).unwrap_or_default())
+                Step::Exited(
+                    status
+                        .ok()
+                        .and_then(|s| s.as_ref().map(ToString::to_string))
+                        .unwrap_or_else(|| "exit status unknown".into()),
+                )
             }
             () = tokio::time::sleep(STEP_LIMIT) => Step::TimedOut,
         };
@@ -698,5 +711,128 @@ impl FunctionProcess {
 impl Drop for FunctionProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn api() -> (RuntimeApi, String, reqwest::Client) {
+        let api = RuntimeApi::start("probe", Duration::from_secs(3)).await;
+        let base = format!("http://{}{PREFIX}", api.address());
+        (api, base, reqwest::Client::new())
+    }
+
+    #[tokio::test]
+    async fn next_hands_out_the_event_with_lambdas_headers_and_takes_one_answer() {
+        let (mut api, base, http) = api().await;
+        let id = api.enqueue(&serde_json::json!({"hello": "world"}));
+        let res = http
+            .get(format!("{base}/invocation/next"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.next_report().await, Some(Report::Polled));
+        assert_eq!(res.status(), 200);
+        let h = res.headers().clone();
+        assert_eq!(h["lambda-runtime-aws-request-id"], id.as_str());
+        assert_eq!(
+            h["lambda-runtime-invoked-function-arn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:probe"
+        );
+        assert!(
+            h["lambda-runtime-trace-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("Root=1-")
+        );
+        let deadline: u128 = h["lambda-runtime-deadline-ms"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+        assert!(
+            deadline > now.as_millis() && deadline <= (now + Duration::from_secs(3)).as_millis()
+        );
+        assert_eq!(res.text().await.unwrap(), r#"{"hello":"world"}"#);
+
+        let answer = |suffix: &str| {
+            http.post(format!("{base}/invocation/{id}/{suffix}"))
+                .body("{}")
+                .send()
+        };
+        assert_eq!(answer("response").await.unwrap().status(), 202);
+        assert_eq!(
+            api.next_report().await,
+            Some(Report::Response {
+                request_id: id.clone(),
+                body: b"{}".to_vec()
+            })
+        );
+        // Answered already: refused, and reported.
+        assert_eq!(answer("error").await.unwrap().status(), 400);
+        assert!(matches!(
+            api.next_report().await,
+            Some(Report::Unexpected { status: 400, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn errors_init_errors_oversized_responses_and_unknown_routes_are_reported() {
+        let (mut api, base, http) = api().await;
+        let init = http
+            .post(format!("{base}/init/error"))
+            .header("lambda-runtime-function-error-type", "Runtime.InitError")
+            .body(r#"{"errorMessage":"no config"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(init.status(), 202);
+        assert!(matches!(
+            api.next_report().await,
+            Some(Report::InitError { error_type: Some(t), .. }) if t == "Runtime.InitError"
+        ));
+
+        for (answer, body) in [
+            ("error", vec![b'x']),
+            ("response", vec![b'x'; MAX_RESPONSE_BYTES + 1]),
+        ] {
+            let id = api.enqueue(&serde_json::json!({}));
+            http.get(format!("{base}/invocation/next"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(api.next_report().await, Some(Report::Polled));
+            let res = http
+                .post(format!("{base}/invocation/{id}/{answer}"))
+                .header("lambda-runtime-function-error-type", "Handler.Failed")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let (status, expected_type) = match answer {
+                "error" => (202, "Handler.Failed"),
+                _ => (413, "Function.ResponseSizeTooLarge"),
+            };
+            assert_eq!(res.status(), status, "{answer}");
+            assert!(matches!(
+                api.next_report().await,
+                Some(Report::Error { request_id, error_type: Some(t), .. })
+                    if request_id == id && t == expected_type
+            ));
+        }
+
+        let res = http
+            .get(format!("{base}/invocation/nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        assert!(matches!(
+            api.next_report().await,
+            Some(Report::Unexpected { status: 404, .. })
+        ));
     }
 }

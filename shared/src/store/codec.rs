@@ -136,10 +136,12 @@ pub(crate) fn state_from_doc(
 /// as signed 64-bit integers.
 const MAX_VERSION: u64 = i64::MAX as u64;
 
+#[cfg(feature = "embedded-store")]
 pub(crate) fn version_to_i64(v: u64) -> Result<i64, StoreError> {
     i64::try_from(v).map_err(|_| StoreError::Backend(format!("version {v} is out of range")))
 }
 
+#[cfg(feature = "embedded-store")]
 pub(crate) fn version_from_i64(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| corrupt(what, format!("negative version {v}")))
 }
