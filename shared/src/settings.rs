@@ -56,6 +56,10 @@ pub struct Settings {
     /// `TOLLGATE_GCP_SIGNUP_AUDIENCE`: the `aud` of Google's sign-up tokens,
     /// the product's domain as registered in Producer Portal.
     pub gcp_signup_audience: Option<String>,
+    /// `TOLLGATE_CHECK_AUTH`: how entitlement-check's function URL is
+    /// deployed — `aws_iam` (callers sign with SigV4) or `api_key` (public
+    /// URL, API keys). Unset locally.
+    pub check_auth: Option<String>,
 }
 
 impl Settings {
@@ -104,6 +108,7 @@ impl Settings {
             gcp_push_audience: optional("TOLLGATE_GCP_PUSH_AUDIENCE"),
             gcp_push_service_account: optional("TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT"),
             gcp_signup_audience: optional("TOLLGATE_GCP_SIGNUP_AUDIENCE"),
+            check_auth: optional("TOLLGATE_CHECK_AUTH"),
         }
     }
 }

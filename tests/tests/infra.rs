@@ -179,7 +179,10 @@ fn is_ident(c: char) -> bool {
 fn method_calls(code: &str) -> Vec<(usize, String)> {
     let mut calls = Vec::new();
     for (dot, _) in code.match_indices('.') {
-        let name: String = code[dot + 1..].chars().take_while(|&c| is_ident(c)).collect();
+        let name: String = code[dot + 1..]
+            .chars()
+            .take_while(|&c| is_ident(c))
+            .collect();
         if !name.is_empty() && code[dot + 1 + name.len()..].starts_with('(') {
             calls.push((dot, name));
         }
@@ -261,8 +264,8 @@ fn grants_of_role_file(file: &str, code: &str) -> Grants {
         ("Get::builder(", "GetItem"),
     ] {
         if code.contains(builder) {
-            let in_transaction = code.contains(".transact_write_items(")
-                || code.contains(".transact_get_items(");
+            let in_transaction =
+                code.contains(".transact_write_items(") || code.contains(".transact_get_items(");
             assert!(
                 in_transaction,
                 "{file}: `{builder}` outside a transaction: this test cannot tell which call sends it"
@@ -350,7 +353,10 @@ fn role_grants() -> BTreeMap<String, Grants> {
         }
         let grants = grants_of_role_file(&file, &code);
         for role in implemented {
-            by_role.entry(role).or_default().extend(grants.iter().cloned());
+            by_role
+                .entry(role)
+                .or_default()
+                .extend(grants.iter().cloned());
         }
     }
     for role in &roles {
@@ -423,8 +429,7 @@ struct DynamoAccess {
 }
 
 fn store_access() -> BTreeMap<String, Access> {
-    serde_json::from_str(&read(STORE_ACCESS))
-        .unwrap_or_else(|e| panic!("{STORE_ACCESS}: {e}"))
+    serde_json::from_str(&read(STORE_ACCESS)).unwrap_or_else(|e| panic!("{STORE_ACCESS}: {e}"))
 }
 
 fn declared_grants(a: &Access) -> Grants {
@@ -508,7 +513,10 @@ fn terraform_deploys_one_lambda_per_function_folder() {
         "infra/ must declare Lambdas in one for_each resource, over local.functions"
     );
     assert_eq!(
-        count_in(&tf, "resource\"aws_lambda_function\"\"fn\"{for_each=local.functions"),
+        count_in(
+            &tf,
+            "resource\"aws_lambda_function\"\"fn\"{for_each=local.functions"
+        ),
         1
     );
     assert_eq!(
@@ -600,11 +608,17 @@ fn each_role_policy_grants_exactly_the_dynamodb_actions_its_code_calls() {
         "DynamoDB actions in infra/*.tf must come from store-access.json only"
     );
     assert_eq!(
-        count_in(&tf, "actions=[foraineach.value.dynamodb.table:\"dynamodb:${a}\"]"),
+        count_in(
+            &tf,
+            "actions=[foraineach.value.dynamodb.table:\"dynamodb:${a}\"]"
+        ),
         1
     );
     assert_eq!(
-        count_in(&tf, "actions=[foraineach.value.dynamodb.index:\"dynamodb:${a}\"]"),
+        count_in(
+            &tf,
+            "actions=[foraineach.value.dynamodb.index:\"dynamodb:${a}\"]"
+        ),
         1
     );
     let gsi1 = key_constant("GSI1");
@@ -665,7 +679,9 @@ fn the_table_has_the_keys_index_and_ttl_the_store_uses() {
     for needle in [
         "billing_mode=\"PAY_PER_REQUEST\"".to_owned(),
         format!("hash_key=\"{pk}\"range_key=\"{sk}\""),
-        format!("global_secondary_index{{name=local.gsi1hash_key=\"{gsi1pk}\"range_key=\"{gsi1sk}\"projection_type=\"ALL\"}}"),
+        format!(
+            "global_secondary_index{{name=local.gsi1hash_key=\"{gsi1pk}\"range_key=\"{gsi1sk}\"projection_type=\"ALL\"}}"
+        ),
         format!("ttl{{attribute_name=\"{expires_at}\"enabled=true}}"),
         "point_in_time_recovery{enabled=true".to_owned(),
         "server_side_encryption{enabled=truekms_key_arn=aws_kms_key.data.arn}".to_owned(),

@@ -11,10 +11,11 @@ locals {
   store_access = jsondecode(file("${path.module}/store-access.json"))
 
   # Memory (MB), timeout (s) and reserved concurrency per function, chosen for
-  # what each one waits on. At 128 MB Lambda gives a function about 1/14 of a
-  # vCPU; these are I/O-bound handlers whose CPU work per request is a few
-  # microseconds (README, "Budgets, measured"), so more memory would mostly buy
-  # faster cold starts. Override any value with var.function_sizing.
+  # what each one waits on. Space is not the constraint: peak RSS is ~8.5 MB
+  # per function (README, "Budgets, measured"). Memory buys CPU: at 128 MB
+  # Lambda gives about 1/14 of a vCPU, and these are I/O-bound handlers whose
+  # CPU work per request is a few microseconds, so more memory would mostly
+  # buy faster cold starts. Override any value with var.function_sizing.
   default_sizing = {
     # GitHub waits 10 s for the webhook's answer and never retries a failed
     # delivery; Q2's relay waits for the synchronous answer. The code bounds

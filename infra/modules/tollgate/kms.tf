@@ -38,13 +38,14 @@ locals {
     ],
     var.create_alarm_topic ? [
       {
-        # CloudWatch alarms publish to the encrypted alarm topic.
+        # CloudWatch alarms publish to the encrypted alarm topic (AWS's
+        # documented statement for alarms and encrypted SNS topics; who may
+        # publish to the topic is the topic policy's business: this account).
         Sid       = "CloudWatchAlarmsPublishToEncryptedTopic"
         Effect    = "Allow"
         Principal = { Service = "cloudwatch.amazonaws.com" }
         Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
         Resource  = "*"
-        Condition = { StringEquals = { "aws:SourceAccount" = local.account } }
       },
     ] : [],
   )

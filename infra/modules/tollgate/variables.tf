@@ -96,9 +96,9 @@ variable "secrets_extension_layer_arn" {
 }
 
 variable "ssl_cert_file" {
-  description = "SSL_CERT_FILE: the CA bundle of the provided.al2023 image."
+  description = "SSL_CERT_FILE: the CA bundle of the provided.al2023 image (ca-certificates' extracted PEM bundle). With it set, TLS trusts exactly this file: a wrong path fails every outbound call."
   type        = string
-  default     = "/etc/pki/tls/certs/ca-bundle.crt"
+  default     = "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"
 }
 
 variable "log_level" {

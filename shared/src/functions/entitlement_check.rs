@@ -65,8 +65,41 @@ impl FromDeps for EntitlementCheck {
                 "TOLLGATE_ALLOW_UNAUTHENTICATED is ignored because API keys are configured"
             );
         }
+        log_auth_mode(deps.settings.check_auth.as_deref(), &auth)?;
         Ok(Self::new(&deps, auth, Arc::new(SystemClock)))
     }
+}
+
+/// Says at cold start how callers are authenticated, as deployed: an
+/// `AWS_IAM` function URL refuses unsigned requests before the code runs,
+/// so API-key callers cannot reach it; a public URL without keys refuses
+/// every call.
+fn log_auth_mode(mode: Option<&str>, auth: &Authenticator) -> Result<(), SetupError> {
+    let function = EntitlementCheck::NAME;
+    match mode {
+        Some("aws_iam") => {
+            tracing::info!(function, mode = "aws_iam", "callers sign with SigV4 (IAM)")
+        }
+        Some("api_key") if auth.has_keys() => {
+            tracing::info!(function, mode = "api_key", "callers send an API key")
+        }
+        Some("api_key") => tracing::warn!(
+            function,
+            mode = "api_key",
+            "public function URL but no `api_key.*` secret: every call is refused until a key is added"
+        ),
+        None => tracing::info!(
+            function,
+            mode = "local",
+            "TOLLGATE_CHECK_AUTH unset (local run)"
+        ),
+        Some(other) => {
+            return Err(SetupError::Invalid(format!(
+                "TOLLGATE_CHECK_AUTH `{other}`: expected `aws_iam` or `api_key`"
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl EntitlementCheck {
@@ -335,5 +368,20 @@ impl Function for EntitlementCheck {
             Route::ListSeats => self.list_seats(&caller, &matched.params).await,
             Route::Healthz | Route::OpenApi => Err(ApiError::internal("unreachable route")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deployed_auth_mode_is_checked_at_cold_start() {
+        let no_keys = Authenticator::new(vec![], false);
+        for mode in [None, Some("aws_iam"), Some("api_key")] {
+            assert!(log_auth_mode(mode, &no_keys).is_ok(), "{mode:?}");
+        }
+        let err = log_auth_mode(Some("AWS-IAM"), &no_keys).unwrap_err();
+        assert!(err.to_string().contains("TOLLGATE_CHECK_AUTH"), "{err}");
     }
 }

@@ -267,14 +267,19 @@ impl<A: Adapter> Pipeline<A> {
                 status = done.status().as_str(),
                 "delivery processed"
             ),
-            Err(failure) => tracing::error!(
-                marketplace,
-                delivery = %id,
-                kind,
-                error = %failure,
-                transient = failure.is_transient(),
-                "delivery not processed"
-            ),
+            Err(failure) => {
+                tracing::error!(
+                    marketplace,
+                    delivery = %id,
+                    kind,
+                    error = %failure,
+                    transient = failure.is_transient(),
+                    "delivery not processed"
+                );
+                if A::DURABILITY.replayable() {
+                    self.report_pending(now).await;
+                }
+            }
         }
         match &result {
             Ok(done) => self.adapter.reply(&id, Handled::Processed(done)),
@@ -372,6 +377,33 @@ impl<A: Adapter> Pipeline<A> {
                     .reply(&delivery.id, Handled::Processed(&processed))
             }
             Err(failure) => self.adapter.reply(&delivery.id, Handled::Failed(&failure)),
+        }
+    }
+
+    /// Logs how many deliveries wait for `tollgate replay` and how old the
+    /// oldest is, as the metric the deployment's alarms read
+    /// (`metric = "pending_deliveries"`, turned into CloudWatch metrics by
+    /// log filters). Emitted whenever a delivery is left pending; best
+    /// effort, bounded like the record.
+    async fn report_pending(&self, now: DateTime<Utc>) {
+        let listed = tokio::time::timeout(
+            self.record_timeout,
+            self.deliveries.pending_deliveries(A::MARKETPLACE, now),
+        )
+        .await;
+        if let Ok(Ok(pending)) = listed {
+            let oldest_age_s = pending
+                .iter()
+                .map(|d| (now - d.received_at).num_seconds().max(0))
+                .max()
+                .unwrap_or(0);
+            tracing::info!(
+                metric = "pending_deliveries",
+                marketplace = A::MARKETPLACE.as_str(),
+                pending = pending.len(),
+                oldest_age_s,
+                "pending deliveries"
+            );
         }
     }
 
