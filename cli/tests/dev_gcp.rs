@@ -5,48 +5,19 @@
 //! oauth-callback), and every outcome read from entitlement-check's real
 //! `/v1/check` answers.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output};
 
 use chrono::{DateTime, Utc};
+use common::Tollgate;
 use serde_json::{Value, json};
 
-/// A running `tollgate dev` or `tollgate sim`, killed when the test ends,
-/// pass or fail.
-struct Server {
-    child: Child,
-    /// Printed `name url` lines: the four functions, `googleapis.com`, ...
-    urls: HashMap<String, String>,
-    printed: Vec<String>,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// `tollgate dev --port 0` on a fresh store and secrets file.
-    fn dev() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        cmd.args(["dev", "--port", "0"])
-            .env("TOLLGATE_CONFIG", config_path())
-            .env(
-                "TOLLGATE_STORE",
-                format!("sqlite:{}/dev.db", dir.path().display()),
-            )
-            .env(
-                "TOLLGATE_SECRETS",
-                format!("file:{}", secrets(&dir).display()),
-            )
-            .env("TOLLGATE_ALLOW_UNAUTHENTICATED", "1")
-            .env_remove("TOLLGATE_PUBLIC_URL");
+/// `tollgate dev --port 0` with its Google stand-in, on a fresh store and
+/// secrets file.
+fn start() -> Tollgate {
+    Tollgate::dev_with(&[], |cmd| {
+        cmd.env_remove("TOLLGATE_PUBLIC_URL");
         // Settings the dev server must override for its stand-in, whatever
         // the environment says.
         for var in [
@@ -56,117 +27,35 @@ impl Server {
         ] {
             cmd.env(var, "https://wrong.invalid");
         }
-        Self::spawn(cmd, dir)
-    }
-
-    /// `tollgate sim --port 0`, pushing Google's messages to `push_url`.
-    fn sim(push_url: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        cmd.args(["sim", "--port", "0", "--gcp-push-url", push_url])
-            .arg("--secrets-out")
-            .arg(secrets(&dir));
-        Self::spawn(cmd, dir)
-    }
-
-    fn spawn(mut cmd: Command, dir: tempfile::TempDir) -> Server {
-        let mut child = cmd
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tollgate");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        // The banner is written once everything listens; its last line,
-        // `Ready`, is the readiness signal.
-        let mut printed = Vec::new();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let done = line.starts_with("Ready");
-            printed.push(line);
-            if done {
-                break;
-            }
-        }
-        assert!(
-            printed.last().is_some_and(|l| l.starts_with("Ready")),
-            "tollgate stopped early: {printed:#?}"
-        );
-        // Keep draining, so the server never writes into a closed pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        let urls = printed
-            .iter()
-            .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-                [name, url] if url.starts_with("http://") => {
-                    Some((name.to_owned(), url.trim_end_matches('/').to_owned()))
-                }
-                _ => None,
-            })
-            .collect();
-        Server {
-            child,
-            urls,
-            printed,
-            dir,
-        }
-    }
-
-    fn url(&self, name: &str) -> &str {
-        self.urls
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} in {:#?}", self.printed))
-    }
-
-    /// `tollgate fire gcp <args>` against this dev server.
-    fn fire(&self, args: &[&str]) -> Output {
-        let check = format!("{}/v1/check", self.url("entitlement-check"));
-        let signup = format!("{}/gcp/signup", self.url("oauth-callback"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
-        cmd.args(["fire", "gcp"])
-            .args(args)
-            .args(["--sim-url", self.url("googleapis.com")])
-            .args(["--check-url", &check]);
-        if args.first() == Some(&"signup") {
-            cmd.args(["--signup-url", &signup]);
-        }
-        cmd.env("RUST_LOG", "warn")
-            .env_remove("TOLLGATE_API_KEY")
-            .output()
-            .expect("run tollgate fire gcp")
-    }
-
-    /// `fire gcp <args> --json`, which must succeed; its report.
-    fn fire_json(&self, args: &[&str]) -> Value {
-        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
-        let out = self.fire(&args);
-        assert!(out.status.success(), "{args:?}: {}", text(&out));
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-        assert_eq!(report["ok"], true, "{report}");
-        report
-    }
-
-    async fn check(&self, account: &str, feature: Option<&str>) -> Value {
-        let mut body = json!({"marketplace": "gcp", "customer_id": account, "product": "acme-ci"});
-        if let Some(f) = feature {
-            body["feature"] = json!(f);
-        }
-        let res = reqwest::Client::new()
-            .post(format!("{}/v1/check", self.url("entitlement-check")))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-        res.json().await.unwrap()
-    }
+    })
 }
 
-fn config_path() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate.example.toml").to_owned()
+/// `tollgate fire gcp <args>` against this dev server.
+fn fire(dev: &Tollgate, args: &[&str]) -> Output {
+    let check = format!("{}/v1/check", dev.url("entitlement-check"));
+    let signup = format!("{}/gcp/signup", dev.url("oauth-callback"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    cmd.args(["fire", "gcp"])
+        .args(args)
+        .args(["--sim-url", dev.url("googleapis.com")])
+        .args(["--check-url", &check]);
+    if args.first() == Some(&"signup") {
+        cmd.args(["--signup-url", &signup]);
+    }
+    cmd.env("RUST_LOG", "warn")
+        .env_remove("TOLLGATE_API_KEY")
+        .output()
+        .expect("run tollgate fire gcp")
 }
 
-fn secrets(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("secrets.json")
+/// `fire gcp <args> --json`, which must succeed; its report.
+fn fire_json(dev: &Tollgate, args: &[&str]) -> Value {
+    let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+    let out = fire(dev, &args);
+    assert!(out.status.success(), "{args:?}: {}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    report
 }
 
 fn text(out: &Output) -> String {
@@ -194,20 +83,23 @@ fn acked_events(report: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
-    let dev = Server::dev();
+    let dev = start();
     let account = "acct-1";
-    let before = dev.check(account, None).await;
+    let before = dev.check("gcp", account, None).await;
     assert_eq!(before["reason"], "no_subscription", "{before}");
 
     // Ordered before sign-up: recorded, not entitled.
-    let report = dev.fire_json(&["order", "--account", account, "--plan", "team-monthly"]);
+    let report = fire_json(
+        &dev,
+        &["order", "--account", account, "--plan", "team-monthly"],
+    );
     assert_eq!(
         acked_events(&report),
         ["ACCOUNT_ACTIVE", "ENTITLEMENT_CREATION_REQUESTED"]
     );
     let entitlement = report["entitlement"].as_str().unwrap().to_owned();
     assert_eq!(report["check"]["reason"], "pending_signup", "{report}");
-    let d = dev.check(account, None).await;
+    let d = dev.check("gcp", account, None).await;
     assert_eq!(
         (&d["allowed"], &d["reason"], &d["status"], &d["plan"]),
         (
@@ -222,7 +114,7 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
 
     // Sign-up (text output, as an operator sees it): the page approves the
     // account and the waiting order; Google's activation is pushed.
-    let out = dev.fire(&["signup", "--account", account]);
+    let out = fire(&dev, &["signup", "--account", account]);
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(shown.contains("Sign-up page: 200"), "{shown}");
@@ -241,7 +133,7 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
         last.ends_with("; acct-1 is entitled (tier team, status active)"),
         "{shown}"
     );
-    let d = dev.check(account, Some("private-repos")).await;
+    let d = dev.check("gcp", account, Some("private-repos")).await;
     assert_eq!(
         (&d["allowed"], &d["status"], &d["plan"], &d["tier"]),
         (
@@ -253,13 +145,16 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
         "{d}"
     );
     // A plan change: Tollgate approves the mapped plan; it applies at once.
-    let report = dev.fire_json(&[
-        "request-plan-change",
-        "--plan",
-        "business-yearly",
-        "--account",
-        account,
-    ]);
+    let report = fire_json(
+        &dev,
+        &[
+            "request-plan-change",
+            "--plan",
+            "business-yearly",
+            "--account",
+            account,
+        ],
+    );
     assert_eq!(report["entitlement"], entitlement.as_str());
     assert_eq!(
         acked_events(&report),
@@ -268,7 +163,7 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
             "ENTITLEMENT_PLAN_CHANGED"
         ]
     );
-    let d = dev.check(account, Some("sso")).await;
+    let d = dev.check("gcp", account, Some("sso")).await;
     assert_eq!(
         (&d["allowed"], &d["plan"], &d["tier"]),
         (&json!(true), &json!("business-yearly"), &json!("business")),
@@ -276,9 +171,9 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
     );
 
     // The customer cancels: still entitled until the end of the term.
-    let report = dev.fire_json(&["cancel", "--entitlement", &entitlement]);
+    let report = fire_json(&dev, &["cancel", "--entitlement", &entitlement]);
     assert_eq!(acked_events(&report), ["ENTITLEMENT_PENDING_CANCELLATION"]);
-    let d = dev.check(account, Some("sso")).await;
+    let d = dev.check("gcp", account, Some("sso")).await;
     assert_eq!(
         (&d["allowed"], &d["status"]),
         (&json!(true), &json!("pending_cancellation")),
@@ -288,9 +183,9 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
     assert!(until > Utc::now() + chrono::Duration::days(25), "{d}");
 
     // ... and takes it back.
-    let report = dev.fire_json(&["revert-cancellation", "--account", account]);
+    let report = fire_json(&dev, &["revert-cancellation", "--account", account]);
     assert_eq!(acked_events(&report), ["ENTITLEMENT_CANCELLATION_REVERTED"]);
-    let d = dev.check(account, Some("sso")).await;
+    let d = dev.check("gcp", account, Some("sso")).await;
     assert_eq!(
         (&d["allowed"], &d["status"]),
         (&json!(true), &json!("active")),
@@ -299,8 +194,8 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
 
     // Cancelled for good at the end of the term: the paid plan's access
     // ends (tollgate.example.toml leaves `cancelled_tier = "free"`).
-    dev.fire_json(&["cancel", "--account", account]);
-    let report = dev.fire_json(&["end-term", "--account", account]);
+    fire_json(&dev, &["cancel", "--account", account]);
+    let report = fire_json(&dev, &["end-term", "--account", account]);
     assert_eq!(
         acked_events(&report),
         ["ENTITLEMENT_CANCELLING", "ENTITLEMENT_CANCELLED"]
@@ -309,7 +204,7 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
         report["google"]["entitlements"][0]["state"],
         "ENTITLEMENT_CANCELLED"
     );
-    let d = dev.check(account, Some("private-repos")).await;
+    let d = dev.check("gcp", account, Some("private-repos")).await;
     assert_eq!(
         (&d["allowed"], &d["reason"], &d["status"], &d["tier"]),
         (
@@ -320,12 +215,11 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
         ),
         "{d}"
     );
-    let d = dev.check(account, Some("sso")).await;
+    let d = dev.check("gcp", account, Some("sso")).await;
     assert_eq!(d["allowed"], false, "{d}");
 
     // The service account's key went into the secrets file, never on screen.
-    let stored: Value =
-        serde_json::from_str(&std::fs::read_to_string(secrets(&dev.dir)).unwrap()).unwrap();
+    let stored = dev.secrets();
     let key: Value =
         serde_json::from_str(stored["gcp_service_account_key"].as_str().unwrap()).unwrap();
     assert_eq!(
@@ -339,9 +233,9 @@ async fn an_order_waits_for_sign_up_then_follows_every_change_google_pushes() {
 
 #[tokio::test]
 async fn refused_steps_and_an_unreachable_stand_in_fail_with_the_reason() {
-    let dev = Server::dev();
+    let dev = start();
     // Nothing to cancel.
-    let out = dev.fire(&["cancel", "--account", "nobody"]);
+    let out = fire(&dev, &["cancel", "--account", "nobody"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -359,14 +253,17 @@ async fn refused_steps_and_an_unreachable_stand_in_fail_with_the_reason() {
     );
 
     // The stand-in refuses what Google would not do (409).
-    let report = dev.fire_json(&["order", "--account", "acct-2"]);
+    let report = fire_json(&dev, &["order", "--account", "acct-2"]);
     let entitlement = report["entitlement"].as_str().unwrap();
-    let out = dev.fire(&[
-        "revert-cancellation",
-        "--entitlement",
-        entitlement,
-        "--json",
-    ]);
+    let out = fire(
+        &dev,
+        &[
+            "revert-cancellation",
+            "--entitlement",
+            entitlement,
+            "--json",
+        ],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["ok"], false);
@@ -401,7 +298,7 @@ async fn a_push_nobody_acknowledges_fails_fire_and_says_why() {
         l.local_addr().unwrap().port()
     };
     let push_url = format!("http://127.0.0.1:{closed}/");
-    let sim = Server::sim(&push_url);
+    let sim = Tollgate::sim(tempfile::tempdir().unwrap(), &["--gcp-push-url", &push_url]);
     let google = sim.url("googleapis.com").to_owned();
     let exports: Vec<&String> = sim
         .printed
@@ -418,8 +315,7 @@ async fn a_push_nobody_acknowledges_fails_fire_and_says_why() {
         "{:#?}",
         sim.printed
     );
-    let stored: Value =
-        serde_json::from_str(&std::fs::read_to_string(secrets(&sim.dir)).unwrap()).unwrap();
+    let stored = sim.secrets();
     assert!(stored["gcp_service_account_key"].is_string());
 
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))

@@ -3,121 +3,24 @@
 //! `q2_signing_secret` the dev server wrote), Q2's answers and the
 //! entitlement per extension read from what `fire` prints.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 
-use serde_json::Value;
+use common::{Tollgate, config_path, stdout};
 
-/// A running `tollgate dev`, killed when the test ends, pass or fail.
-struct Dev {
-    child: Child,
-    /// Printed name → URL of the four functions.
-    urls: HashMap<String, String>,
-    printed: Vec<String>,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Dev {
-    fn start() -> Dev {
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["dev", "--port", "0", "--no-sim"])
-            .env("TOLLGATE_CONFIG", config_path())
-            .env(
-                "TOLLGATE_STORE",
-                format!("sqlite:{}/dev.db", dir.path().display()),
-            )
-            .env(
-                "TOLLGATE_SECRETS",
-                format!("file:{}", secrets(&dir).display()),
-            )
-            .env("TOLLGATE_ALLOW_UNAUTHENTICATED", "1")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start tollgate dev");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        // The banner's last line, `Ready`, is written once everything listens.
-        let mut printed = Vec::new();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let done = line.starts_with("Ready");
-            printed.push(line);
-            if done {
-                break;
-            }
-        }
-        assert!(
-            printed.last().is_some_and(|l| l.starts_with("Ready")),
-            "tollgate dev stopped early: {printed:#?}"
-        );
-        std::thread::spawn(move || lines.for_each(drop));
-        let urls = printed
-            .iter()
-            .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-                [name, url] if url.starts_with("http://") => {
-                    Some((name.to_owned(), url.trim_end_matches('/').to_owned()))
-                }
-                _ => None,
-            })
-            .collect();
-        Dev {
-            child,
-            urls,
-            printed,
-            dir,
-        }
-    }
-
-    fn url(&self, name: &str) -> &str {
-        self.urls
-            .get(name)
-            .unwrap_or_else(|| panic!("{name} in {:#?}", self.printed))
-    }
-
-    /// Runs `tollgate fire q2 <args>` at this server, with its secrets (or
-    /// `secrets_file`).
-    fn fire(&self, args: &[&str], secrets_file: Option<&PathBuf>) -> Output {
-        let secrets_file = secrets_file.cloned().unwrap_or_else(|| secrets(&self.dir));
-        Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .args(["fire", "q2"])
-            .args(args)
-            .args(["--url", &format!("{}/q2", self.url("purchase-webhook"))])
-            .args([
-                "--check-url",
-                &format!("{}/v1/check", self.url("entitlement-check")),
-            ])
-            .env("TOLLGATE_CONFIG", config_path())
-            .env(
-                "TOLLGATE_SECRETS",
-                format!("file:{}", secrets_file.display()),
-            )
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("run tollgate fire")
-    }
-}
-
-fn config_path() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate.example.toml").to_owned()
-}
-
-fn secrets(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().join("secrets.json")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Runs `tollgate fire q2 <args>` at this server, with its secrets (or
+/// `secrets_file`).
+fn fire(dev: &Tollgate, args: &[&str], secrets_file: Option<&PathBuf>) -> Output {
+    dev.fire_command("q2", args, secrets_file.map(PathBuf::as_path))
+        .args([
+            "--check-url",
+            &format!("{}/v1/check", dev.url("entitlement-check")),
+        ])
+        .env("TOLLGATE_CONFIG", config_path())
+        .output()
+        .expect("run tollgate fire")
 }
 
 /// The line `fire` printed for `extension`.
@@ -130,14 +33,14 @@ fn line_for<'a>(printed: &'a str, extension: &str) -> &'a str {
 
 #[test]
 fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
-    let dev = Dev::start();
+    let dev = Tollgate::dev(&["--no-sim"]);
     assert!(
         dev.printed.iter().any(|l| l.contains("fire q2 subscribe")),
         "the banner says how to fire Q2 events: {:#?}",
         dev.printed
     );
 
-    let out = dev.fire(&["subscribe"], None);
+    let out = fire(&dev, &["subscribe"], None);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -157,7 +60,7 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
         "{text}"
     );
 
-    let out = dev.fire(&["update", "--edition", "STANDARD"], None);
+    let out = fire(&dev, &["update", "--edition", "STANDARD"], None);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -170,7 +73,7 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
     );
 
     // A second subscription for the same user: a failure answer, non-zero.
-    let out = dev.fire(&["subscribe", "--subscription", "new"], None);
+    let out = fire(&dev, &["subscribe", "--subscription", "new"], None);
     let text = stdout(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
@@ -180,7 +83,7 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("USER_ALREADY_EXISTS"));
 
     // Cancelled: access to the end of the month already paid.
-    let out = dev.fire(&["cancel"], None);
+    let out = fire(&dev, &["cancel"], None);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     let line = line_for(&text, "BudgetHelper");
@@ -192,7 +95,8 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
     );
 
     // An unknown product: CONFIGURATION_ERROR, non-zero.
-    let out = dev.fire(
+    let out = fire(
+        &dev,
         &["subscribe", "--product", "not-configured", "--user", "9"],
         None,
     );
@@ -204,8 +108,7 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
     );
 
     // The generated signing secret is in the file and nowhere on screen.
-    let stored: Value =
-        serde_json::from_str(&std::fs::read_to_string(secrets(&dev.dir)).unwrap()).unwrap();
+    let stored = dev.secrets();
     let secret = stored["q2_signing_secret"].as_str().unwrap();
     assert!(secret.len() >= 32);
     assert!(dev.printed.iter().all(|l| !l.contains(secret)));
@@ -213,18 +116,18 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
 
 #[test]
 fn an_event_signed_with_another_secret_is_refused_and_stores_nothing() {
-    let dev = Dev::start();
+    let dev = Tollgate::dev(&["--no-sim"]);
     let wrong = dev.dir.path().join("wrong.json");
     std::fs::write(&wrong, r#"{"q2_signing_secret":"not-the-shared-secret"}"#).unwrap();
 
-    let out = dev.fire(&["subscribe", "--user", "77"], Some(&wrong));
+    let out = fire(&dev, &["subscribe", "--user", "77"], Some(&wrong));
     assert!(!out.status.success());
     assert!(stdout(&out).contains("401"), "{}", stdout(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
 
     // Nothing was stored: the real secret's cancel of that subscription
     // finds nothing to end, and the user has no access.
-    let out = dev.fire(&["cancel", "--user", "77"], None);
+    let out = fire(&dev, &["cancel", "--user", "77"], None);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(line_for(&text, "BudgetHelper").contains("denied"), "{text}");

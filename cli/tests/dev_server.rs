@@ -1,47 +1,16 @@
 //! `tollgate dev` (what `make dev` runs) starts all four functions on the
 //! embedded store and each answers on its printed URL.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
 
-/// Kills the dev server when the test ends, pass or fail.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Tollgate;
 
 #[test]
 fn dev_server_serves_every_function() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["dev", "--port", "0"])
-        .env("TOLLGATE_CONFIG", format!("{root}/tollgate.example.toml"))
-        .env(
-            "TOLLGATE_STORE",
-            format!("sqlite:{}/dev.db", dir.path().display()),
-        )
-        .env(
-            "TOLLGATE_SECRETS",
-            format!("file:{}/secrets.json", dir.path().display()),
-        )
-        .env("TOLLGATE_ALLOW_UNAUTHENTICATED", "1")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tollgate dev");
-    let mut server = Server(child);
-    let stdout = server.0.stdout.take().unwrap();
-    // The server prints one line per function once every listener is bound,
-    // so reading them is the readiness signal.
+    let dev = Tollgate::dev(&[]);
+    // The banner prints one line per function, then the `Health:` line.
     let mut urls = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
+    for line in &dev.printed {
         if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
             if line.contains("Health") {
                 break;
@@ -71,7 +40,7 @@ fn dev_server_serves_every_function() {
         );
     }
     assert!(
-        dir.path().join("dev.db").exists(),
+        dev.dir.path().join("dev.db").exists(),
         "the embedded store was opened"
     );
 }

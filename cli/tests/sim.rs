@@ -2,19 +2,12 @@
 //! GitHub stand-ins, prints their URLs and hands the app credentials over
 //! through the secrets file only.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 
-/// Kills the simulator when the test ends, pass or fail.
-struct Sim(Child);
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::Tollgate;
 
 /// Status line and headers of a GET, over a plain TCP socket.
 fn http_head(url: &str) -> String {
@@ -34,42 +27,13 @@ fn http_head(url: &str) -> String {
 #[test]
 fn sim_serves_github_and_writes_the_app_credentials_to_the_secrets_file() {
     let dir = tempfile::tempdir().unwrap();
-    let secrets = dir.path().join("secrets.json");
+    let secrets = common::secrets_file(dir.path());
     std::fs::write(&secrets, r#"{"github_webhook_secret":"keep-me"}"#).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["sim", "--port", "0", "--secrets-out"])
-        .arg(&secrets)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start tollgate sim");
-    let mut sim = Sim(child);
-    let stdout = sim.0.stdout.take().unwrap();
-    // The summary is printed once both listeners are bound: reading it up to
-    // "Ready" is the readiness signal.
-    let mut printed = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let done = line.starts_with("Ready");
-        printed.push(line);
-        if done {
-            break;
-        }
-    }
-    let url_of = |name: &str| {
-        printed
-            .iter()
-            .find(|l| l.trim_start().starts_with(name))
-            .and_then(|l| l.split_whitespace().last())
-            .unwrap_or_else(|| panic!("{name} in {printed:#?}"))
-            .to_owned()
-    };
-    let web = url_of("github.com");
-    let api = url_of("api.github.com");
+    let sim = Tollgate::sim(dir, &[]);
+    let web = sim.url("github.com");
+    let api = sim.url("api.github.com");
 
-    let stored: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&secrets).unwrap()).unwrap();
+    let stored = sim.secrets();
     assert_eq!(
         stored["github_webhook_secret"], "keep-me",
         "other secrets kept"
@@ -84,7 +48,7 @@ fn sim_serves_github_and_writes_the_app_credentials_to_the_secrets_file() {
     assert_eq!(stored["github_app_id"], "1");
     let secret = stored["github_client_secret"].as_str().unwrap();
     assert!(
-        printed.iter().all(|l| !l.contains(secret)),
+        sim.printed.iter().all(|l| !l.contains(secret)),
         "the client secret is never printed"
     );
     #[cfg(unix)]
