@@ -154,7 +154,23 @@ impl DynamoStore {
     /// (or `AWS_ENDPOINT_URL`) points it at a local server.
     pub async fn from_env(table: impl Into<String>) -> Self {
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(Client::new(&config), table)
+        let conf = aws_sdk_dynamodb::config::Builder::from(&config)
+            .timeout_config(Self::timeouts())
+            .build();
+        Self::new(Client::from_conf(conf), table)
+    }
+
+    /// Bounds on every DynamoDB call, so a store that hangs costs a caller
+    /// a few seconds and a 503, never the function's whole timeout: 1 s to
+    /// connect, 1 s per attempt, 3 s per operation across the SDK's
+    /// retries. The functions' own bounds (2 s to record a delivery, 5 s to
+    /// process it) sit on top; the hot-path check answers well inside them.
+    pub fn timeouts() -> aws_sdk_dynamodb::config::timeout::TimeoutConfig {
+        aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(1))
+            .operation_attempt_timeout(std::time::Duration::from_secs(1))
+            .operation_timeout(std::time::Duration::from_secs(3))
+            .build()
     }
 
     pub fn new(client: Client, table: impl Into<String>) -> Self {
