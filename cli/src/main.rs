@@ -12,6 +12,7 @@ mod dev;
 mod fire;
 mod replay;
 mod sim;
+mod status;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,8 @@ pub enum Command {
     Replay(replay::Args),
     /// Run the local stand-ins for github.com, api.github.com and Google (token, keys, Procurement API, Pub/Sub push)
     Sim(sim::Args),
+    /// Show a customer's subscriptions and recent events, and pending deliveries (exit 1 if any)
+    Status(status::Args),
 }
 
 #[tokio::main]
@@ -53,6 +56,7 @@ async fn main() -> ExitCode {
         Command::ApiKey(command) => api_key::run(command).map(|out| print!("{out}")),
         Command::Replay(args) => replay::run(args).await,
         Command::Sim(args) => sim::run(args).await,
+        Command::Status(args) => status::run(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

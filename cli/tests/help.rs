@@ -38,6 +38,10 @@ const COMMANDS: &[(&[&str], &[&str])] = &[
         &["sim"],
         &["--host", "--port", "--callback-url", "--secrets-out"],
     ),
+    (
+        &["status"],
+        &["[CUSTOMER]", "--marketplace", "--events", "--json"],
+    ),
 ];
 
 /// Runs `tollgate` in `dir` with settings that would fail (or leave files
@@ -186,6 +190,8 @@ fn usage_errors_exit_2_with_a_usage_message() {
         &["api-key", "new", "ci", "--scopes"],
         &["api-key", "new", "ci", "--scopes", "admin"],
         &["replay", "--marketplace", "bitbucket"],
+        &["status", "42"],
+        &["status", "--events", "-1"],
         &["dev", "--port", "99999"],
         &["sim", "--host", "localhost"],
     ] {
