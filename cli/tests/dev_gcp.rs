@@ -292,12 +292,17 @@ async fn refused_steps_and_an_unreachable_stand_in_fail_with_the_reason() {
 
 #[tokio::test]
 async fn a_push_nobody_acknowledges_fails_fire_and_says_why() {
-    // `tollgate sim` alone, pushing to a port nothing listens on.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let push_url = format!("http://127.0.0.1:{closed}/");
+    // `tollgate sim` alone, pushing to an endpoint that hangs up on every
+    // connection without answering. (A port merely left closed could be
+    // taken by another test's server in the meantime.)
+    let hang_up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hang_up.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in hang_up.incoming() {
+            drop(conn);
+        }
+    });
+    let push_url = format!("http://127.0.0.1:{port}/");
     let sim = Tollgate::sim(tempfile::tempdir().unwrap(), &["--gcp-push-url", &push_url]);
     let google = sim.url("googleapis.com").to_owned();
     let exports: Vec<&String> = sim
