@@ -6,3 +6,4 @@
 pub mod gcp;
 pub mod github;
 pub mod q2;
+pub mod signing;

@@ -22,9 +22,10 @@ use serde_json::json;
 use crate::ingest::{
     Adapter, Admission, Durability, FollowUpError, Ingested, Processed, Resolution, ResolveFailure,
 };
+use crate::marketplace::signing::RotatingSecrets;
 use crate::model::Marketplace;
 use crate::rules::Action;
-use crate::secret::{Secret, Secrets};
+use crate::secret::Secrets;
 use crate::settings::SetupError;
 use crate::store::Delivery;
 use crate::web::{ApiError, MediaType, header_str, json_response, media_type};
@@ -48,28 +49,18 @@ const MAX_HEADER_TOKEN: usize = 100;
 /// The secrets a delivery may be signed with: the current one and, during a
 /// rotation, the previous one.
 #[derive(Clone, Debug)]
-pub struct WebhookSecrets(Vec<Secret>);
+pub struct WebhookSecrets(RotatingSecrets);
 
 impl WebhookSecrets {
     /// Reads [`SECRET_NAME`] (and [`PREVIOUS_SECRET_NAME`] if set). `None`
     /// when no secret is configured; an empty secret is refused, since it
     /// would let anyone sign.
     pub fn from_secrets(secrets: &Secrets) -> Result<Option<Self>, SetupError> {
-        let Some(current) = secrets.get(SECRET_NAME) else {
-            return Ok(None);
-        };
-        let mut all = vec![current.clone()];
-        all.extend(secrets.get(PREVIOUS_SECRET_NAME).cloned());
-        for (name, secret) in [SECRET_NAME, PREVIOUS_SECRET_NAME].iter().zip(&all) {
-            if secret.expose().is_empty() {
-                return Err(SetupError::Invalid(format!("secret `{name}` is empty")));
-            }
-        }
-        Ok(Some(Self(all)))
+        Ok(RotatingSecrets::from_secrets(secrets, SECRET_NAME, PREVIOUS_SECRET_NAME)?.map(Self))
     }
 
     pub fn verify(&self, body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
-        signature::verify_any(self.0.iter().map(|s| s.expose().as_bytes()), body, header)
+        signature::verify_any(self.0.keys(), body, header)
     }
 }
 

@@ -8,7 +8,7 @@
 //! ([`hmac::Mac::verify_slice`]). Several secrets may be accepted at once so a
 //! secret can be rotated without losing deliveries.
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// The header GitHub puts the SHA-256 signature in.
@@ -80,12 +80,7 @@ pub fn sign(secret: &[u8], body: &[u8]) -> String {
 }
 
 fn mac(secret: &[u8], body: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length (long keys are hashed first), so this
-    // constructor cannot fail; `new_from_slice` exists for MACs that can.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-    mac.update(body);
-    mac
+    super::super::signing::hmac_sha256(secret, &[body])
 }
 
 /// `sha256=<64 hex digits>`, tolerating surrounding whitespace, the

@@ -35,8 +35,9 @@ use crate::ingest::pipeline::{Failure, Handled, Processed};
 use crate::ingest::{
     Adapter, Admission, Durability, FollowUpError, Ingested, Resolution, ResolveFailure,
 };
+use crate::marketplace::signing::RotatingSecrets;
 use crate::model::{Disposition, EventKind, Marketplace, Status, SubscriptionKey};
-use crate::secret::{Secret, Secrets};
+use crate::secret::Secrets;
 use crate::settings::SetupError;
 use crate::store::{Delivery, Enrolled, Enrollments, GroupKey, StoreError, Subscriptions};
 use crate::web::{ApiError, MediaType, Response, header_str, media_type};
@@ -75,24 +76,14 @@ fn request_id() -> String {
 /// The secrets a request may be signed with: the current one and, during a
 /// rotation, the previous one.
 #[derive(Clone, Debug)]
-pub struct SigningSecrets(Vec<Secret>);
+pub struct SigningSecrets(RotatingSecrets);
 
 impl SigningSecrets {
     /// Reads [`SECRET_NAME`] (and [`PREVIOUS_SECRET_NAME`] if set). `None`
     /// when no secret is configured; an empty secret is refused, since it
     /// would let anyone sign.
     pub fn from_secrets(secrets: &Secrets) -> Result<Option<Self>, SetupError> {
-        let Some(current) = secrets.get(SECRET_NAME) else {
-            return Ok(None);
-        };
-        let mut all = vec![current.clone()];
-        all.extend(secrets.get(PREVIOUS_SECRET_NAME).cloned());
-        for (name, secret) in [SECRET_NAME, PREVIOUS_SECRET_NAME].iter().zip(&all) {
-            if secret.expose().is_empty() {
-                return Err(SetupError::Invalid(format!("secret `{name}` is empty")));
-            }
-        }
-        Ok(Some(Self(all)))
+        Ok(RotatingSecrets::from_secrets(secrets, SECRET_NAME, PREVIOUS_SECRET_NAME)?.map(Self))
     }
 
     pub fn verify(
@@ -101,12 +92,7 @@ impl SigningSecrets {
         header: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), SignatureError> {
-        signature::verify_any(
-            self.0.iter().map(|s| s.expose().as_bytes()),
-            body,
-            header,
-            now,
-        )
+        signature::verify_any(self.0.keys(), body, header, now)
     }
 }
 

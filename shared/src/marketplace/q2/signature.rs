@@ -17,7 +17,7 @@
 //! ([`hmac::Mac::verify_slice`]).
 
 use chrono::{DateTime, Duration, Utc};
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 /// The header the signature travels in (case-insensitive, as every header).
@@ -102,14 +102,7 @@ pub fn sign(secret: &[u8], t: i64, body: &[u8]) -> String {
 }
 
 fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
-    // HMAC takes keys of any length (long keys are hashed first), so this
-    // constructor cannot fail; `new_from_slice` exists for MACs that can.
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac
+    crate::marketplace::signing::hmac_sha256(secret, &[timestamp.as_bytes(), b".", body])
 }
 
 struct Parsed<'a> {
@@ -186,7 +179,7 @@ mod tests {
     #[test]
     fn the_tag_is_hmac_sha256_of_timestamp_dot_body() {
         // Independently: HMAC-SHA256(key, "1714572191." + body).
-        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(SECRET).unwrap();
+        let mut m = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(SECRET).unwrap();
         m.update(b"1714572191.");
         m.update(BODY);
         let expected = format!("t={T},v1={}", hex::encode(m.finalize().into_bytes()));
