@@ -1,6 +1,7 @@
 //! Shared helpers for Tollgate's integration tests.
 
 pub mod conformance;
+pub mod logs;
 pub mod moto;
 pub mod runtime_api;
 pub mod serve;

@@ -5,7 +5,7 @@
 //! store: `sqlite::<case>` and `dynamodb::<case>`.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -1151,29 +1151,8 @@ async fn an_authentic_but_unreadable_payload_stays_pending(h: Harness) {
 }
 
 /// Collects formatted log lines.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn logs_never_contain_the_payload_or_the_secret(h: Harness) {
-    let logs = CapturedLogs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,tollgate=trace"))
-        .with_writer(move || writer.clone())
-        .finish();
-    // Thread-local: the handler runs on this thread (awaited, not spawned).
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = tollgate_tests::logs::capture();
     let body = fixture("octokit-purchased-per-unit.json");
     let mut forged = h.post("forged", body.clone());
     forged.signature = Some(sign(b"attacker", &body));
@@ -1184,7 +1163,7 @@ async fn logs_never_contain_the_payload_or_the_secret(h: Harness) {
     h.deliver("good", body).await;
     h.send(&h.post("broken", br#"{"action":"purchased","effective_date":"2017-10-25","marketplace_purchase":{"account":{"id":"username@email.com"}}}"#.to_vec())).await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("delivery processed") && text.contains(r#""marketplace":"github""#),
         "logs were captured: {text}"

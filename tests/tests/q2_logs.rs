@@ -6,8 +6,6 @@
 
 mod q2_support;
 
-use std::sync::{Arc, Mutex};
-
 use http::StatusCode;
 use q2_support::{Harness, USER, fixture, order};
 
@@ -17,29 +15,8 @@ async fn logs_never_contain_the_payload_or_the_secret_on_either_store() {
     logs_never_contain_the_payload_or_the_secret(Harness::dynamodb().await).await;
 }
 
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn logs_never_contain_the_payload_or_the_secret(h: Harness) {
-    let logs = CapturedLogs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info,tollgate=trace"))
-        .with_writer(move || writer.clone())
-        .finish();
-    // Thread-local: the handler runs on this thread (awaited, not spawned).
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = tollgate_tests::logs::capture();
     let body = fixture("order.snake.json");
     let forged = h.post_signed(b"attacker", h.now().timestamp(), body.clone());
     let forged_tag = forged.signature.clone().unwrap();
@@ -59,7 +36,7 @@ async fn logs_never_contain_the_payload_or_the_secret(h: Harness) {
     h.send(&h.post(b"{\"user_id\": \"jdoe@q2ebanking.com\"".to_vec()))
         .await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("delivery processed") && text.contains(r#""marketplace":"q2""#),
         "logs were captured: {text}"
