@@ -127,10 +127,6 @@ impl KeyCache {
         cache
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// The key `kid`, fetching the document if the cache has never seen it.
     pub async fn key(&self, kid: &str) -> Result<DecodingKey, KeyError> {
         if let Some(key) = self.keys.read().await.get(kid) {

@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use http::StatusCode;
 
 use super::adapter::{
@@ -127,17 +126,13 @@ impl GcpSignup {
         }
     }
 
-    pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
-    }
-
     /// `POST /gcp/signup` with the form's token.
     pub async fn finish(&self, token: &str) -> Result<SignedUp, SignupError> {
         let verifier = self
             .verifier
             .as_ref()
             .ok_or(SignupTokenError::NotConfigured)?;
-        let now = self.now();
+        let now = self.clock.now();
         let verified = verifier.verify(token, now).await?;
         // Used up before anything else happens: a replay finds it.
         let used = Token {
