@@ -176,6 +176,7 @@ tollgate_tests::on_both_stores!(World;
     a_pending_cancellation_ends_access_at_the_end_of_the_term,
     an_unconfigured_plan_is_rejected_with_a_reason,
     duplicate_and_reordered_messages_change_state_once_and_never_back,
+    a_republished_notification_is_a_duplicate_and_a_reused_event_id_is_refused,
     a_procurement_outage_is_retried_inside_the_push_or_by_pubsub,
     an_unknown_event_type_is_recorded_and_acknowledged,
     a_deleted_account_loses_every_entitlement,
@@ -321,6 +322,74 @@ async fn duplicate_and_reordered_messages_change_state_once_and_never_back(w: Wo
     assert_eq!((s.status, s.access_until), (Status::Active, None));
     // Two distinct messages recorded; the duplicate is not logged again.
     assert_eq!(w.log_len(&ent).await, before + 2);
+}
+
+/// The push under another `messageId` (and `message_id`), with `data`
+/// replaced by `notification` when given.
+fn republished(
+    request: &tollgate_sim::gcp::PushRequest,
+    message_id: &str,
+    notification: Option<&Notification>,
+) -> tollgate_sim::gcp::PushRequest {
+    use base64::Engine;
+    let mut envelope = request.envelope();
+    envelope["message"]["messageId"] = message_id.into();
+    envelope["message"]["message_id"] = message_id.into();
+    let mut copy = request.clone();
+    if let Some(n) = notification {
+        let data = serde_json::to_vec(n).unwrap();
+        envelope["message"]["data"] = base64::engine::general_purpose::STANDARD
+            .encode(data)
+            .into();
+        copy.notification = n.clone();
+    }
+    copy.body = serde_json::to_vec(&envelope).unwrap();
+    copy.message_id = message_id.to_owned();
+    copy
+}
+
+/// Content-level idempotency for Google. A delivery is named by the
+/// notification's `eventId` (Pub/Sub's `messageId` only when there is
+/// none), so the same notification published again under a fresh
+/// `messageId` is the same delivery: acknowledged, nothing changes. An
+/// `eventId` seen before carrying other content is refused (409) and
+/// changes nothing.
+async fn a_republished_notification_is_a_duplicate_and_a_reused_event_id_is_refused(w: World) {
+    let ent = w.active("acct-17").await;
+    w.sim.hold_deliveries(true);
+    w.sim.cancel(&ent).await.unwrap();
+    let held = w.sim.take_queued();
+    assert_eq!(held.len(), 1, "the pending cancellation");
+    assert!(w.sim.deliver(&held[0]).await.acked());
+    let before = (w.state(&ent).await, w.log_len(&ent).await);
+    assert_eq!(before.0.status, Status::PendingCancellation);
+
+    let again = w
+        .sim
+        .deliver(&republished(&held[0], "republished-1", None))
+        .await;
+    assert!(again.acked(), "{:?} {}", again.status, again.reply);
+    assert!(again.reply.contains("duplicate"), "{}", again.reply);
+    assert_eq!((w.state(&ent).await, w.log_len(&ent).await), before);
+
+    // Another notification (the revert) under the first one's event id.
+    w.sim.revert_cancellation(&ent).await.unwrap();
+    let revert = w.sim.take_queued();
+    assert_eq!(revert.len(), 1);
+    let mut forged = revert[0].notification.clone();
+    forged.event_id = held[0].notification.event_id.clone();
+    let refused = w
+        .sim
+        .deliver(&republished(&revert[0], "republished-2", Some(&forged)))
+        .await;
+    assert_eq!(refused.status, Some(409), "{}", refused.reply);
+    assert!(
+        refused.reply.contains("delivery_id_reused"),
+        "{}",
+        refused.reply
+    );
+    assert_eq!((w.state(&ent).await, w.log_len(&ent).await), before);
+    assert_eq!(w.pending().await, 0);
 }
 
 async fn a_procurement_outage_is_retried_inside_the_push_or_by_pubsub(w: World) {

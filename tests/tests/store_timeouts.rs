@@ -80,3 +80,129 @@ async fn a_check_against_a_silent_store_answers_503() {
     let body: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
     assert_eq!(body["error"]["code"], "store_unavailable");
 }
+
+/// The operator's log says which store call failed and why (the SDK's own
+/// error chain), not just "storage failure"; the caller's answer stays short.
+#[tokio::test]
+async fn a_failed_store_call_is_logged_with_its_source() {
+    let (url, _server) = silent_server().await;
+    let store: Arc<dyn Store> = Arc::new(store_on(&url));
+    let check = TestApp::new()
+        .store(store)
+        .entitlement_check(Authenticator::new(vec![], true));
+    let req = http::Request::builder()
+        .method("POST")
+        .uri("/v1/check")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            r#"{"marketplace":"github","customer_id":"77","product":"acme-ci"}"#.to_owned(),
+        ))
+        .unwrap();
+    let (logs, _guard) = tollgate_tests::logs::capture();
+    let res = tokio::time::timeout(GUARD, serve(&check, req))
+        .await
+        .expect("answered within the store's bound");
+    assert_eq!(res.status(), 503);
+    let body = String::from_utf8_lossy(res.body().as_ref()).into_owned();
+    assert!(
+        !body.contains("CUST#"),
+        "the answer names no store key: {body}"
+    );
+    let failed = logs
+        .text()
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .map(str::to_owned)
+        .expect("the failure is logged");
+    let line: serde_json::Value = serde_json::from_str(&failed).unwrap();
+    let cause = line["fields"]["cause"].as_str().unwrap_or_default();
+    assert!(
+        cause.contains("subscriptions of CUST#github#77") && cause.contains("timeout"),
+        "the cause names the call and the SDK's reason: {failed}"
+    );
+}
+
+/// A token's id (an OAuth `state`) is a secret until used: a failing token
+/// call must not carry it into the error that gets logged.
+#[tokio::test]
+async fn a_failed_token_call_does_not_carry_the_token_id() {
+    let (url, _server) = silent_server().await;
+    let store = store_on(&url);
+    let secret_id = "state-5f1d2c9a8b7e6f5d4c3b2a19";
+    let now = chrono::Utc::now();
+    let token = tollgate::store::Token {
+        kind: "oauth_state".into(),
+        id: secret_id.into(),
+        payload: "{}".into(),
+        expires_at: now + chrono::Duration::minutes(10),
+    };
+    let put = tokio::time::timeout(GUARD, store.put_token(&token, now))
+        .await
+        .expect("bounded");
+    let take = tokio::time::timeout(GUARD, store.take_token("oauth_state", secret_id, now))
+        .await
+        .expect("bounded");
+    for err in [put.unwrap_err(), take.unwrap_err()] {
+        assert!(matches!(err, StoreError::Transient(_)), "{err:?}");
+        let logged = tollgate::web::ApiError::from(err.clone());
+        for text in [err.to_string(), format!("{logged:?}")] {
+            assert!(!text.contains(secret_id), "token id leaked: {text}");
+            assert!(text.contains("oauth_state"), "names the kind: {text}");
+        }
+    }
+}
+
+/// The app's side of an outage: the client library reports the 503, and
+/// the `RequireEntitlement` layer answers 503 without calling the app.
+#[tokio::test]
+async fn the_client_library_fails_closed_when_the_store_is_silent() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tollgate_client::{CustomerRef, EntitlementClient, RequireEntitlement, Subject};
+    use tower::{Layer, ServiceExt};
+
+    let (url, _server) = silent_server().await;
+    let store: Arc<dyn Store> = Arc::new(store_on(&url));
+    let check = TestApp::new()
+        .store(store)
+        .entitlement_check(Authenticator::new(vec![], true));
+    let served = tollgate_tests::serve::serve_function(check).await;
+    let client = EntitlementClient::new(&served.url(""), None).unwrap();
+    let customer =
+        CustomerRef::Customer(tollgate::model::CustomerKey::new(Marketplace::Github, "1"));
+
+    let err = tokio::time::timeout(
+        GUARD,
+        client.check(&tollgate_client::CheckRequest::new(
+            customer.clone(),
+            "acme-ci",
+        )),
+    )
+    .await
+    .expect("bounded")
+    .expect_err("an outage is an error, never a decision");
+    assert_eq!(err.status(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(err.code(), Some("store_unavailable"));
+
+    let reached = Arc::new(AtomicBool::new(false));
+    let app = {
+        let reached = Arc::clone(&reached);
+        tower::service_fn(move |_req: http::Request<()>| {
+            reached.store(true, Ordering::SeqCst);
+            async {
+                Ok::<_, std::convert::Infallible>(axum::response::Response::new(
+                    axum::body::Body::empty(),
+                ))
+            }
+        })
+    };
+    let guarded = RequireEntitlement::new(client, "acme-ci", move |_| {
+        Some(Subject::new(customer.clone(), None))
+    })
+    .layer(app);
+    let res = tokio::time::timeout(GUARD, guarded.oneshot(http::Request::new(())))
+        .await
+        .expect("bounded")
+        .unwrap();
+    assert_eq!(res.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!reached.load(Ordering::SeqCst), "the app was never called");
+}

@@ -573,7 +573,7 @@ pub fn failure_to_api_error<E: ResolveFailure>(
         }
         Durability::Redelivered | Durability::Synchronous => "",
     };
-    match failure {
+    let answer = match failure {
         Failure::NotRecorded(_) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_recorded",
@@ -609,5 +609,13 @@ pub fn failure_to_api_error<E: ResolveFailure>(
             "follow_up_failed",
             format!("the event was applied, but {error}"),
         ),
+    };
+    // The answer stays short; the operator's log gets the whole failure
+    // (which store call, the backend's error chain).
+    match failure {
+        Failure::NotRecorded(_) | Failure::Store(_) | Failure::TimedOut(_) => {
+            answer.caused_by(failure)
+        }
+        _ => answer,
     }
 }

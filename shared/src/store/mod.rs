@@ -401,7 +401,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// marketplaces that retry (Pub/Sub) do; backend details stay in the logs.
 impl From<StoreError> for crate::web::ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
+        let answer = match &e {
             StoreError::NotFound(what) => {
                 crate::web::ApiError::not_found(format!("{what} not found"))
             }
@@ -417,7 +417,12 @@ impl From<StoreError> for crate::web::ApiError {
                 "storage is busy; retry later",
             ),
             StoreError::Backend(_) => crate::web::ApiError::internal("storage failure"),
-        }
+        };
+        // The caller gets the short answer; the log gets the store call and
+        // the backend's own error chain. Store messages name the call and
+        // the subscription or delivery, never a token's id (an OAuth `state`
+        // is a secret until used): each backend builds them that way.
+        answer.caused_by(e)
     }
 }
 

@@ -32,6 +32,10 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The cause, for the operator's log only (never sent): a 5xx answer
+    /// tells the caller little on purpose, and the log must still say what
+    /// failed (which store call, the SDK's own error chain).
+    pub cause: Option<String>,
 }
 
 impl ApiError {
@@ -40,7 +44,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            cause: None,
         }
+    }
+
+    /// Attaches the cause to log with a server error (see [`ApiError::cause`]).
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -127,7 +138,13 @@ pub async fn serve(f: &dyn Function, req: Request) -> Response {
         Ok(res) => res,
         Err(e) => {
             if e.status.is_server_error() {
-                tracing::error!(request_id = %id, code = e.code, message = %e.message, "request failed");
+                tracing::error!(
+                    request_id = %id,
+                    code = e.code,
+                    message = %e.message,
+                    cause = e.cause.as_deref().unwrap_or(""),
+                    "request failed"
+                );
             }
             e.into_response(&id)
         }
