@@ -114,18 +114,18 @@ fn percent_decode(segment: &str) -> Result<String, ApiError> {
             "path segment `{segment}` is not valid percent-encoded UTF-8"
         )))
     };
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or_else(invalid)?;
-            let hex = std::str::from_utf8(hex).map_err(|_| invalid())?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| invalid())?);
-            i += 3;
+    let hex_digit = |b: Option<u8>| b.and_then(|b| char::from(b).to_digit(16));
+    let mut out = Vec::with_capacity(segment.len());
+    let mut bytes = segment.bytes();
+    while let Some(b) = bytes.next() {
+        if b == b'%' {
+            // Exactly two hex digits (`u8::from_str_radix` would also take "+f").
+            let (Some(hi), Some(lo)) = (hex_digit(bytes.next()), hex_digit(bytes.next())) else {
+                return Err(invalid());
+            };
+            out.push(u8::try_from(hi * 16 + lo).map_err(|_| invalid())?);
         } else {
-            out.push(bytes[i]);
-            i += 1;
+            out.push(b);
         }
     }
     String::from_utf8(out).map_err(|_| invalid())
@@ -140,6 +140,8 @@ mod tests {
         let m = match_route(&Method::GET, "/v1/customers/github/a%20b").unwrap();
         assert_eq!(m.route, Route::Customer);
         assert_eq!(m.params, ["github", "a b"]);
+        let m = match_route(&Method::GET, "/v1/customers/q2/fi%3Au%c3%a9%2f").unwrap();
+        assert_eq!(m.params, ["q2", "fi:ué/"]);
         let m = match_route(&Method::POST, "/v1/seats/claim").unwrap();
         assert_eq!(m.route, Route::ClaimSeat);
         let m = match_route(&Method::GET, "/v1/seats/gcp/ent-1").unwrap();
@@ -184,6 +186,9 @@ mod tests {
             "/v1/customers/github/%zz",
             "/v1/customers/github/%c3",
             "/v1/seats/q2/%",
+            "/v1/seats/q2/%4",
+            "/v1/seats/q2/%+f",
+            "/v1/seats/q2/%é1",
         ] {
             let err = match_route(&Method::GET, path).unwrap_err();
             assert_eq!(

@@ -164,11 +164,15 @@ impl SignupVerifier {
         let (Some(iat), Some(exp)) = (claims.iat, claims.exp) else {
             return Err(SignupTokenError::Malformed);
         };
+        // Saturating: the numbers are the token's, and any i64 must give an
+        // answer, not an overflow.
         let now_s = now.timestamp();
-        if exp + SKEW_SECONDS <= now_s {
+        if exp.saturating_add(SKEW_SECONDS) <= now_s {
             return Err(SignupTokenError::Expired);
         }
-        if exp - iat > MAX_LIFETIME_SECONDS || iat > now_s + SKEW_SECONDS {
+        if exp.saturating_sub(iat) > MAX_LIFETIME_SECONDS
+            || iat > now_s.saturating_add(SKEW_SECONDS)
+        {
             return Err(SignupTokenError::TooLongLived);
         }
         let account_id = claims.sub.unwrap_or_default().trim().to_owned();
