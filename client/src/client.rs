@@ -22,6 +22,10 @@ pub enum ClientError {
     InvalidBaseUrl { url: String, message: String },
     #[error("the API key contains characters not allowed in an HTTP header")]
     InvalidApiKey,
+    /// An API key would travel in clear text: `http://` is only accepted
+    /// for loopback hosts (a local `tollgate dev`).
+    #[error("refusing to send an API key over plain http to `{host}`: use https")]
+    InsecureTransport { host: String },
     /// Connection refused, timeout, TLS failure, ...
     #[error("cannot reach Tollgate: {0}")]
     Transport(#[source] reqwest::Error),
@@ -67,6 +71,36 @@ pub enum SeatClaim {
     Refused { reason: Reason, message: String },
 }
 
+/// An `http`/`https` base URL without its trailing slash (paths are
+/// appended as segments).
+fn parse_base(base_url: &str) -> Result<Url, ClientError> {
+    let invalid = |message: String| ClientError::InvalidBaseUrl {
+        url: base_url.to_owned(),
+        message,
+    };
+    let mut base = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
+    if !matches!(base.scheme(), "http" | "https") {
+        return Err(invalid("expected an http or https URL".into()));
+    }
+    if base.cannot_be_a_base() {
+        return Err(invalid("not a base URL".into()));
+    }
+    let trimmed = base.path().trim_end_matches('/').to_owned();
+    base.set_path(&trimmed);
+    Ok(base)
+}
+
+/// Whether the URL's host is this machine: the one place a key may travel
+/// over plain http.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 /// A client of one entitlement-check deployment. Cheap to clone (it shares
 /// its connection pool).
 #[derive(Debug, Clone)]
@@ -78,9 +112,19 @@ pub struct EntitlementClient {
 impl EntitlementClient {
     /// `base_url` like `https://abc.lambda-url.us-east-1.on.aws` or
     /// `http://127.0.0.1:9104`; `api_key` as printed by `tollgate api-key new`.
+    ///
+    /// With a key, the URL must be `https`, or `http` to a loopback host
+    /// (`127.0.0.0/8`, `::1`, `localhost`): a bearer key sent in clear text
+    /// is a key given away.
     pub fn new(base_url: &str, api_key: Option<&str>) -> Result<Self, ClientError> {
         let mut headers = HeaderMap::new();
         if let Some(key) = api_key {
+            let base = parse_base(base_url)?;
+            if base.scheme() == "http" && !is_loopback(&base) {
+                return Err(ClientError::InsecureTransport {
+                    host: base.host_str().unwrap_or_default().to_owned(),
+                });
+            }
             let mut value = HeaderValue::from_str(&format!("Bearer {key}"))
                 .map_err(|_| ClientError::InvalidApiKey)?;
             value.set_sensitive(true);
@@ -96,21 +140,10 @@ impl EntitlementClient {
 
     /// Uses a caller-built `reqwest::Client` (its own timeouts, default
     /// headers carrying the key, a proxy, ...).
+    /// The caller's client carries its own key, so the plain-http check of
+    /// [`EntitlementClient::new`] is the caller's to make.
     pub fn with_http_client(base_url: &str, http: reqwest::Client) -> Result<Self, ClientError> {
-        let invalid = |message: String| ClientError::InvalidBaseUrl {
-            url: base_url.to_owned(),
-            message,
-        };
-        let mut base = Url::parse(base_url).map_err(|e| invalid(e.to_string()))?;
-        if !matches!(base.scheme(), "http" | "https") {
-            return Err(invalid("expected an http or https URL".into()));
-        }
-        if base.cannot_be_a_base() {
-            return Err(invalid("not a base URL".into()));
-        }
-        // Paths are appended as segments, so drop a trailing slash.
-        let trimmed = base.path().trim_end_matches('/').to_owned();
-        base.set_path(&trimmed);
+        let base = parse_base(base_url)?;
         Ok(Self { http, base })
     }
 
@@ -282,6 +315,38 @@ mod tests {
     }
 
     #[test]
+    fn a_key_goes_over_plain_http_only_to_this_machine() {
+        for url in [
+            "http://tollgate.internal",
+            "http://10.0.0.7:9104",
+            "http://localhost.example.com",
+            "http://[2001:db8::1]",
+        ] {
+            assert!(
+                matches!(
+                    EntitlementClient::new(url, Some("tgk_key")),
+                    Err(ClientError::InsecureTransport { .. })
+                ),
+                "{url}"
+            );
+            // Without a key there is nothing to give away.
+            assert!(EntitlementClient::new(url, None).is_ok(), "{url}");
+        }
+        for url in [
+            "https://tollgate.example.com",
+            "http://127.0.0.1:9104",
+            "http://127.8.9.10",
+            "http://[::1]:9104",
+            "http://LOCALHOST:9104",
+        ] {
+            assert!(
+                EntitlementClient::new(url, Some("tgk_key")).is_ok(),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_base_urls_and_keys_are_refused() {
         assert!(matches!(
             EntitlementClient::new("ftp://x", None),
@@ -292,7 +357,7 @@ mod tests {
             Err(ClientError::InvalidBaseUrl { .. })
         ));
         assert!(matches!(
-            EntitlementClient::new("http://x", Some("bad\nkey")),
+            EntitlementClient::new("https://x", Some("bad\nkey")),
             Err(ClientError::InvalidApiKey)
         ));
     }

@@ -74,6 +74,7 @@ pub struct RequireEntitlement {
     product: Arc<str>,
     feature: Option<Arc<str>>,
     claim_seat: bool,
+    expose_decision: bool,
     identify: Arc<Identify>,
 }
 
@@ -83,6 +84,7 @@ impl std::fmt::Debug for RequireEntitlement {
             .field("product", &self.product)
             .field("feature", &self.feature)
             .field("claim_seat", &self.claim_seat)
+            .field("expose_decision", &self.expose_decision)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +103,7 @@ impl RequireEntitlement {
             product: Arc::from(product.into()),
             feature: None,
             claim_seat: false,
+            expose_decision: false,
             identify: Arc::new(identify),
         }
     }
@@ -116,6 +119,15 @@ impl RequireEntitlement {
     /// `seat_limit_reached`). Needs an API key with the `seats` scope.
     pub fn claim_seat(mut self) -> Self {
         self.claim_seat = true;
+        self
+    }
+
+    /// Put the whole [`Decision`] (plan, tier, seats, subscription id) in
+    /// refusals, for internal apps whose users may see it. By default a
+    /// refusal carries only the reason: an end user refused at a seat limit
+    /// needn't learn the customer's plan, seat count or subscription id.
+    pub fn expose_decision(mut self) -> Self {
+        self.expose_decision = true;
         self
     }
 
@@ -186,7 +198,7 @@ where
                     parts.extensions.insert(decision);
                     inner.call(http::Request::from_parts(parts, body)).await
                 }
-                Ok(decision) => Ok(refusal(decision)),
+                Ok(decision) => Ok(refusal(decision, config.expose_decision)),
                 Err(e) => Ok(unavailable(&e)),
             }
         })
@@ -222,12 +234,15 @@ fn refusal_message(reason: &Reason) -> &'static str {
     }
 }
 
-fn refusal(decision: Decision) -> Response {
+fn refusal(decision: Decision, expose_decision: bool) -> Response {
     let status = refusal_status(&decision.reason);
-    let body = json!({
-        "error": {"code": decision.reason.as_str(), "message": refusal_message(&decision.reason)},
-        "decision": decision,
-    });
+    let error =
+        json!({"code": decision.reason.as_str(), "message": refusal_message(&decision.reason)});
+    let body = if expose_decision {
+        json!({"error": error, "decision": decision})
+    } else {
+        json!({"error": error})
+    };
     (status, Json(body)).into_response()
 }
 
@@ -310,5 +325,41 @@ mod tests {
         assert_eq!(refusal_status(&Reason::Suspended), 403);
         assert_eq!(refusal_status(&Reason::UnknownPlan), 403);
         assert_eq!(refusal_status(&Reason::Unrecognized), 403);
+    }
+
+    async fn body_of(res: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_the_reason_and_keeps_the_customer_to_itself() {
+        let decision: Decision = serde_json::from_value(json!({
+            "allowed": false, "reason": "seat_limit_reached",
+            "subscription": {"marketplace": "github", "id": "sub-31337"},
+            "status": "active", "plan": "plan-enterprise-77", "tier": "team",
+            "features": ["private-repos"], "trial_days_left": null,
+            "access_until": null, "seats": {"limit": 5, "used": 5}
+        }))
+        .unwrap();
+
+        let res = refusal(decision.clone(), false);
+        assert_eq!(res.status(), StatusCode::PAYMENT_REQUIRED);
+        let body = body_of(res).await;
+        assert_eq!(
+            body,
+            json!({"error": {"code": "seat_limit_reached", "message": "every seat of this subscription is taken"}})
+        );
+        let text = body.to_string();
+        for private in ["sub-31337", "plan-enterprise-77", "seats"] {
+            assert!(!text.contains(private), "{private} in {text}");
+        }
+
+        // Internal apps may opt in to the whole decision.
+        let body = body_of(refusal(decision, true)).await;
+        assert_eq!(body["decision"]["plan"], "plan-enterprise-77");
+        assert_eq!(body["decision"]["seats"]["used"], 5);
     }
 }
