@@ -14,13 +14,15 @@ FUNCTIONS := purchase-webhook pubsub-push oauth-callback entitlement-check
 # moto_server for the DynamoDB tests; the test harness starts and stops it.
 export TOLLGATE_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 
-.PHONY: help dev test lint build deploy plan infra-check bench clean-venv rust-components
+.PHONY: help dev test lint build deploy plan infra-check bench mutants deny clean-venv rust-components
 
 help:
 	@echo "make dev     run the four functions locally on the embedded store"
 	@echo "make test    fmt check, clippy -D warnings, every test (DynamoDB ones on moto)"
 	@echo "make build   release arm64 Lambda zips (cargo-lambda)"
 	@echo "make bench   criterion benchmarks (decision, webhook verify+parse, rules)"
+	@echo "make deny    supply-chain policy (deny.toml): licenses, bans, sources, advisories when fetchable"
+	@echo "make mutants mutation testing of the pure core (cargo-mutants; slow, not in make test)"
 	@echo "make deploy  build, then terraform apply infra/ with infra/tollgate.tfvars (TFVARS=... for another file)"
 	@echo "make plan    build, then terraform plan (what deploy would change)"
 	@echo "make infra-check  offline Terraform checks: fmt, validate (as far as it goes offline), checkov"
@@ -71,7 +73,7 @@ lint: rust-components
 # The release binaries first: tests/tests/lambda_runtime.rs runs them under a
 # local Lambda Runtime API (the same build, for the host; alone, so features
 # resolve as in `make build`). The test builds them too if run without make.
-test: lint $(VENV)/.test-tools infra-check
+test: lint deny $(VENV)/.test-tools infra-check
 	$(CARGO) build --locked --release $(addprefix -p ,$(FUNCTIONS))
 	$(CARGO) test --locked --workspace --all-targets
 
@@ -84,6 +86,42 @@ bench:
 	$(CARGO) bench --locked -p tollgate-shared --features test-support
 	$(CARGO) build --locked --release $(addprefix -p ,$(FUNCTIONS)) -p coldstart-hello
 	$(PYTHON) tools/coldstart.py 30 target/release/coldstart-hello $(addprefix target/release/,$(FUNCTIONS))
+
+# Mutation testing (README "Mutation testing"): cargo-mutants, pinned and
+# installed into .tools/ on first use, mutates the core's rules, entitlement
+# decisions, signature checks and payload parsers (.cargo/mutants.toml) and
+# runs tollgate-core's tests against each mutant, in its own copy of the tree
+# and target dir. One job: a machine has two cores and other builds run.
+# cargo-mutants exits 2 when a mutant survives (3 on a timeout), so the verdict is
+# tools/mutants_report.py's: at least 95 % of viable mutants caught, and
+# every survivor is one the README lists.
+MUTANTS_VERSION := 27.0.0
+TOOLS := .tools
+$(TOOLS)/.cargo-mutants-$(MUTANTS_VERSION):
+	$(CARGO) install --locked cargo-mutants@$(MUTANTS_VERSION) --root $(TOOLS)
+	touch $@
+
+mutants: $(TOOLS)/.cargo-mutants-$(MUTANTS_VERSION)
+	$(TOOLS)/bin/cargo-mutants mutants --package tollgate-core --jobs 1 $(MUTANTS_ARGS) \
+	  || { rc=$$?; [ $$rc -eq 2 ] || [ $$rc -eq 3 ]; }
+	$(PYTHON) tools/mutants_report.py mutants.out README.md
+
+# Supply chain (deny.toml, README "Supply chain"): licenses, bans (duplicate
+# versions, a second TLS or crypto stack) and sources always; advisories when
+# RustSec's database (a git repository on GitHub) can be fetched, skipped
+# with the reason otherwise. cargo-deny is pinned and installed into .tools/.
+DENY_VERSION := 0.18.9
+$(TOOLS)/.cargo-deny-$(DENY_VERSION):
+	$(CARGO) install --locked cargo-deny@$(DENY_VERSION) --root $(TOOLS)
+	touch $@
+
+deny: $(TOOLS)/.cargo-deny-$(DENY_VERSION)
+	@if timeout 120 $(TOOLS)/bin/cargo-deny fetch >/dev/null 2>&1; then \
+	  $(TOOLS)/bin/cargo-deny --locked check; \
+	else \
+	  echo "cargo deny: advisories SKIPPED: RustSec's advisory database (github.com/RustSec/advisory-db) cannot be fetched from this machine"; \
+	  $(TOOLS)/bin/cargo-deny --locked check bans licenses sources; \
+	fi
 
 # Offline checks of infra/ (no AWS, no provider download): terraform fmt and
 # validate (skipped with the reason when terraform or its providers are

@@ -17,9 +17,10 @@ module "tollgate" {
   lambda_zip_dir = "${path.root}/../target/lambda"
   config_file    = var.config_file
 
-  check_auth        = var.check_auth
-  check_caller_arns = var.check_caller_arns
-  public_url        = var.public_url
+  check_auth           = var.check_auth
+  check_caller_arns    = var.check_caller_arns
+  check_iam_principals = var.check_iam_principals
+  public_url           = var.public_url
 
   gcp_provider_id           = var.gcp_provider_id
   gcp_push_audience         = var.gcp_push_audience
@@ -41,4 +42,5 @@ module "tollgate" {
   alarm_emails                       = var.alarm_emails
   metric_namespace                   = var.metric_namespace
   pending_delivery_age_alarm_seconds = var.pending_delivery_age_alarm_seconds
+  reconcile_schedule                 = var.reconcile_schedule
 }

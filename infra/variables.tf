@@ -42,6 +42,12 @@ variable "check_caller_arns" {
   }
 }
 
+variable "check_iam_principals" {
+  description = "With check_auth = \"aws_iam\": optional map of IAM callers (account ids or IAM ARNs; a role ARN covers its sessions) to their scopes (\"check\", \"seats\", \"check,seats\"); others are refused. Null: every allowed caller has every scope."
+  type        = map(string)
+  default     = null
+}
+
 variable "public_url" {
   description = "Custom https base URL of oauth-callback, if it has one (TOLLGATE_PUBLIC_URL). Null: the function URL."
   type        = string
@@ -157,4 +163,10 @@ variable "pending_delivery_age_alarm_seconds" {
   description = "Alarm when a delivery has been pending longer than this many seconds."
   type        = number
   default     = 900
+}
+
+variable "reconcile_schedule" {
+  description = "EventBridge schedule of the reconciliation (rate(...) or cron(...)); null: none."
+  type        = string
+  default     = "rate(6 hours)"
 }

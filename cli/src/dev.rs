@@ -202,14 +202,12 @@ fn banner(b: &Banner<'_>) -> String {
         out.push_str(&sim::gcp_summary(gcp, push_url, path.as_deref(), false));
     }
     if let (Some(path), Some(written)) = (b.secrets_file, b.written) {
-        let note = if written.generated_webhook_secret {
-            "generated now"
-        } else {
-            "kept"
-        };
+        let note = |generated: bool| if generated { "generated now" } else { "kept" };
         out.push_str(&format!(
-            "Secrets: {} (github_webhook_secret {note}; values never printed)\n",
-            path.display()
+            "Secrets: {} (github_webhook_secret {}, oauth_state_key {}; values never printed)\n",
+            path.display(),
+            note(written.generated_webhook_secret),
+            note(written.generated_state_key),
         ));
     }
 

@@ -10,6 +10,8 @@ mod api_key;
 mod args;
 mod dev;
 mod fire;
+mod link;
+mod reconcile;
 mod replay;
 mod sim;
 mod status;
@@ -37,8 +39,13 @@ pub enum Command {
     /// Create API keys for entitlement-check
     #[command(subcommand)]
     ApiKey(api_key::Command),
+    /// List or remove the links from an app user to the customers it is entitled through
+    #[command(subcommand)]
+    Link(link::Command),
     /// Finish recorded deliveries that were never processed
     Replay(replay::Args),
+    /// Compare every subscription with its marketplace and fix drift (exit 3: --dry-run found drift)
+    Reconcile(reconcile::Args),
     /// Run the local stand-ins for github.com, api.github.com and Google (token, keys, Procurement API, Pub/Sub push)
     Sim(sim::Args),
     /// Show a customer's subscriptions and recent events, and pending deliveries (exit 1 if any)
@@ -54,7 +61,10 @@ async fn main() -> ExitCode {
         Command::Dev(args) => dev::run(args).await,
         Command::Fire(marketplace) => fire::run(marketplace).await,
         Command::ApiKey(command) => api_key::run(command).map(|out| print!("{out}")),
+        Command::Link(command) => link::run(command).await,
         Command::Replay(args) => replay::run(args).await,
+        // Its own exit codes (0 in sync/fixed, 1 errors, 3 drift in a dry run).
+        Command::Reconcile(args) => return reconcile::run(args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Status(args) => status::run(args).await,
     };

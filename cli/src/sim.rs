@@ -10,7 +10,7 @@
 //! `TOLLGATE_GITHUB_API_URL`). With `--secrets-out`, the stand-in app's
 //! credentials (`github_client_id`, `github_client_secret`, `github_app_id`,
 //! `github_app_private_key`) are merged into that JSON secrets file, plus a
-//! random `github_webhook_secret` if it has none, so
+//! random `github_webhook_secret` and `oauth_state_key` if it has none, so
 //! `TOLLGATE_SECRETS=file:<it>` makes the functions use them; they are never
 //! printed.
 //!
@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use chrono::{Duration, Utc};
 use tollgate::marketplace::gcp::credentials::SERVICE_ACCOUNT_KEY_SECRET;
 use tollgate::marketplace::github::SECRET_NAME as WEBHOOK_SECRET;
+use tollgate::marketplace::github::oauth_state::STATE_KEY_SECRET;
 use tollgate::setup::Settings;
 use tollgate_sim::gcp::{GcpSim, PushConfig, Running as GcpRunning};
 use tollgate_sim::github::{App, GithubSim, Org, Plan, PriceModel, Purchase, Running, User};
@@ -308,15 +309,20 @@ pub fn gcp_summary(
 pub struct Written {
     /// A `github_webhook_secret` was missing and a random one was added.
     pub generated_webhook_secret: bool,
+    /// An `oauth_state_key` (signs the GitHub sign-in's `state`) was
+    /// missing and a random one was added.
+    pub generated_state_key: bool,
 }
 
 /// Merges into the JSON object at `path` (created if missing, every other
 /// secret kept) the stand-in app's credentials (`github_client_id`,
 /// `github_client_secret`, `github_app_id`, `github_app_private_key`) when
-/// `app` is given, and a random `github_webhook_secret` unless one is there:
-/// the functions and `tollgate fire` then share it. Errors start with the path.
+/// `app` is given, a random `github_webhook_secret` unless one is there
+/// (the functions and `tollgate fire` then share it), and a random
+/// `oauth_state_key` unless one is there. Errors start with the path.
 pub fn write_secrets(path: &Path, app: Option<&App>) -> Result<Written, String> {
-    merge_secrets(path, |secrets| add_github_secrets(secrets, app))
+    merge_secrets(path, |secrets| add_github_secrets(secrets, app))?
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Merges into the JSON object at `path` (created if missing, every other
@@ -357,23 +363,32 @@ fn merge_secrets<T>(
     Ok(out)
 }
 
+/// Adds 32 random bytes as hex (what `openssl rand -hex 32` gives) under
+/// `name` unless a non-empty value is there; whether it did. Refuses rather
+/// than write a guessable secret when the OS random source fails.
+fn ensure_random(
+    secrets: &mut serde_json::Map<String, serde_json::Value>,
+    name: &str,
+) -> Result<bool, tollgate::web::NoRandomness> {
+    let has = secrets
+        .get(name)
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|s| !s.trim().is_empty());
+    if !has {
+        let value = tollgate::web::random_token(32)?;
+        secrets.insert(name.to_owned(), serde_json::Value::String(value));
+    }
+    Ok(!has)
+}
+
 fn add_github_secrets(
     secrets: &mut serde_json::Map<String, serde_json::Value>,
     app: Option<&App>,
-) -> Written {
-    let mut written = Written::default();
-    let has_webhook_secret = secrets
-        .get(WEBHOOK_SECRET)
-        .and_then(serde_json::Value::as_str)
-        .is_some_and(|s| !s.trim().is_empty());
-    if !has_webhook_secret {
-        // 32 random bytes, hex: what `openssl rand -hex 32` would give.
-        secrets.insert(
-            WEBHOOK_SECRET.to_owned(),
-            serde_json::Value::String(tollgate::web::random_token(32)),
-        );
-        written.generated_webhook_secret = true;
-    }
+) -> Result<Written, tollgate::web::NoRandomness> {
+    let written = Written {
+        generated_webhook_secret: ensure_random(secrets, WEBHOOK_SECRET)?,
+        generated_state_key: ensure_random(secrets, STATE_KEY_SECRET)?,
+    };
     if let Some(app) = app {
         for (k, v) in [
             ("github_client_id", app.client_id.clone()),
@@ -384,7 +399,7 @@ fn add_github_secrets(
             secrets.insert(k.to_owned(), serde_json::Value::String(v));
         }
     }
-    written
+    Ok(written)
 }
 
 /// Writes `text`, readable by the owner only where the OS has modes.

@@ -3,9 +3,15 @@
 //!
 //! With a CUSTOMER (the marketplace's customer id: a GitHub account id, a
 //! Google procurement account id, a Q2 `<fi>:<user>`), every subscription
-//! of that customer with its most recent log entries. Always: the
-//! deliveries recorded but never processed, per marketplace (only
+//! of that customer with its most recent log entries (those a
+//! reconciliation wrote marked `(reconcile)`, `"source": "reconcile"` in
+//! JSON, so an operator sees which changes no delivery announced). Always:
+//! the deliveries recorded but never processed, per marketplace (only
 //! `--marketplace`'s when given).
+//!
+//! Also per marketplace: the content replays refused (a body already
+//! delivered, re-sent under a new delivery id: logged, nothing applied),
+//! which an operator should look into (a misbehaving relay, or an attack).
 //!
 //! Text by default, one JSON object with `--json`; either ends with a
 //! one-line summary. Exits 1 while any delivery is pending, so a cron job
@@ -16,7 +22,11 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use tollgate::clock::{Clock, SystemClock};
-use tollgate::model::{CustomerKey, LogEntry, Marketplace, PendingChange, Plan, Subscription};
+use tollgate::ingest::pipeline::REPLAYS_LOG;
+use tollgate::model::{
+    CustomerKey, LogEntry, Marketplace, PendingChange, Plan, Subscription, SubscriptionKey,
+};
+use tollgate::reconcile::is_reconcile_event;
 use tollgate::setup::Deps;
 use tollgate::store::{Deliveries, Delivery, StoreError, Subscriptions};
 
@@ -59,6 +69,9 @@ pub struct Report {
     pub events: usize,
     /// Pending deliveries, oldest first, for each marketplace looked at.
     pub pending: Vec<(Marketplace, Vec<Delivery>)>,
+    /// Content replays (the marketplace's `_replays` log), oldest first,
+    /// for each marketplace looked at.
+    pub replays: Vec<(Marketplace, Vec<LogEntry>)>,
 }
 
 pub async fn run(args: Args) -> Result<(), String> {
@@ -113,20 +126,28 @@ pub async fn gather(
         }
     };
     let mut pending = Vec::new();
+    let mut replays = Vec::new();
     for &m in marketplaces {
         pending.push((m, deliveries.pending_deliveries(m, now).await?));
+        let log = SubscriptionKey::new(m, REPLAYS_LOG);
+        replays.push((m, subscriptions.log(&log).await?));
     }
     Ok(Report {
         now,
         customer,
         events,
         pending,
+        replays,
     })
 }
 
 impl Report {
     pub fn pending_total(&self) -> usize {
         self.pending.iter().map(|(_, d)| d.len()).sum()
+    }
+
+    pub fn replays_total(&self) -> usize {
+        self.replays.iter().map(|(_, r)| r.len()).sum()
     }
 
     /// The command's result: an error (exit 1) while any delivery is pending.
@@ -181,6 +202,11 @@ impl Report {
                 per.join(", ")
             ));
         }
+        match self.replays_total() {
+            0 => {}
+            1 => parts.push("1 content replay".to_owned()),
+            n => parts.push(format!("{n} content replays")),
+        }
         parts.join("; ")
     }
 
@@ -210,8 +236,8 @@ impl Report {
                 line(format!(
                     "    seats {}",
                     match sub.seats.limit {
-                        Some(limit) => format!("{}/{limit}", sub.seats.used()),
-                        None => format!("{} used, not counted", sub.seats.used()),
+                        Some(limit) => format!("{}/{limit}", sub.seats.used),
+                        None => format!("{} used, not counted", sub.seats.used),
                     }
                 ));
                 if let Some(t) = sub.access_until {
@@ -231,9 +257,14 @@ impl Report {
                 ));
                 for e in recent {
                     line(format!(
-                        "      {}  {}  {}  {}",
+                        "      {}  {}{}  {}  {}",
                         time(e.recorded_at),
                         e.event,
+                        if is_reconcile_event(&e.event_id) {
+                            " (reconcile)"
+                        } else {
+                            ""
+                        },
                         json_name(&e.disposition),
                         e.note
                     ));
@@ -261,6 +292,17 @@ impl Report {
                 ));
             }
         }
+        for (m, replays) in &self.replays {
+            let Some(last) = replays.last() else { continue };
+            line(format!(
+                "{m}: {} content replays (a body already delivered, sent again under a new id; nothing applied), last {} ago",
+                replays.len(),
+                age(self.now - last.recorded_at)
+            ));
+            for r in self.recent(replays) {
+                line(format!("  {}  {}  replay", r.event_id, time(r.recorded_at)));
+            }
+        }
         line(self.summary());
         out
     }
@@ -279,6 +321,7 @@ impl Report {
                                 "time": time(e.recorded_at),
                                 "effective_at": time(e.effective_at),
                                 "event_id": e.event_id,
+                                "source": source(e),
                                 "event": e.event,
                                 "disposition": e.disposition,
                                 "note": e.note,
@@ -291,7 +334,7 @@ impl Report {
                         "status": sub.status,
                         "awaiting": sub.awaiting,
                         "plan": sub.plan,
-                        "seats": {"limit": sub.seats.limit, "used": sub.seats.used()},
+                        "seats": {"limit": sub.seats.limit, "used": sub.seats.used},
                         "access_until": sub.access_until.map(time),
                         "pending_change": sub.pending_change,
                         "events_total": log.len(),
@@ -331,11 +374,25 @@ impl Report {
                 })
             })
             .collect();
+        let replays: Vec<Value> = self
+            .replays
+            .iter()
+            .map(|(m, replays)| {
+                let recent: Vec<Value> = self
+                    .recent(replays)
+                    .iter()
+                    .map(|r| json!({"delivery": r.event_id, "time": time(r.recorded_at)}))
+                    .collect();
+                json!({"marketplace": m, "count": replays.len(), "recent": recent})
+            })
+            .collect();
         json!({
             "now": time(self.now),
             "customer": customer,
             "pending": pending,
             "pending_total": self.pending_total(),
+            "replays": replays,
+            "replays_total": self.replays_total(),
             "summary": self.summary(),
         })
     }
@@ -347,6 +404,16 @@ fn hint(m: Marketplace) -> &'static str {
         Marketplace::Github => "GitHub never retries: run `tollgate replay`",
         Marketplace::Gcp => "Pub/Sub redelivers these itself",
         Marketplace::Q2 => "Q2 was answered synchronously; nothing to replay",
+    }
+}
+
+/// Who wrote a log entry: a reconciliation (its event ids say so) or a
+/// marketplace's delivery.
+fn source(e: &LogEntry) -> &'static str {
+    if is_reconcile_event(&e.event_id) {
+        "reconcile"
+    } else {
+        "delivery"
     }
 }
 

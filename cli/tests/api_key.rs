@@ -26,6 +26,17 @@ fn request_with(key: &str) -> tollgate::web::Request {
         .unwrap()
 }
 
+/// `auth.authenticate` for `key`, now.
+fn authenticate(
+    auth: &Authenticator,
+    key: &str,
+) -> Result<tollgate::api::auth::Caller, tollgate::api::auth::AuthError> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(auth.authenticate(&request_with(key), chrono::Utc::now()))
+}
+
 #[test]
 fn api_key_new_prints_a_key_and_the_hashed_entry_that_accepts_it() {
     let (ok, stdout, stderr) = tollgate(&["api-key", "new", "billing-app", "--scopes", "check"]);
@@ -49,7 +60,7 @@ fn api_key_new_prints_a_key_and_the_hashed_entry_that_accepts_it() {
         vec![ApiKeyEntry::parse("billing-app", value).unwrap()],
         false,
     );
-    let caller = auth.authenticate(&request_with(key)).unwrap();
+    let caller = authenticate(&auth, key).unwrap();
     assert_eq!(
         caller.principal,
         Principal::ApiKey {
@@ -72,10 +83,34 @@ fn api_key_new_json_output_and_bad_input() {
     assert_eq!(v["secret_name"], "api_key.ci");
     let entry = ApiKeyEntry::parse("ci", v["secret_value"].as_str().unwrap()).unwrap();
     let auth = Authenticator::new(vec![entry], false);
-    let caller = auth
-        .authenticate(&request_with(v["key"].as_str().unwrap()))
-        .unwrap();
+    let caller = authenticate(&auth, v["key"].as_str().unwrap()).unwrap();
     assert!(caller.require(Scope::Seats).is_ok());
+    assert_eq!(v["expires_at"], serde_json::Value::Null);
+
+    // With an expiry: in the JSON and the entry, honoured by the check.
+    let (ok, stdout, stderr) =
+        tollgate(&["api-key", "new", "temp", "--expires-in", "1d", "--json"]);
+    assert!(ok, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let expires_at = chrono::DateTime::parse_from_rfc3339(v["expires_at"].as_str().unwrap())
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let entry = ApiKeyEntry::parse("temp", v["secret_value"].as_str().unwrap()).unwrap();
+    assert_eq!(entry.expires_at, Some(expires_at));
+    let auth = Authenticator::new(vec![entry], false);
+    let key = v["key"].as_str().unwrap();
+    let at = |t| {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(auth.authenticate(&request_with(key), t))
+    };
+    assert!(at(expires_at - chrono::Duration::seconds(1)).is_ok());
+    let refused = tollgate::web::ApiError::from(at(expires_at).unwrap_err());
+    assert_eq!(
+        (refused.status.as_u16(), refused.code),
+        (401, "expired_api_key")
+    );
 
     let (ok, _, stderr) = tollgate(&["api-key", "new", "ci", "--scopes", "admin"]);
     assert!(!ok && stderr.contains("admin"), "{stderr}");

@@ -79,6 +79,10 @@ async fn a_fired_trial_purchase_is_entitled_and_a_fired_cancellation_leaves_the_
     let secret = stored["github_webhook_secret"].as_str().unwrap();
     assert!(secret.len() >= 32);
     assert!(dev.printed.iter().all(|l| !l.contains(secret)));
+    // So is the key that signs the sign-in's `state`.
+    let key = stored["oauth_state_key"].as_str().unwrap();
+    assert_eq!(key.len(), 64);
+    assert!(dev.printed.iter().all(|l| !l.contains(key)));
 }
 
 #[tokio::test]
@@ -121,6 +125,13 @@ async fn the_setup_url_signs_the_demo_buyer_in_through_the_github_stand_ins() {
         .await
         .unwrap();
     assert!(res.status().is_redirection(), "{}", res.status());
+    let set_cookie = res.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        set_cookie.starts_with("__Host-tollgate_oauth=")
+            && set_cookie.ends_with("; Path=/; Max-Age=600; Secure; HttpOnly; SameSite=Lax"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
     let authorize = location(&res);
     let github = dev.url("github.com");
     assert!(
@@ -136,7 +147,16 @@ async fn the_setup_url_signs_the_demo_buyer_in_through_the_github_stand_ins() {
         "{callback}"
     );
 
-    let res = client.get(&callback).send().await.unwrap();
+    // The browser sends back the cookie the setup URL set (github.com never
+    // sees it); without it the callback is refused.
+    let refused = client.get(&callback).send().await.unwrap();
+    assert_eq!(refused.status(), 400);
+    let res = client
+        .get(&callback)
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
     assert!(page.contains("Welcome, The Octocat"), "{page}");

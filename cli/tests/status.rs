@@ -298,3 +298,124 @@ fn help_works_without_a_config_and_a_customer_needs_a_marketplace() {
     }
     assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
 }
+
+/// A signed body re-sent under a new delivery id, through the real
+/// purchase-webhook: `status` reports the replay (text, JSON, summary).
+#[tokio::test]
+async fn content_replays_are_reported() {
+    use std::sync::Arc;
+    use tollgate::marketplace::github::signature::sign;
+    use tollgate::web::{Body, serve};
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store: Arc<dyn tollgate::store::Store> = Arc::new(store(dir.path()));
+        let webhook = tollgate::testing::TestApp::new()
+            .config_file(concat!(env!("CARGO_MANIFEST_DIR"), "/../tollgate.example.toml").as_ref())
+            .store(store)
+            .system_clock()
+            .secret("github_webhook_secret", "whsec")
+            .purchase_webhook()
+            .unwrap();
+        let body = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/github/octokit-purchased-per-unit.json"
+        ))
+        .unwrap();
+        for (id, expected) in [("d-first", "applied"), ("d-again", "ignored")] {
+            let req = http::Request::builder()
+                .method("POST")
+                .uri("/github")
+                .header("content-type", "application/json")
+                .header("x-github-event", "marketplace_purchase")
+                .header("x-github-delivery", id)
+                .header("x-hub-signature-256", sign(b"whsec", &body))
+                .body(Body::from(body.clone()))
+                .unwrap();
+            let res = serve(&webhook, req).await;
+            let reply: Value = serde_json::from_slice(res.body().as_ref()).unwrap();
+            assert_eq!(reply["status"], expected, "{reply}");
+        }
+    }
+
+    let out = status(dir.path(), &["--marketplace", "github"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("github: 1 content replays (a body already delivered"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  d-again  "), "{stdout}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("no pending deliveries; 1 content replay"),
+        "{stdout}"
+    );
+
+    let out = status(dir.path(), &["--marketplace", "github", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["replays_total"], 1);
+    assert_eq!(v["replays"][0]["marketplace"], "github");
+    assert_eq!(v["replays"][0]["recent"][0]["delivery"], "d-again");
+}
+
+/// A change reconciliation committed (event id `reconcile:…`) is marked as
+/// such in the customer's events; a delivery's is not.
+#[tokio::test]
+async fn changes_made_by_reconcile_are_marked_in_text_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = store(dir.path());
+        let now = Utc::now();
+        let day = TimeDelta::days(1);
+        let purchased = event(
+            "d-purchase",
+            now - day * 2,
+            EventKind::Purchased {
+                terms: team(5),
+                awaiting: None,
+            },
+        );
+        let reconciled = event(
+            &format!(
+                "{}2026-03-01T06:00:00Z:1",
+                tollgate::reconcile::EVENT_ID_PREFIX
+            ),
+            now - day,
+            EventKind::Changed { terms: team(8) },
+        );
+        for e in [purchased, reconciled] {
+            ingest(&store, &e, now).await.unwrap();
+        }
+    }
+
+    let out = status(dir.path(), &["--marketplace", "github", "42"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let events: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("  applied  "))
+        .collect();
+    assert_eq!(events.len(), 2, "{stdout}");
+    assert!(
+        events[0].contains("  purchased  applied") && !events[0].contains("reconcile"),
+        "{stdout}"
+    );
+    assert!(
+        events[1].contains("  changed (reconcile)  applied"),
+        "{stdout}"
+    );
+
+    let out = status(dir.path(), &["--marketplace", "github", "42", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sources: Vec<(&str, &str)> = v["customer"]["subscriptions"][0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap(), e["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        sources,
+        [("purchased", "delivery"), ("changed", "reconcile")]
+    );
+}

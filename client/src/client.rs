@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::{
-    CheckRequest, CustomerView, Decision, Marketplace, Reason, SeatClaimed, SeatList, SeatReleased,
-    SeatRequest, SubscriptionKey,
+    AppUser, CheckRequest, CustomerKey, CustomerView, Decision, Marketplace, Reason, SeatClaimed,
+    SeatList, SeatReleased, SeatRequest, SubscriptionKey,
 };
 
 /// Default per-request timeout: a check is one store read, so anything
@@ -237,6 +237,46 @@ impl EntitlementClient {
         read(res).await
     }
 
+    /// `DELETE /v1/links/{app_user}/{marketplace}/{customer_id}`: stop
+    /// `app_user` being entitled through `customer` (scope `seats`).
+    /// `Ok(true)` when a link was removed, `Ok(false)` when there was none
+    /// (never linked, already removed, or expired) — like
+    /// [`Self::release_seat`], removing what is not there is not an error.
+    pub async fn remove_link(
+        &self,
+        app_user: &AppUser,
+        customer: &CustomerKey,
+    ) -> Result<bool, ClientError> {
+        let url = self.url(&[
+            "v1",
+            "links",
+            &app_user.0,
+            customer.marketplace.as_str(),
+            &customer.id,
+        ]);
+        let res = self
+            .http
+            .delete(url)
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        match res.status() {
+            StatusCode::NO_CONTENT => Ok(true),
+            status => match read::<serde_json::Value>(res).await {
+                Err(ClientError::Api { code, .. })
+                    if status == StatusCode::NOT_FOUND && code == "not_found" =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(e),
+                Ok(v) => Err(ClientError::UnexpectedResponse {
+                    status,
+                    detail: format!("expected 204 or 404, got a body: {v}"),
+                }),
+            },
+        }
+    }
+
     async fn seat_call(
         &self,
         action: &str,
@@ -311,6 +351,12 @@ mod tests {
         assert_eq!(
             c.url(&["v1", "check"]).as_str(),
             "http://127.0.0.1:9104/v1/check"
+        );
+        // An app user's `:` stays (legal in a segment); `/` and `%` do not.
+        assert_eq!(
+            c.url(&["v1", "links", "google:a/b%c", "gcp", "acct"])
+                .as_str(),
+            "http://127.0.0.1:9104/v1/links/google:a%2Fb%25c/gcp/acct"
         );
     }
 

@@ -1,7 +1,7 @@
 //! Ask Tollgate's entitlement-check from a Rust app.
 //!
 //! - [`EntitlementClient`]: `check`, `customer`, `claim_seat`, `release_seat`,
-//!   `seats` over HTTP, with typed answers and errors.
+//!   `seats`, `remove_link` over HTTP, with typed answers and errors.
 //! - [`RequireEntitlement`]: a `tower` layer that refuses a request (402/403
 //!   with the reason as JSON) unless the customer is entitled, and hands the
 //!   [`Decision`] to the handler — read it with the [`Entitled`] axum

@@ -59,9 +59,7 @@ fn customer_subscriptions() -> Vec<Subscription> {
     let mut team = subscription("4242", "acme-ci", "1002", Status::Active);
     team.seats = Seats {
         limit: Some(10),
-        holders: ["alice", "bob", "carol", "dave", "erin"]
-            .map(String::from)
-            .into(),
+        used: 5,
     };
     vec![
         subscription("4242-other", "acme-docs", "7", Status::Active),
@@ -77,16 +75,19 @@ fn bench_decide(c: &mut Criterion) {
         product: "acme-ci",
         feature: Some("private-repos"),
         user: Some("carol"),
+        seated: &[],
     };
     let product_only = Question {
         product: "acme-ci",
         feature: None,
         user: None,
+        seated: &[],
     };
     let denied = Question {
         product: "acme-ci",
         feature: Some("sso"),
         user: Some("zoe"),
+        seated: &[],
     };
     c.bench_function("decide/3_subscriptions_feature_and_user", |b| {
         b.iter(|| {

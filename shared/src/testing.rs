@@ -6,6 +6,13 @@
 //!
 //! Compiled for this crate's tests and with the `test-support` feature
 //! (tests, benches, examples); never in the Lambda binaries.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test support (feature `test-support`): a failed setup should stop the test, and it is never in a Lambda build"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -163,6 +170,12 @@ impl TestApp {
 
     pub fn entitlement_check(&self, auth: Authenticator) -> EntitlementCheck {
         EntitlementCheck::new(&self.deps(), auth, self.clock_dyn())
+    }
+
+    /// entitlement-check with the auth policy its settings and secrets give
+    /// (as at cold start in Lambda), on the test clock.
+    pub fn entitlement_check_configured(&self) -> Result<EntitlementCheck, SetupError> {
+        EntitlementCheck::configured(self.deps(), self.clock_dyn())
     }
 
     pub fn pubsub_push(&self) -> Result<PubsubPush, SetupError> {

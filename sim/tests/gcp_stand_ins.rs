@@ -1329,6 +1329,31 @@ async fn list_filters_and_pages() {
     let (_, accounts) = api.get("accounts?pageSize=2").await;
     assert_eq!(accounts["accounts"].as_array().unwrap().len(), 2);
     assert!(accounts["nextPageToken"].is_string());
+
+    // A stand-in maximum of 3: the default page (200) and a larger pageSize
+    // both stop at 3; a smaller pageSize is still honoured; lifted, one page.
+    sim.set_max_page_size(Some(3));
+    for path in ["entitlements", "entitlements?pageSize=50"] {
+        let (_, page) = api.get(path).await;
+        assert_eq!(names(&page), ids[..3], "{path}");
+        let token = page["nextPageToken"].as_str().unwrap().to_owned();
+        let (_, rest) = api
+            .get(&format!(
+                "{path}{}pageToken={token}",
+                if path.contains('?') { "&" } else { "?" }
+            ))
+            .await;
+        assert_eq!(names(&rest), ids[3..], "{path}");
+        assert!(rest["nextPageToken"].is_null(), "{rest}");
+    }
+    let (_, page) = api.get("entitlements?pageSize=2").await;
+    assert_eq!(names(&page).len(), 2);
+    sim.set_max_page_size(None);
+    let (_, page) = api.get("entitlements").await;
+    assert_eq!(
+        (names(&page), page["nextPageToken"].is_null()),
+        (ids.clone(), true)
+    );
 }
 
 #[tokio::test]

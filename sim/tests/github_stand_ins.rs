@@ -778,3 +778,36 @@ async fn rate_limits_and_missing_user_agents_are_answered_as_github_does() {
             .all(|s| !s.query.clone().unwrap_or_default().contains(&token))
     );
 }
+
+#[tokio::test]
+async fn a_user_who_leaves_an_organization_stops_seeing_its_purchase() {
+    let sim = example_sim();
+    sim.add_org(Org::new(5, "octo-labs"));
+    sim.add_purchase(Purchase::new(5, 1111));
+    let run = sim.start().await.unwrap();
+    let token = user_token(&sim, &run).await;
+    let accounts = || async {
+        let list: Value = get(
+            format!("{}/user/marketplace_purchases", run.api_url),
+            &token,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["account"]["id"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(accounts().await, [4], "not a member of octo-labs yet");
+    assert!(sim.add_member(5, 1));
+    assert!(sim.add_member(5, 1), "joining twice is joining once");
+    assert_eq!(accounts().await, [4, 5]);
+    assert!(sim.remove_member(4, 1));
+    assert!(!sim.remove_member(4, 1), "already gone");
+    assert!(!sim.remove_member(99, 1), "no such organization");
+    assert!(!sim.add_member(99, 1), "no such organization");
+    assert_eq!(accounts().await, [5]);
+}

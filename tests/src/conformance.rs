@@ -31,6 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 
 use chrono::{DateTime, Duration, Utc};
+use tollgate::api::wire::MAX_ID_BYTES;
 use tollgate::ingest::{self, DEDUPE_TTL, Ingested};
 use tollgate::model::{
     AccountKind, AppUser, AppliedMark, Awaiting, BillingCycle, Customer, CustomerKey, Disposition,
@@ -40,7 +41,7 @@ use tollgate::model::{
 use tollgate::rules;
 use tollgate::store::{
     Commit, Delivery, DeliveryMark, DeliveryStatus, Enrolled, Enrollment, GroupKey, Recorded,
-    SeatClaim, Store, StoreError, Token, sha256_hex,
+    SeatClaim, SeatLimit, Store, StoreError, Token, UserLink, sha256_hex,
 };
 
 // ---------------------------------------------------------------------------
@@ -212,7 +213,7 @@ fn full_subscription(key: &SubscriptionKey) -> Subscription {
         awaiting: Some(Awaiting::Approval),
         seats: Seats {
             limit: Some(25),
-            holders: BTreeSet::new(),
+            used: 0,
         },
         billing_cycle: Some(BillingCycle::Yearly),
         trial_ends_at: Some(at(14 * 86_400)),
@@ -738,12 +739,15 @@ pub async fn customer_subscriptions_returns_all_of_a_customers_and_none_of_anoth
         .await
         .expect("gcp purchase");
 
-    // The hot path sees the latest version and the seat holders.
+    // The hot path sees the latest version and the count of seat holders.
     store
         .commit(&next_commit(&s1, "pro", "e2", at(10)))
         .await
         .expect("v2");
-    store.claim_seat(&s1.key, "alice", 5).await.expect("claim");
+    store
+        .claim_seat(&s1.key, "alice", SeatLimit::Purchased)
+        .await
+        .expect("claim");
 
     let mut of_a = store.customer_subscriptions(&a.key).await.expect("a");
     of_a.sort_by(|x, y| x.key.cmp(&y.key));
@@ -753,7 +757,7 @@ pub async fn customer_subscriptions_returns_all_of_a_customers_and_none_of_anoth
     ];
     assert_eq!(of_a, expected);
     assert_eq!(of_a[0].version, 2);
-    assert_eq!(of_a[0].seats.holders, BTreeSet::from(["alice".to_owned()]));
+    assert_eq!(of_a[0].seats.used, 1);
 
     let of_b = store.customer_subscriptions(&b.key).await.expect("b");
     assert_eq!(
@@ -1210,6 +1214,28 @@ pub async fn racing_commits_at_one_version_have_one_winner(store: &dyn Store) {
 // Seats
 // ---------------------------------------------------------------------------
 
+/// The seat holders of `key` and its state's count of them, which must agree.
+async fn seats_of(store: &dyn Store, key: &SubscriptionKey) -> BTreeSet<String> {
+    let holders = store.seat_holders(key).await.expect("holders");
+    let sorted = {
+        let mut v = holders.clone();
+        v.sort();
+        v
+    };
+    assert_eq!(holders, sorted, "holders come sorted");
+    let state = store.get(key).await.expect("get").expect("exists");
+    assert_eq!(
+        state.seats.used as usize,
+        holders.len(),
+        "the state's count is the number of holders"
+    );
+    holders.into_iter().collect()
+}
+
+fn users(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
 pub async fn seat_limit_holds_under_50_concurrent_claims(store: &dyn Store) {
     let cust = customer(Marketplace::Github, "100");
     let sub = bought(store, "s1", &cust, 10).await;
@@ -1217,54 +1243,117 @@ pub async fn seat_limit_holds_under_50_concurrent_claims(store: &dyn Store) {
 
     let results = race(50, |i| async move {
         store
-            .claim_seat(key, &format!("user-{i:02}"), 10)
+            .claim_seat(key, &format!("user-{i:02}"), SeatLimit::Purchased)
             .await
             .expect("claim")
     });
     let mut granted = BTreeSet::new();
     for (i, r) in results.iter().enumerate() {
         match r {
-            SeatClaim::Granted { used } => {
+            SeatClaim::Granted { used, limit } => {
                 assert!((1..=10).contains(used), "{r:?}");
+                assert_eq!(*limit, Some(10));
                 granted.insert(format!("user-{i:02}"));
             }
-            SeatClaim::LimitReached { used } => assert_eq!(*used, 10),
+            SeatClaim::LimitReached { used, limit } => assert_eq!((*used, *limit), (10, 10)),
             SeatClaim::AlreadyHeld { .. } => panic!("distinct users: {r:?}"),
         }
     }
     assert_eq!(granted.len(), 10);
-    let state = store.get(key).await.expect("get").expect("exists");
-    assert_eq!(state.seats.holders, granted);
+    assert_eq!(seats_of(store, key).await, granted);
+}
+
+pub async fn claims_are_granted_up_to_the_purchased_limit_and_refused_at_it(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let sub = bought(store, "s1", &cust, 3).await;
+    let key = &sub.key;
+    for (i, user) in ["u1", "u2", "u3"].into_iter().enumerate() {
+        assert_eq!(
+            store.claim_seat(key, user, SeatLimit::Purchased).await,
+            Ok(SeatClaim::Granted {
+                used: i as u32 + 1,
+                limit: Some(3)
+            }),
+            "{user}"
+        );
+        assert_eq!(store.holds_seat(key, user).await, Ok(true), "{user}");
+    }
+    assert_eq!(
+        store.claim_seat(key, "u4", SeatLimit::Purchased).await,
+        Ok(SeatClaim::LimitReached { used: 3, limit: 3 })
+    );
+    assert_eq!(store.holds_seat(key, "u4").await, Ok(false));
+    assert_eq!(seats_of(store, key).await, users(&["u1", "u2", "u3"]));
+
+    // A fixed limit from the configuration is judged the same way, against
+    // the same holders, whatever was bought.
+    assert_eq!(
+        store.claim_seat(key, "u4", SeatLimit::Fixed(4)).await,
+        Ok(SeatClaim::Granted {
+            used: 4,
+            limit: Some(4)
+        })
+    );
+    assert_eq!(
+        store.claim_seat(key, "u5", SeatLimit::Fixed(4)).await,
+        Ok(SeatClaim::LimitReached { used: 4, limit: 4 })
+    );
+    // Other subscriptions are counted apart.
+    let other = bought(store, "s2", &cust, 1).await;
+    assert_eq!(
+        store
+            .claim_seat(&other.key, "u1", SeatLimit::Purchased)
+            .await,
+        Ok(SeatClaim::Granted {
+            used: 1,
+            limit: Some(1)
+        })
+    );
+    assert_eq!(seats_of(store, &other.key).await, users(&["u1"]));
+    assert_eq!(seats_of(store, key).await.len(), 4);
 }
 
 pub async fn seat_claims_are_idempotent_per_user(store: &dyn Store) {
     let cust = customer(Marketplace::Github, "100");
     let sub = bought(store, "s1", &cust, 2).await;
     let key = &sub.key;
+    let fixed = SeatLimit::Fixed;
     assert_eq!(
-        store.claim_seat(key, "u1", 2).await,
-        Ok(SeatClaim::Granted { used: 1 })
+        store.claim_seat(key, "u1", fixed(2)).await,
+        Ok(SeatClaim::Granted {
+            used: 1,
+            limit: Some(2)
+        })
     );
     assert_eq!(
-        store.claim_seat(key, "u1", 2).await,
-        Ok(SeatClaim::AlreadyHeld { used: 1 })
+        store.claim_seat(key, "u1", fixed(2)).await,
+        Ok(SeatClaim::AlreadyHeld {
+            used: 1,
+            limit: Some(2)
+        })
     );
     assert_eq!(
-        store.claim_seat(key, "u2", 2).await,
-        Ok(SeatClaim::Granted { used: 2 })
+        store.claim_seat(key, "u2", fixed(2)).await,
+        Ok(SeatClaim::Granted {
+            used: 2,
+            limit: Some(2)
+        })
     );
     // Holding a seat beats the limit, even one lowered since.
     assert_eq!(
-        store.claim_seat(key, "u1", 1).await,
-        Ok(SeatClaim::AlreadyHeld { used: 2 })
+        store.claim_seat(key, "u1", fixed(1)).await,
+        Ok(SeatClaim::AlreadyHeld {
+            used: 2,
+            limit: Some(1)
+        })
     );
     assert_eq!(
-        store.claim_seat(key, "u3", 2).await,
-        Ok(SeatClaim::LimitReached { used: 2 })
+        store.claim_seat(key, "u3", fixed(2)).await,
+        Ok(SeatClaim::LimitReached { used: 2, limit: 2 })
     );
 
     // One user claiming from many places at once gets one seat.
-    let results = race(10, |_| store.claim_seat(key, "u4", 5));
+    let results = race(10, |_| store.claim_seat(key, "u4", fixed(5)));
     let granted = results
         .iter()
         .filter(|r| matches!(r, Ok(SeatClaim::Granted { .. })))
@@ -1274,58 +1363,86 @@ pub async fn seat_claims_are_idempotent_per_user(store: &dyn Store) {
         .filter(|r| matches!(r, Ok(SeatClaim::AlreadyHeld { .. })))
         .count();
     assert_eq!((granted, held), (1, 9), "{results:?}");
-    let state = store.get(key).await.expect("get").expect("exists");
-    assert_eq!(state.seats.used(), 3);
+    assert_eq!(seats_of(store, key).await, users(&["u1", "u2", "u4"]));
 }
 
 pub async fn a_released_seat_can_be_claimed_by_another_user(store: &dyn Store) {
     let cust = customer(Marketplace::Github, "100");
     let sub = bought(store, "s1", &cust, 1).await;
     let key = &sub.key;
+    let purchased = SeatLimit::Purchased;
     assert_eq!(
-        store.claim_seat(key, "u1", 1).await,
-        Ok(SeatClaim::Granted { used: 1 })
+        store.claim_seat(key, "u1", purchased).await,
+        Ok(SeatClaim::Granted {
+            used: 1,
+            limit: Some(1)
+        })
     );
     assert_eq!(
-        store.claim_seat(key, "u2", 1).await,
-        Ok(SeatClaim::LimitReached { used: 1 })
+        store.claim_seat(key, "u2", purchased).await,
+        Ok(SeatClaim::LimitReached { used: 1, limit: 1 })
     );
     assert_eq!(store.release_seat(key, "u1").await, Ok(true));
+    assert_eq!(store.holds_seat(key, "u1").await, Ok(false));
     assert_eq!(store.release_seat(key, "u1").await, Ok(false));
     assert_eq!(store.release_seat(key, "never").await, Ok(false));
+    assert_eq!(seats_of(store, key).await, BTreeSet::new());
     assert_eq!(
-        store.claim_seat(key, "u2", 1).await,
-        Ok(SeatClaim::Granted { used: 1 })
+        store.claim_seat(key, "u2", purchased).await,
+        Ok(SeatClaim::Granted {
+            used: 1,
+            limit: Some(1)
+        })
     );
-    let state = store.get(key).await.expect("get").expect("exists");
-    assert_eq!(state.seats.holders, BTreeSet::from(["u2".to_owned()]));
+    assert_eq!(seats_of(store, key).await, users(&["u2"]));
+
+    // Concurrent releases of one seat free it once.
+    let results = race(10, |_| store.release_seat(key, "u2"));
+    let freed = results.iter().filter(|r| **r == Ok(true)).count();
+    assert_eq!(freed, 1, "{results:?}");
+    assert_eq!(seats_of(store, key).await, BTreeSet::new());
 }
 
 pub async fn claiming_a_seat_of_a_missing_subscription_is_not_found(store: &dyn Store) {
+    let missing = StoreError::NotFound("subscription github:nope".into());
     assert_eq!(
-        store.claim_seat(&sub_key("nope"), "u1", 5).await,
-        Err(StoreError::NotFound("subscription github:nope".into()))
+        store
+            .claim_seat(&sub_key("nope"), "u1", SeatLimit::Purchased)
+            .await,
+        Err(missing.clone())
     );
     assert_eq!(
-        store.claim_seat(&sub_key("nope"), "u1", 0).await,
-        Err(StoreError::NotFound("subscription github:nope".into())),
+        store
+            .claim_seat(&sub_key("nope"), "u1", SeatLimit::Fixed(5))
+            .await,
+        Err(missing.clone())
+    );
+    assert_eq!(
+        store
+            .claim_seat(&sub_key("nope"), "u1", SeatLimit::Fixed(0))
+            .await,
+        Err(missing),
         "also when there is no seat to give"
     );
     assert_eq!(store.get(&sub_key("nope")).await, Ok(None));
+    assert_eq!(store.release_seat(&sub_key("nope"), "u1").await, Ok(false));
+    assert_eq!(store.holds_seat(&sub_key("nope"), "u1").await, Ok(false));
+    assert_eq!(store.seat_holders(&sub_key("nope")).await, Ok(vec![]));
 }
 
 pub async fn commits_keep_seat_holders(store: &dyn Store) {
     let cust = customer(Marketplace::Github, "100");
     let v1 = bought(store, "s1", &cust, 5).await;
     let key = v1.key.clone();
-    store.claim_seat(&key, "u1", 5).await.expect("u1");
-    store.claim_seat(&key, "u2", 5).await.expect("u2");
+    let purchased = SeatLimit::Purchased;
+    store.claim_seat(&key, "u1", purchased).await.expect("u1");
+    store.claim_seat(&key, "u2", purchased).await.expect("u2");
     let read = store.get(&key).await.expect("get").expect("exists");
-    assert_eq!(read.seats.used(), 2);
+    assert_eq!(read.seats.used, 2);
 
     // A seat claimed after the state was read...
-    store.claim_seat(&key, "u3", 5).await.expect("u3");
-    // ...survives a commit of that state (which lists only u1 and u2).
+    store.claim_seat(&key, "u3", purchased).await.expect("u3");
+    // ...survives a commit of that state (which counts only u1 and u2).
     let event = change(&key, &cust, "e2", at(10), 6);
     store
         .commit(&commit_for(Some(&read), &event, at(10)))
@@ -1334,17 +1451,312 @@ pub async fn commits_keep_seat_holders(store: &dyn Store) {
     let after = store.get(&key).await.expect("get").expect("exists");
     assert_eq!(after.version, 2);
     assert_eq!(after.seats.limit, Some(6));
-    let all: BTreeSet<String> = ["u1", "u2", "u3"].map(String::from).into();
-    assert_eq!(after.seats.holders, all);
+    let all = users(&["u1", "u2", "u3"]);
+    assert_eq!(seats_of(store, &key).await, all);
 
-    // A committed state that lists holders of its own does not add them.
+    // A committed state that counts seats of its own does not set the count.
     let mut commit = next_commit(&after, "pro", "e3", at(20));
     if let Some(s) = commit.state.as_mut() {
-        s.seats.holders = BTreeSet::from(["intruder".to_owned()]);
+        s.seats.used = 99;
     }
     store.commit(&commit).await.expect("commit");
-    let last = store.get(&key).await.expect("get").expect("exists");
-    assert_eq!(last.seats.holders, all);
+    assert_eq!(seats_of(store, &key).await, all);
+    // And the count still gates claims: 3 of 6 used, so 3 more fit.
+    for user in ["u4", "u5", "u6"] {
+        assert!(matches!(
+            store.claim_seat(&key, user, purchased).await,
+            Ok(SeatClaim::Granted { .. })
+        ));
+    }
+    assert_eq!(
+        store.claim_seat(&key, "u7", purchased).await,
+        Ok(SeatClaim::LimitReached { used: 6, limit: 6 })
+    );
+}
+
+pub async fn a_claim_honours_a_limit_lowered_by_a_commit_a_moment_before(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let v1 = bought(store, "s1", &cust, 5).await;
+    let key = v1.key.clone();
+    let purchased = SeatLimit::Purchased;
+    for user in ["u1", "u2", "u3"] {
+        store.claim_seat(&key, user, purchased).await.expect(user);
+    }
+    // The copy a caller decided with: 5 seats, 3 used, room for more.
+    let stale = store.get(&key).await.expect("get").expect("exists");
+    assert_eq!((stale.seats.limit, stale.seats.used), (Some(5), 3));
+
+    // Downgraded to 2 seats, below the 3 holders.
+    let down = change(&key, &cust, "down", at(10), 2);
+    store
+        .commit(&commit_for(Some(&stale), &down, at(10)))
+        .await
+        .expect("downgrade");
+
+    // The very next claim is judged against 2, not the 5 of the copy.
+    assert_eq!(
+        store.claim_seat(&key, "u4", purchased).await,
+        Ok(SeatClaim::LimitReached { used: 3, limit: 2 })
+    );
+    // Holders keep their seats; releasing one still leaves it full.
+    assert_eq!(
+        store.claim_seat(&key, "u1", purchased).await,
+        Ok(SeatClaim::AlreadyHeld {
+            used: 3,
+            limit: Some(2)
+        })
+    );
+    assert_eq!(store.release_seat(&key, "u1").await, Ok(true));
+    assert_eq!(
+        store.claim_seat(&key, "u4", purchased).await,
+        Ok(SeatClaim::LimitReached { used: 2, limit: 2 })
+    );
+    assert_eq!(store.release_seat(&key, "u2").await, Ok(true));
+    assert_eq!(
+        store.claim_seat(&key, "u4", purchased).await,
+        Ok(SeatClaim::Granted {
+            used: 2,
+            limit: Some(2)
+        })
+    );
+
+    // An upgrade is honoured as promptly.
+    let v2 = store.get(&key).await.expect("get").expect("exists");
+    let up = change(&key, &cust, "up", at(20), 4);
+    store
+        .commit(&commit_for(Some(&v2), &up, at(20)))
+        .await
+        .expect("upgrade");
+    assert_eq!(
+        store.claim_seat(&key, "u5", purchased).await,
+        Ok(SeatClaim::Granted {
+            used: 3,
+            limit: Some(4)
+        })
+    );
+
+    // A plan without a unit count puts no limit on purchased seats.
+    let v3 = store.get(&key).await.expect("get").expect("exists");
+    let flat = event(
+        &key,
+        &cust,
+        "flat",
+        at(30),
+        EventKind::Changed {
+            terms: PlanTerms::new(Plan::new("flat")),
+        },
+    );
+    store
+        .commit(&commit_for(Some(&v3), &flat, at(30)))
+        .await
+        .expect("flat");
+    for (i, user) in ["u6", "u7", "u8"].into_iter().enumerate() {
+        assert_eq!(
+            store.claim_seat(&key, user, purchased).await,
+            Ok(SeatClaim::Granted {
+                used: 4 + i as u32,
+                limit: None
+            })
+        );
+    }
+    assert_eq!(
+        seats_of(store, &key).await,
+        users(&["u3", "u4", "u5", "u6", "u7", "u8"])
+    );
+}
+
+pub async fn racing_claims_for_the_last_seats_never_exceed_the_limit(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let sub = bought(store, "s1", &cust, 10).await;
+    let key = &sub.key;
+    for i in 0..8 {
+        store
+            .claim_seat(key, &format!("early-{i}"), SeatLimit::Purchased)
+            .await
+            .expect("early");
+    }
+    // 30 users rush for the last 2 seats.
+    let results = race(30, |i| async move {
+        store
+            .claim_seat(key, &format!("late-{i:02}"), SeatLimit::Purchased)
+            .await
+            .expect("claim")
+    });
+    let mut granted = BTreeSet::new();
+    for (i, r) in results.iter().enumerate() {
+        match r {
+            SeatClaim::Granted { used, limit } => {
+                assert!((9..=10).contains(used) && *limit == Some(10), "{r:?}");
+                granted.insert(format!("late-{i:02}"));
+            }
+            SeatClaim::LimitReached { used, limit } => assert_eq!((*used, *limit), (10, 10)),
+            SeatClaim::AlreadyHeld { .. } => panic!("distinct users: {r:?}"),
+        }
+    }
+    assert_eq!(granted.len(), 2, "{results:?}");
+    let held = seats_of(store, key).await;
+    assert_eq!(held.len(), 10);
+    assert!(granted.is_subset(&held));
+
+    // Holders leaving while others rush in: whatever the interleaving, a
+    // claim only ever takes a seat that is free.
+    let results = race(12, |i| async move {
+        if i < 2 {
+            let released = store.release_seat(key, &format!("early-{i}")).await;
+            assert_eq!(released, Ok(true));
+            false
+        } else {
+            let claim = store
+                .claim_seat(key, &format!("rush-{i:02}"), SeatLimit::Purchased)
+                .await
+                .expect("claim");
+            assert!(
+                matches!(
+                    claim,
+                    SeatClaim::Granted { used: 9..=10, .. }
+                        | SeatClaim::LimitReached { used: 9..=10, .. }
+                ),
+                "{claim:?}"
+            );
+            matches!(claim, SeatClaim::Granted { .. })
+        }
+    });
+    let rushed_in = results.iter().filter(|granted| **granted).count();
+    assert!(rushed_in <= 2, "{results:?}");
+    assert_eq!(seats_of(store, key).await.len(), 8 + rushed_in);
+}
+
+pub async fn claims_racing_commits_keep_the_count(store: &dyn Store) {
+    const CLAIMS: usize = 12;
+    const CHANGES: usize = 8;
+    let cust = customer(Marketplace::Github, "100");
+    let sub = bought(store, "s1", &cust, 100).await;
+    let key = &sub.key;
+    // Seat changes that never go below the claims: every claim fits.
+    let events: Vec<MarketEvent> = (0..CHANGES)
+        .map(|i| change(key, &cust, &format!("chg-{i}"), at(100), 50 + i as u32))
+        .collect();
+    let results = race(CLAIMS + CHANGES, |i| {
+        let events = &events;
+        async move {
+            if i < CLAIMS {
+                match store
+                    .claim_seat(key, &format!("u{i:02}"), SeatLimit::Purchased)
+                    .await
+                {
+                    Ok(SeatClaim::Granted { .. }) => Ok(()),
+                    other => Err(format!("claim {i}: {other:?}")),
+                }
+            } else {
+                match ingest::ingest(store, &events[i - CLAIMS], at(100)).await {
+                    Ok(Ingested::Committed(_)) => Ok(()),
+                    other => Err(format!("change {i}: {other:?}")),
+                }
+            }
+        }
+    });
+    for r in &results {
+        assert_eq!(r, &Ok(()));
+    }
+    let state = store.get(key).await.expect("get").expect("exists");
+    assert_eq!(state.version, 1 + CHANGES as u64, "every change committed");
+    let held = seats_of(store, key).await;
+    assert_eq!(held.len(), CLAIMS, "no commit reset or rewrote the count");
+}
+
+/// A seat holder id of exactly `len` bytes, unique for `i`, sorting like `i`.
+pub fn long_user_id(i: usize, len: usize) -> String {
+    let head = format!("{i:06}-");
+    format!("{head}{}", "x".repeat(len.saturating_sub(head.len())))
+}
+
+/// More holders, of the longest ids the API accepts, than one DynamoDB item
+/// (400 KB) could list: 820 × 512 B = 410 KB. Claimed one by one through
+/// the store, so kept as small as that allows (moto copies the table for
+/// every transaction); the DynamoDB tests also seed 3,000 holders of 200 B.
+pub const OVER_ONE_ITEM: usize = 400 * 1024 / MAX_ID_BYTES + 20;
+
+pub async fn more_holders_than_one_item_could_list_do_not_stop_commits(store: &dyn Store) {
+    let cust = customer(Marketplace::Github, "100");
+    let sub = bought(store, "s1", &cust, OVER_ONE_ITEM as u32).await;
+    let key = &sub.key;
+    let id = |i: usize| long_user_id(i, MAX_ID_BYTES);
+    const { assert!(OVER_ONE_ITEM * MAX_ID_BYTES > 400 * 1024) };
+
+    // Claimed 8 at a time, so the suite does not take all day.
+    const LANES: usize = 8;
+    let lanes = race(LANES, |lane| async move {
+        for i in (lane..OVER_ONE_ITEM).step_by(LANES) {
+            match store.claim_seat(key, &id(i), SeatLimit::Purchased).await {
+                Ok(SeatClaim::Granted { .. }) => {}
+                other => return Err(format!("claim {i}: {other:?}")),
+            }
+        }
+        Ok(())
+    });
+    assert!(lanes.iter().all(Result::is_ok), "{lanes:?}");
+    let all = OVER_ONE_ITEM as u32;
+    assert_eq!(
+        store
+            .claim_seat(key, "one-too-many", SeatLimit::Purchased)
+            .await,
+        Ok(SeatClaim::LimitReached {
+            used: all,
+            limit: all
+        })
+    );
+    seats_survive_a_downgrade_and_a_cancellation(store, &cust, key, OVER_ONE_ITEM).await;
+    let holders = store.seat_holders(key).await.expect("holders");
+    assert_eq!(holders, (0..OVER_ONE_ITEM).map(id).collect::<Vec<_>>());
+}
+
+/// Commits a plan change down to 10 seats, then a cancellation, on a
+/// subscription whose `holders` seats are all taken; both must commit and
+/// leave the holders in place. Shared with the DynamoDB tests, which seed
+/// their holders.
+pub async fn seats_survive_a_downgrade_and_a_cancellation(
+    store: &dyn Store,
+    cust: &Customer,
+    key: &SubscriptionKey,
+    holders: usize,
+) {
+    let v1 = store.get(key).await.expect("get").expect("exists");
+    assert_eq!(v1.seats.used as usize, holders);
+    let down = change(key, cust, "down", at(10), 10);
+    store
+        .commit(&commit_for(Some(&v1), &down, at(10)))
+        .await
+        .expect("a plan change commits");
+    let v2 = store.get(key).await.expect("get").expect("exists");
+    let cancel = event(
+        key,
+        cust,
+        "cancel",
+        at(20),
+        EventKind::Cancelled {
+            plan: None,
+            access_until: Some(at(30 * 86_400)),
+        },
+    );
+    store
+        .commit(&commit_for(Some(&v2), &cancel, at(20)))
+        .await
+        .expect("the cancellation commits");
+
+    let v3 = store.get(key).await.expect("get").expect("exists");
+    assert_eq!(v3.version, v1.version + 2);
+    assert_eq!(v3.status, Status::PendingCancellation);
+    assert_eq!(v3.seats.limit, Some(10));
+    assert_eq!(v3.seats.used as usize, holders, "holders keep their seats");
+    let listed = store.customer_subscriptions(&cust.key).await.expect("list");
+    assert_eq!(listed, vec![v3]);
+    assert_eq!(
+        store.claim_seat(key, "late", SeatLimit::Purchased).await,
+        Ok(SeatClaim::LimitReached {
+            used: holders as u32,
+            limit: 10
+        })
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1565,26 +1977,239 @@ pub async fn a_token_kind_containing_a_hash_is_refused(store: &dyn Store) {
 // Users
 // ---------------------------------------------------------------------------
 
+/// A link written at `at(secs)` that lives `ttl` seconds.
+pub fn link(customer: &CustomerKey, secs: i64, ttl: i64) -> UserLink {
+    UserLink::new(customer.clone(), at(secs), Duration::seconds(ttl))
+}
+
+async fn linked(store: &dyn Store, user: &AppUser, now: DateTime<Utc>) -> Vec<CustomerKey> {
+    store
+        .user_links(user, now)
+        .await
+        .expect("user links")
+        .into_iter()
+        .map(|l| l.customer)
+        .collect()
+}
+
 pub async fn link_user_is_idempotent_and_lists_linked_customers(store: &dyn Store) {
     let alice = AppUser("github:1".into());
     let bob = AppUser("github:2".into());
     let a = CustomerKey::new(Marketplace::Github, "100");
     let b = CustomerKey::new(Marketplace::Gcp, "acct-1");
-    assert_eq!(store.linked_customers(&alice).await, Ok(vec![]));
+    assert_eq!(store.user_links(&alice, at(0)).await, Ok(vec![]));
 
-    store.link_user(&alice, &a).await.expect("link");
-    store.link_user(&alice, &a).await.expect("link again");
-    store.link_user(&alice, &b).await.expect("link b");
-    store.link_user(&bob, &a).await.expect("link bob");
+    store
+        .link_user(&alice, &link(&a, 0, 60))
+        .await
+        .expect("link");
+    store
+        .link_user(&alice, &link(&a, 0, 60))
+        .await
+        .expect("link again");
+    store
+        .link_user(&alice, &link(&b, 1, 60))
+        .await
+        .expect("link b");
+    store
+        .link_user(&bob, &link(&a, 2, 60))
+        .await
+        .expect("link bob");
 
-    let mut linked = store.linked_customers(&alice).await.expect("linked");
-    linked.sort();
-    assert_eq!(linked, [a.clone(), b]);
-    assert_eq!(store.linked_customers(&bob).await, Ok(vec![a]));
+    // Key order: marketplace (`gcp` < `github`), then id; every field kept.
     assert_eq!(
-        store.linked_customers(&AppUser("github:3".into())).await,
+        store.user_links(&alice, at(3)).await,
+        Ok(vec![link(&b, 1, 60), link(&a, 0, 60)])
+    );
+    assert_eq!(
+        store.user_links(&bob, at(3)).await,
+        Ok(vec![link(&a, 2, 60)])
+    );
+    assert_eq!(
+        store.user_links(&AppUser("github:3".into()), at(3)).await,
         Ok(vec![])
     );
+}
+
+pub async fn an_expired_link_grants_nothing_and_linking_again_renews_it(store: &dyn Store) {
+    let user = AppUser("google:gaia-1".into());
+    let a = CustomerKey::new(Marketplace::Gcp, "acct-1");
+    let b = CustomerKey::new(Marketplace::Gcp, "acct-2");
+    store
+        .link_user(&user, &link(&a, 0, 100))
+        .await
+        .expect("link a");
+    store
+        .link_user(&user, &link(&b, 0, 500))
+        .await
+        .expect("link b");
+    assert_eq!(linked(store, &user, at(99)).await, [a.clone(), b.clone()]);
+    // `expires_at <= now` is expired, judged by the `now` passed.
+    assert_eq!(linked(store, &user, at(100)).await, std::slice::from_ref(&b));
+    assert_eq!(linked(store, &user, at(99)).await, [a.clone(), b.clone()]);
+    // Linking again (another sign-in) renews it; it never shortens by
+    // being read.
+    store
+        .link_user(&user, &link(&a, 200, 100))
+        .await
+        .expect("renew a");
+    assert_eq!(
+        store.user_links(&user, at(250)).await,
+        Ok(vec![link(&a, 200, 100), link(&b, 0, 500)])
+    );
+    assert_eq!(linked(store, &user, at(300)).await, [b]);
+}
+
+pub async fn replace_links_makes_a_marketplaces_links_exactly_the_new_set(store: &dyn Store) {
+    let alice = AppUser("github:1".into());
+    let bob = AppUser("github:2".into());
+    let gh = |id: &str| CustomerKey::new(Marketplace::Github, id);
+    let gcp = CustomerKey::new(Marketplace::Gcp, "acct-1");
+    for c in [gh("1"), gh("2")] {
+        store
+            .link_user(&alice, &link(&c, 0, 500))
+            .await
+            .expect("link");
+    }
+    store
+        .link_user(&alice, &link(&gh("9"), 0, 50))
+        .await
+        .expect("9");
+    store
+        .link_user(&alice, &link(&gcp, 0, 500))
+        .await
+        .expect("gcp");
+    store
+        .link_user(&bob, &link(&gh("1"), 0, 500))
+        .await
+        .expect("bob");
+
+    // Org 1 left, org 2 kept (renewed), org 3 joined; org 9's link had
+    // expired anyway.
+    store
+        .replace_links(
+            &alice,
+            Marketplace::Github,
+            &[link(&gh("2"), 60, 100), link(&gh("3"), 60, 100)],
+            at(60),
+        )
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.user_links(&alice, at(61)).await,
+        Ok(vec![
+            link(&gcp, 0, 500),
+            link(&gh("2"), 60, 100),
+            link(&gh("3"), 60, 100)
+        ])
+    );
+    assert_eq!(
+        linked(store, &bob, at(61)).await,
+        [gh("1")],
+        "another user's links stay"
+    );
+
+    // GitHub lists nothing any more: every GitHub link goes, Google's stays.
+    store
+        .replace_links(&alice, Marketplace::Github, &[], at(80))
+        .await
+        .expect("replace with nothing");
+    assert_eq!(linked(store, &alice, at(81)).await, [gcp]);
+}
+
+pub async fn replace_links_refuses_a_link_to_another_marketplace_and_writes_nothing(
+    store: &dyn Store,
+) {
+    let user = AppUser("github:1".into());
+    let kept = CustomerKey::new(Marketplace::Github, "1");
+    store
+        .link_user(&user, &link(&kept, 0, 100))
+        .await
+        .expect("link");
+    let wrong = [
+        link(&CustomerKey::new(Marketplace::Github, "2"), 10, 100),
+        link(&CustomerKey::new(Marketplace::Q2, "fi:u"), 10, 100),
+    ];
+    assert!(matches!(
+        store
+            .replace_links(&user, Marketplace::Github, &wrong, at(10))
+            .await,
+        Err(StoreError::Backend(_))
+    ));
+    assert_eq!(linked(store, &user, at(11)).await, [kept]);
+}
+
+/// The promise of `replace_links`: whatever moment a check reads at, it
+/// sees a subset of the old set or of the new one, never more (a user who
+/// left org 1 while joining org 6 never holds both).
+pub async fn readers_racing_a_replace_never_see_more_than_the_old_or_the_new_set(
+    store: &dyn Store,
+) {
+    let user = AppUser("github:1".into());
+    let gh = |id: usize| CustomerKey::new(Marketplace::Github, id.to_string());
+    let old: BTreeSet<CustomerKey> = (1..=5).map(gh).collect();
+    let new: BTreeSet<CustomerKey> = (6..=10).map(gh).collect();
+    for c in &old {
+        store
+            .link_user(&user, &link(c, 0, 1000))
+            .await
+            .expect("link");
+    }
+    let new_links: Vec<UserLink> = new.iter().map(|c| link(c, 10, 1000)).collect();
+    let seen = race(4, |i| {
+        let new_links = &new_links;
+        let user = &user;
+        async move {
+            if i == 0 {
+                store
+                    .replace_links(user, Marketplace::Github, new_links, at(10))
+                    .await
+                    .expect("replace");
+                return Vec::new();
+            }
+            let mut reads = Vec::new();
+            for _ in 0..15 {
+                let now: BTreeSet<CustomerKey> =
+                    linked(store, user, at(11)).await.into_iter().collect();
+                reads.push(now);
+            }
+            reads
+        }
+    });
+    for read in seen.into_iter().flatten() {
+        assert!(
+            read.is_subset(&old) || read.is_subset(&new),
+            "a reader saw {read:?}: more than the old or the new set"
+        );
+    }
+    assert_eq!(
+        linked(store, &user, at(11)).await,
+        new.into_iter().collect::<Vec<_>>()
+    );
+}
+
+pub async fn unlink_user_removes_a_live_link_once_and_nothing_else(store: &dyn Store) {
+    let alice = AppUser("github:1".into());
+    let bob = AppUser("github:2".into());
+    let a = CustomerKey::new(Marketplace::Github, "1");
+    let b = CustomerKey::new(Marketplace::Github, "2");
+    store.link_user(&alice, &link(&a, 0, 100)).await.expect("a");
+    store.link_user(&alice, &link(&b, 0, 100)).await.expect("b");
+    store.link_user(&bob, &link(&a, 0, 100)).await.expect("bob");
+
+    assert_eq!(store.unlink_user(&alice, &a, at(10)).await, Ok(true));
+    assert_eq!(store.unlink_user(&alice, &a, at(10)).await, Ok(false));
+    assert_eq!(
+        store
+            .unlink_user(&alice, &CustomerKey::new(Marketplace::Gcp, "1"), at(10))
+            .await,
+        Ok(false)
+    );
+    assert_eq!(linked(store, &alice, at(10)).await, std::slice::from_ref(&b));
+    assert_eq!(linked(store, &bob, at(10)).await, [a]);
+    // An expired link granted nothing: removing it reports nothing removed.
+    assert_eq!(store.unlink_user(&alice, &b, at(100)).await, Ok(false));
+    assert_eq!(linked(store, &alice, at(10)).await, []);
 }
 
 // ---------------------------------------------------------------------------

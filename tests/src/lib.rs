@@ -1,6 +1,8 @@
 //! Shared helpers for Tollgate's integration tests.
 
 pub mod conformance;
+pub mod deliver;
+pub mod faults;
 pub mod logs;
 pub mod moto;
 pub mod runtime_api;
@@ -53,6 +55,11 @@ macro_rules! conformance_suite {
             a_released_seat_can_be_claimed_by_another_user,
             claiming_a_seat_of_a_missing_subscription_is_not_found,
             commits_keep_seat_holders,
+            claims_are_granted_up_to_the_purchased_limit_and_refused_at_it,
+            a_claim_honours_a_limit_lowered_by_a_commit_a_moment_before,
+            racing_claims_for_the_last_seats_never_exceed_the_limit,
+            claims_racing_commits_keep_the_count,
+            more_holders_than_one_item_could_list_do_not_stop_commits,
             a_token_is_single_use,
             an_expired_token_is_not_taken,
             concurrent_takes_of_a_token_have_one_winner,
@@ -61,6 +68,11 @@ macro_rules! conformance_suite {
             a_duplicate_token_error_never_contains_the_token_id,
             a_token_kind_containing_a_hash_is_refused,
             link_user_is_idempotent_and_lists_linked_customers,
+            an_expired_link_grants_nothing_and_linking_again_renews_it,
+            replace_links_makes_a_marketplaces_links_exactly_the_new_set,
+            replace_links_refuses_a_link_to_another_marketplace_and_writes_nothing,
+            readers_racing_a_replace_never_see_more_than_the_old_or_the_new_set,
+            unlink_user_removes_a_live_link_once_and_nothing_else,
             enrollment_is_idempotent_per_member_and_subscription,
             a_member_held_for_another_subscription_is_reported_with_its_holder,
             a_full_group_refuses_new_members_but_not_its_own,

@@ -14,7 +14,7 @@ use support::{Keys, Reply, Tollgate, ask, ask_with, purchased, request, t0};
 use tollgate::api::auth::Authenticator;
 use tollgate::entitlement::Reason;
 use tollgate::model::{AppUser, Awaiting, CustomerKey, EventKind, Marketplace};
-use tollgate::store::Store;
+use tollgate::store::{Store, UserLink};
 use tollgate::web::MAX_BODY_BYTES;
 
 // ------------------------------------------------------------------ reasons --
@@ -236,7 +236,14 @@ async fn an_app_user_is_checked_against_every_customer_linked_at_sign_up() {
     let user = AppUser("github-user:77".into());
     for org in ["20", "21"] {
         tg.store
-            .link_user(&user, &CustomerKey::new(Marketplace::Github, org))
+            .link_user(
+                &user,
+                &UserLink::new(
+                    CustomerKey::new(Marketplace::Github, org),
+                    t0(),
+                    Duration::days(30),
+                ),
+            )
             .await
             .unwrap();
     }
@@ -280,30 +287,64 @@ async fn a_check_by_customer_costs_exactly_one_store_read() {
     .await;
     assert_eq!(counting.take_calls(), ["customer_subscriptions"]);
 
-    // Claiming adds the one atomic write, and nothing else.
-    tg.check(ask_with(
-        "80",
-        "acme-ci",
-        json!({"user": "alice", "claim_seat": true}),
-    ))
-    .await;
-    assert_eq!(
-        counting.take_calls(),
-        ["customer_subscriptions", "claim_seat"]
-    );
-    // A holder's next claim is answered from the read alone.
-    tg.check(ask_with(
-        "80",
-        "acme-ci",
-        json!({"user": "alice", "claim_seat": true}),
-    ))
-    .await;
-    assert_eq!(counting.take_calls(), ["customer_subscriptions"]);
+    // Claiming adds the one atomic claim, and nothing else; a holder's next
+    // claim too (the state counts holders, it does not list them; the
+    // claim's own read answers "already held" without writing).
+    for _ in 0..2 {
+        tg.check(ask_with(
+            "80",
+            "acme-ci",
+            json!({"user": "alice", "claim_seat": true}),
+        ))
+        .await;
+        assert_eq!(
+            counting.take_calls(),
+            ["customer_subscriptions", "claim_seat"]
+        );
+    }
+
+    // Only when the seats are full does a user's check look the user up,
+    // once, on the full subscription; with a seat free it needs no lookup.
+    for user in ["bob", "carol"] {
+        tg.check(ask_with("80", "acme-ci", json!({"user": user})))
+            .await;
+        assert_eq!(counting.take_calls(), ["customer_subscriptions"], "{user}");
+        tg.check(ask_with(
+            "80",
+            "acme-ci",
+            json!({"user": user, "claim_seat": true}),
+        ))
+        .await;
+        counting.take_calls();
+    }
+    for (user, allowed) in [("alice", true), ("dave", false)] {
+        let d = tg
+            .check(ask_with("80", "acme-ci", json!({"user": user})))
+            .await;
+        assert_eq!(d["allowed"], allowed, "{user}: {d}");
+        assert_eq!(
+            counting.take_calls(),
+            ["customer_subscriptions", "holds_seat"],
+            "{user}"
+        );
+    }
+    // Without a user, or for a feature the tier lacks, nothing is looked up.
+    for extra in [json!({}), json!({"user": "dave", "feature": "sso"})] {
+        tg.check(ask_with("80", "acme-ci", extra)).await;
+        assert_eq!(counting.take_calls(), ["customer_subscriptions"]);
+    }
 
     // By app user: the links, then one read per linked customer.
     let user = AppUser("u-80".into());
     tg.store
-        .link_user(&user, &CustomerKey::new(Marketplace::Github, "80"))
+        .link_user(
+            &user,
+            &UserLink::new(
+                CustomerKey::new(Marketplace::Github, "80"),
+                t0(),
+                Duration::days(30),
+            ),
+        )
         .await
         .unwrap();
     counting.take_calls();
@@ -311,7 +352,7 @@ async fn a_check_by_customer_costs_exactly_one_store_read() {
         .await;
     assert_eq!(
         counting.take_calls(),
-        ["linked_customers", "customer_subscriptions"]
+        ["user_links", "customer_subscriptions"]
     );
 
     // Refused before any read: no credentials, bad body.
@@ -353,6 +394,84 @@ async fn claim_seat_in_a_check_takes_a_seat_and_refuses_past_the_purchased_count
     );
     let list = tg.get("/v1/seats/github/30", Some(&tg.keys.all)).await;
     assert_eq!(list.body["holders"], json!(["alice", "bob"]));
+
+    // A check without a claim on the full subscription: holders are in,
+    // everybody else is refused.
+    for (user, allowed) in [("alice", true), ("bob", true), ("carol", false)] {
+        let d = tg
+            .check(ask_with("30", "acme-ci", json!({"user": user})))
+            .await;
+        assert_eq!(d["allowed"], allowed, "{user}: {d}");
+        assert_eq!(d["seats"], json!({"limit": 2, "used": 2}), "{user}");
+    }
+}
+
+#[tokio::test]
+async fn after_a_downgrade_below_the_holders_they_keep_their_seats_and_nobody_new_gets_one() {
+    let tg = Tollgate::sqlite();
+    tg.purchase("33", "acme-ci", "1002", Some(3)).await;
+    for user in ["a", "b", "c"] {
+        let r = tg
+            .post("/v1/seats/claim", Some(&tg.keys.all), &seat("33", user))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut terms = tollgate::model::PlanTerms::new(tollgate::model::Plan::new("1002"));
+    terms.seats = Some(2);
+    tg.event("33", "acme-ci", EventKind::Changed { terms })
+        .await;
+
+    for (user, allowed) in [("a", true), ("c", true), ("d", false)] {
+        let d = tg
+            .check(ask_with("33", "acme-ci", json!({"user": user})))
+            .await;
+        assert_eq!(d["allowed"], allowed, "{user}: {d}");
+        assert_eq!(d["seats"], json!({"limit": 2, "used": 3}), "{user}");
+    }
+    let d = tg
+        .check(ask_with(
+            "33",
+            "acme-ci",
+            json!({"user": "d", "claim_seat": true}),
+        ))
+        .await;
+    assert_eq!(
+        (&d["reason"], &d["seats"]),
+        (
+            &json!("seat_limit_reached"),
+            &json!({"limit": 2, "used": 3})
+        )
+    );
+    let r = tg
+        .post("/v1/seats/claim", Some(&tg.keys.all), &seat("33", "d"))
+        .await;
+    assert_eq!(
+        (r.status, r.body["error"]["code"].as_str()),
+        (409, Some("seat_limit_reached")),
+        "{}",
+        r.body
+    );
+    let r = tg
+        .post("/v1/seats/claim", Some(&tg.keys.all), &seat("33", "a"))
+        .await;
+    assert_eq!(
+        (r.status, &r.body["already_held"], &r.body["seats"]),
+        (200, &json!(true), &json!({"limit": 2, "used": 3}))
+    );
+    // Two holders must leave before a new user fits.
+    for user in ["a", "b"] {
+        tg.post("/v1/seats/release", Some(&tg.keys.all), &seat("33", user))
+            .await;
+    }
+    let r = tg
+        .post("/v1/seats/claim", Some(&tg.keys.all), &seat("33", "d"))
+        .await;
+    assert_eq!(
+        (r.status, &r.body["seats"]),
+        (200, &json!({"limit": 2, "used": 2})),
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]

@@ -15,7 +15,8 @@ use support::{Tollgate, ask, ask_with, request};
 use tollgate::api::OPENAPI_JSON;
 use tollgate::api::routes::ROUTES;
 use tollgate::entitlement::Reason;
-use tollgate::model::EventKind;
+use tollgate::model::{AppUser, CustomerKey, EventKind, Marketplace};
+use tollgate::store::UserLink;
 use tollgate::web::{MAX_BODY_BYTES, Request};
 
 fn doc() -> Value {
@@ -95,6 +96,15 @@ impl Contract {
             panic!("{method} {template} answered {status}, which is not documented: {body}")
         });
         let response = resolve(&self.doc, documented);
+        if status == 204 {
+            // No content: nothing documented, nothing sent.
+            assert!(
+                response.get("content").is_none(),
+                "{method} {template} 204 documents a body"
+            );
+            assert_eq!(body, &Value::Null, "{method} {template} 204 sent a body");
+            return;
+        }
         let mut schema = response["content"]["application/json"]["schema"].clone();
         assert!(
             !schema.is_null(),
@@ -182,6 +192,7 @@ fn every_route_served_is_documented_and_every_documented_route_is_served() {
 /// Path template with `{marketplace}` and ids filled in.
 fn fill(template: &str, marketplace: &str, id: &str) -> String {
     template
+        .replace("{app_user}", "github:7")
         .replace("{marketplace}", marketplace)
         .replace("{customer_id}", id)
         .replace("{subscription_id}", id)
@@ -302,6 +313,25 @@ async fn every_documented_response_of_every_route_is_real_and_matches_its_schema
         ("GET", "/v1/seats/{marketplace}/{subscription_id}"),
         get("/v1/seats/github/nope", &seater),
     ));
+    // A link removed (204), then no longer there (404).
+    tg.store
+        .link_user(
+            &AppUser("github:7".into()),
+            &UserLink::new(
+                CustomerKey::new(Marketplace::Github, "1"),
+                support::t0(),
+                chrono::Duration::days(30),
+            ),
+        )
+        .await
+        .unwrap();
+    let link = "/v1/links/github:7/github/1";
+    for _ in 0..2 {
+        cases.push((
+            ("DELETE", "/v1/links/{app_user}/{marketplace}/{customer_id}"),
+            request("DELETE", link, Some(&seater), None),
+        ));
+    }
 
     // Errors every authenticated route can produce: 400, 401, 403, 405, and
     // for bodies 413 and 415.
@@ -311,11 +341,12 @@ async fn every_documented_response_of_every_route_is_real_and_matches_its_schema
     {
         let op = (spec.method, spec.path);
         let path = fill(spec.path, "github", "1");
-        let wrong_scope = if spec.path.starts_with("/v1/seats") {
-            &checker
-        } else {
-            &seater
-        };
+        let wrong_scope =
+            if spec.path.starts_with("/v1/seats") || spec.path.starts_with("/v1/links") {
+                &checker
+            } else {
+                &seater
+            };
         let other_method = if spec.method == "GET" { "PUT" } else { "GET" };
         cases.push((
             op,
@@ -355,7 +386,7 @@ async fn every_documented_response_of_every_route_is_real_and_matches_its_schema
         } else {
             cases.push((
                 op,
-                request("GET", &fill(spec.path, "aws", "1"), Some(&all), None),
+                request(spec.method, &fill(spec.path, "aws", "1"), Some(&all), None),
             ));
         }
     }

@@ -107,6 +107,19 @@ impl World {
         page
     }
 
+    /// The single-use record of a sign-up token, taken (so at most once).
+    async fn used_record(&self, token: &str) -> Option<String> {
+        use tollgate::marketplace::gcp::signup::USED_TOKEN_KIND;
+        self.store
+            .take_token(
+                USED_TOKEN_KIND,
+                &tollgate::store::sha256_hex(token.trim().as_bytes()),
+                chrono::Utc::now(),
+            )
+            .await
+            .expect("the store answers")
+    }
+
     /// `/v1/check` for the account, as an app would ask.
     async fn check(&self, account: &str) -> Value {
         let body = json!({"marketplace": "gcp", "customer_id": account, "product": PRODUCT});
@@ -492,6 +505,9 @@ async fn bad_and_replayed_sign_up_tokens_are_refused_and_link_nothing(w: World) 
         let (status, page) = w.sign_up_with(&token).await;
         assert!(matches!(status, 400 | 401), "{case:?}: {status} {page}");
         assert!(!page.contains("signed up"), "{page}");
+        // A refused token costs no write: the single-use record is made
+        // only after the signature verified.
+        assert_eq!(w.used_record(&token).await, None, "{case:?}");
     }
     let (status, _) = w.sign_up_with("").await;
     assert_eq!(status, 400);
@@ -502,6 +518,8 @@ async fn bad_and_replayed_sign_up_tokens_are_refused_and_link_nothing(w: World) 
     let (status, page) = w.sign_up_with(&token).await;
     assert_eq!(status, 400, "a replayed token is refused: {page}");
     assert!(page.contains("already used"), "{page}");
+    // The probe does see the record of a verified token.
+    assert_eq!(w.used_record(&token).await.as_deref(), Some("acct-12"));
 }
 
 async fn a_second_sign_up_duplicates_nothing(w: World) {

@@ -2,8 +2,15 @@
 //! github.com's authorize page → `GET /github/callback`, with the real
 //! `OauthCallback` function on a fresh SQLite store talking real HTTP to the
 //! local stand-ins for github.com and api.github.com (`tollgate-sim`).
+//!
+//! The buyer's browser is played by [`World::get`]: it keeps the
+//! `__Host-tollgate_oauth` cookie our responses set (checking the attributes
+//! a browser requires of a `__Host-` cookie) and sends it back, the way a
+//! browser does; github.com never sees it.
 
 use std::sync::Arc;
+
+use base64::Engine;
 use tollgate::store::prelude::*;
 use tollgate::testing::TestApp;
 
@@ -18,6 +25,8 @@ use tollgate_sim::github::{
 };
 
 const PUBLIC_URL: &str = "https://tollgate.example";
+const COOKIE: &str = "__Host-tollgate_oauth";
+const STATE_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const CONFIG: &str = r#"
 [products.app.tiers.team]
 features = ["builds"]
@@ -36,14 +45,27 @@ struct World {
     sim: GithubSim,
     run: Running,
     function: OauthCallback,
+    /// The browser's `__Host-tollgate_oauth`, as our responses left it.
+    jar: std::sync::Mutex<Option<String>>,
+}
+
+/// Which secrets the function gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Secrets {
+    /// Client id, client secret and the state key.
+    All,
+    /// No GitHub sign-in at all.
+    None,
+    /// The client credentials without `oauth_state_key`.
+    NoStateKey,
 }
 
 impl World {
     async fn new() -> Self {
-        Self::with_secrets(true).await
+        Self::with_secrets(Secrets::All).await
     }
 
-    async fn with_secrets(configured: bool) -> Self {
+    async fn with_secrets(secrets: Secrets) -> Self {
         let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
         let sim = GithubSim::generate().unwrap();
         sim.add_callback_url(format!("{PUBLIC_URL}/github/callback"));
@@ -74,10 +96,13 @@ impl World {
             .setting("TOLLGATE_GITHUB_URL", &run.web_url)
             .setting("TOLLGATE_GITHUB_API_URL", &run.api_url)
             .setting("TOLLGATE_PUBLIC_URL", PUBLIC_URL);
-        if configured {
+        if secrets != Secrets::None {
             test_app = test_app
                 .secret("github_client_id", &app.client_id)
                 .secret("github_client_secret", &app.client_secret);
+        }
+        if secrets == Secrets::All {
+            test_app = test_app.secret("oauth_state_key", STATE_KEY);
         }
         let function = test_app.oauth_callback().unwrap();
         Self {
@@ -87,16 +112,42 @@ impl World {
             sim,
             run,
             function,
+            jar: std::sync::Mutex::new(None),
         }
     }
 
+    /// A `GET` from the buyer's browser: sends the cookie it holds and
+    /// keeps (or deletes) what the response sets.
     async fn get(&self, path_and_query: &str) -> Response {
-        let req = http::Request::builder()
+        let held = self.cookie();
+        let res = self.get_with_cookie(path_and_query, held.as_deref()).await;
+        if let Some(set) = res.headers().get("set-cookie") {
+            let (value, max_age) = host_cookie(set.to_str().unwrap());
+            *self.jar.lock().unwrap() = (max_age > 0).then_some(value);
+        }
+        res
+    }
+
+    /// A `GET` with exactly this cookie (another browser, an attacker
+    /// holding a copied one, none); the browser's jar is left alone.
+    async fn get_with_cookie(&self, path_and_query: &str, cookie: Option<&str>) -> Response {
+        let mut req = http::Request::builder()
             .uri(path_and_query)
-            .header("host", "tollgate.example")
-            .body(Body::Empty)
-            .unwrap();
-        serve(&self.function, req).await
+            .header("host", "tollgate.example");
+        if let Some(c) = cookie {
+            req = req.header("cookie", format!("other=1; {COOKIE}={c}"));
+        }
+        serve(&self.function, req.body(Body::Empty).unwrap()).await
+    }
+
+    /// The value a response sets our cookie to.
+    fn cookie_of(res: &Response) -> String {
+        host_cookie(res.headers()["set-cookie"].to_str().unwrap()).0
+    }
+
+    /// The browser's `__Host-tollgate_oauth` value, if it holds one.
+    fn cookie(&self) -> Option<String> {
+        self.jar.lock().unwrap().clone()
     }
 
     /// `GET /github/setup` (with the untrusted parameters GitHub adds);
@@ -140,11 +191,14 @@ impl World {
     }
 
     async fn linked(&self) -> Vec<CustomerKey> {
-        let mut l = self
+        let mut l: Vec<CustomerKey> = self
             .store
-            .linked_customers(&AppUser("github:1".into()))
+            .user_links(&AppUser("github:1".into()), self.clock.now())
             .await
-            .unwrap();
+            .unwrap()
+            .into_iter()
+            .map(|l| l.customer)
+            .collect();
         l.sort();
         l
     }
@@ -154,7 +208,8 @@ impl World {
         self.sim.seen().iter().filter(|s| s.path == path).count()
     }
 
-    /// Every byte the store wrote, to prove no user token is in it.
+    /// Every byte the store wrote, to prove no user token is in it (and, by
+    /// comparing two snapshots, that nothing was written in between).
     fn stored_bytes(&self) -> Vec<u8> {
         let mut all = Vec::new();
         for entry in std::fs::read_dir(self.dir.path()).unwrap() {
@@ -162,6 +217,33 @@ impl World {
         }
         all
     }
+}
+
+/// A `Set-Cookie` for our cookie, checked the way a browser checks a
+/// `__Host-` cookie (and for `HttpOnly`, `SameSite=Lax`): its value and
+/// `Max-Age`.
+fn host_cookie(set_cookie: &str) -> (String, i64) {
+    let mut parts = set_cookie.split("; ");
+    let (name, value) = parts.next().unwrap().split_once('=').unwrap();
+    assert_eq!(name, COOKIE, "{set_cookie}");
+    let attributes: Vec<&str> = parts.collect();
+    let max_age = attributes
+        .iter()
+        .find_map(|a| a.strip_prefix("Max-Age="))
+        .unwrap_or_else(|| panic!("no Max-Age: {set_cookie}"))
+        .parse()
+        .unwrap();
+    let mut rest: Vec<&str> = attributes
+        .into_iter()
+        .filter(|a| !a.starts_with("Max-Age="))
+        .collect();
+    rest.sort_unstable();
+    assert_eq!(
+        rest,
+        ["HttpOnly", "Path=/", "SameSite=Lax", "Secure"],
+        "exactly these attributes, no Domain: {set_cookie}"
+    );
+    (value.to_owned(), max_age)
 }
 
 fn body(res: &Response) -> String {
@@ -175,7 +257,17 @@ fn github(id: &str) -> CustomerKey {
 #[tokio::test]
 async fn a_buyer_goes_from_the_setup_url_to_a_page_with_plan_seats_and_trial_days_left() {
     let w = World::new().await;
-    let location = w.setup().await;
+    let res = w
+        .get("/github/setup?installation_id=999&setup_action=install")
+        .await;
+    assert_eq!(res.status(), 302, "{}", body(&res));
+    let nonce = w.cookie().expect("the setup URL sets the sign-in cookie");
+    assert_eq!(nonce.len(), 64, "32 random bytes");
+    assert_eq!(
+        res.headers()["set-cookie"],
+        format!("{COOKIE}={nonce}; Path=/; Max-Age=600; Secure; HttpOnly; SameSite=Lax").as_str()
+    );
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(
         location.starts_with(&format!("{}/login/oauth/authorize?", w.run.web_url)),
         "{location}"
@@ -185,7 +277,11 @@ async fn a_buyer_goes_from_the_setup_url_to_a_page_with_plan_seats_and_trial_day
         authorize.query_pairs().into_owned().collect();
     assert_eq!(q["client_id"], w.sim.app().client_id);
     assert_eq!(q["redirect_uri"], format!("{PUBLIC_URL}/github/callback"));
-    assert_eq!(q["state"].len(), 64, "32 random bytes");
+    assert!(
+        q["state"].len() <= 1024 && !q["state"].contains(STATE_KEY),
+        "{}",
+        q["state"]
+    );
     // Checked on the parsed query, not the raw URL: the random `state` or a
     // port may contain the digits by chance.
     assert!(
@@ -228,6 +324,12 @@ async fn a_buyer_goes_from_the_setup_url_to_a_page_with_plan_seats_and_trial_day
     assert!(!html.contains("<link") && !html.contains("<script") && !html.contains("src="));
 
     assert_eq!(w.linked().await, vec![github("1"), github("42")]);
+    assert_eq!(
+        res.headers()["set-cookie"],
+        format!("{COOKIE}=; Path=/; Max-Age=0; Secure; HttpOnly; SameSite=Lax").as_str(),
+        "the finished sign-in deletes its cookie"
+    );
+    assert_eq!(w.cookie(), None);
     // The user's token was used and dropped: not in the page, not in the store.
     assert_eq!(w.sim.issued_token_count(), 1);
     assert!(!html.contains("ghu_"));
@@ -241,12 +343,19 @@ async fn a_buyer_goes_from_the_setup_url_to_a_page_with_plan_seats_and_trial_day
 #[tokio::test]
 async fn the_state_is_single_use_so_replaying_the_callback_changes_nothing() {
     let w = World::new().await;
-    let (back, res) = w.sign_in().await;
+    let location = w.setup().await;
+    let stolen = w.cookie().unwrap();
+    let back = w.authorize(&location).await;
+    let res = w.get(&back).await;
     assert_eq!(res.status(), 200);
     let exchanges = w.calls("/login/oauth/access_token");
+    let user_calls = w.calls("/user");
 
-    // Both links removed from GitHub's side: a replay must not re-link or call GitHub.
-    w.sim.remove_purchase(42);
+    // Links GitHub would report now: a replay must not add them.
+    w.sim.add_org(Org::new(43, "beta").with_member(1));
+    w.sim.add_purchase(Purchase::new(43, 11));
+
+    // A reload in the same browser: the cookie is gone, GitHub is not asked.
     let replay = w.get(&back).await;
     assert_eq!(replay.status(), 400);
     assert!(
@@ -260,7 +369,140 @@ async fn the_state_is_single_use_so_replaying_the_callback_changes_nothing() {
         exchanges,
         "no second code exchange"
     );
+
+    // Someone holding a copy of the cookie: the same code is refused by
+    // GitHub (codes work once) ...
+    let replay = w.get_with_cookie(&back, Some(&stolen)).await;
+    assert_eq!(replay.status(), 400, "{}", body(&replay));
+    // ... and the same state with a fresh code from GitHub's authorize page
+    // is refused by Tollgate: the state was recorded as used.
+    let fresh = w.authorize(&location).await;
+    assert_ne!(fresh, back);
+    let replay = w.get_with_cookie(&fresh, Some(&stolen)).await;
+    assert_eq!(replay.status(), 400, "{}", body(&replay));
+    assert!(
+        body(&replay).contains("This sign-in link is no longer valid"),
+        "{}",
+        body(&replay)
+    );
+    assert_eq!(
+        w.calls("/user"),
+        user_calls,
+        "GitHub was not asked who it is"
+    );
     assert_eq!(w.linked().await, vec![github("1"), github("42")]);
+}
+
+#[tokio::test]
+async fn a_callback_is_refused_without_the_browsers_cookie_or_with_another_browsers() {
+    let w = World::new().await;
+    let location = w.setup().await;
+    let mine = w.cookie().unwrap();
+    let back = w.authorize(&location).await;
+    // Another browser starts its own sign-in: a valid cookie, not ours.
+    let theirs = World::cookie_of(&w.get_with_cookie("/github/setup", None).await);
+    assert_ne!(theirs, mine);
+
+    for (cookie, why) in [
+        (
+            None,
+            "no cookie (e.g. a callback URL opened in another browser)",
+        ),
+        (Some(theirs.as_str()), "another browser's cookie"),
+        (Some(""), "an empty cookie"),
+        (Some(&mine[..63]), "a truncated cookie"),
+    ] {
+        let res = w.get_with_cookie(&back, cookie).await;
+        assert_eq!(res.status(), 400, "{why}");
+        assert!(
+            body(&res).contains("This sign-in link is no longer valid"),
+            "{why}: {}",
+            body(&res)
+        );
+        // A refused state leaves the cookie alone: a forged callback in the
+        // buyer's browser must not end the sign-in in progress.
+        assert!(res.headers().get("set-cookie").is_none(), "{why}");
+    }
+    assert_eq!(w.calls("/login/oauth/access_token"), 0);
+    assert!(w.linked().await.is_empty());
+
+    // The browser that started it still finishes.
+    let res = w.get(&back).await;
+    assert_eq!(res.status(), 200, "{}", body(&res));
+    assert_eq!(w.linked().await, vec![github("1"), github("42")]);
+}
+
+#[tokio::test]
+async fn a_tampered_state_is_refused_before_calling_github() {
+    let w = World::new().await;
+    let back = w.authorize(&w.setup().await).await;
+    let url = url::Url::parse(&format!("{PUBLIC_URL}{back}")).unwrap();
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    let (payload, mac) = q["state"].split_once('.').unwrap();
+    // The same payload with one MAC character changed, and a payload of
+    // the forger's (their own nonce: they can set the cookie only in their
+    // own browser) under our MAC.
+    let mut flipped = mac.to_owned();
+    let first = if flipped.starts_with('A') { "B" } else { "A" };
+    flipped.replace_range(0..1, first);
+    let forged_payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(
+        serde_json::json!({"n": "f".repeat(64), "exp": 4_000_000_000i64, "uri": format!("{PUBLIC_URL}/github/callback")})
+            .to_string(),
+    );
+    for (state, cookie) in [
+        (format!("{payload}.{flipped}"), w.cookie().unwrap()),
+        (format!("{forged_payload}.{mac}"), "f".repeat(64)),
+    ] {
+        let path = format!(
+            "/github/callback?code={}&state={}",
+            q["code"],
+            url::form_urlencoded::byte_serialize(state.as_bytes()).collect::<String>()
+        );
+        let res = w.get_with_cookie(&path, Some(&cookie)).await;
+        assert_eq!(res.status(), 400, "{state}");
+        assert!(body(&res).contains("This sign-in link is no longer valid"));
+    }
+    assert_eq!(w.calls("/login/oauth/access_token"), 0);
+    assert!(w.linked().await.is_empty());
+}
+
+#[tokio::test]
+async fn anonymous_visits_to_the_setup_url_write_nothing_to_the_store() {
+    let w = World::new().await;
+    let before = w.stored_bytes();
+    for _ in 0..20 {
+        let res = w.get_with_cookie("/github/setup", None).await;
+        assert_eq!(res.status(), 302);
+    }
+    // A refused callback writes nothing either.
+    let res = w
+        .get_with_cookie("/github/callback?code=c&state=forged", Some("x"))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(
+        w.stored_bytes() == before,
+        "the store changed on anonymous hits"
+    );
+    // The comparison does see writes: a completed sign-in (links, the used
+    // state) changes the bytes.
+    let (_, res) = w.sign_in().await;
+    assert_eq!(res.status(), 200);
+    assert!(w.stored_bytes() != before, "a sign-in is seen as a write");
+}
+
+#[tokio::test]
+async fn without_the_state_key_github_sign_in_answers_not_set_up() {
+    let w = World::with_secrets(Secrets::NoStateKey).await;
+    for path in ["/github/setup", "/github/callback?code=c&state=s"] {
+        let res = w.get_with_cookie(path, Some("x")).await;
+        assert_eq!(res.status(), 503, "{path}");
+        assert!(
+            body(&res).contains("GitHub sign-in is not set up"),
+            "{path}: {}",
+            body(&res)
+        );
+    }
+    assert_eq!(w.sim.seen().len(), 0);
 }
 
 #[tokio::test]
@@ -393,7 +635,7 @@ async fn a_rate_limited_reply_shows_a_try_later_page_and_links_nothing() {
 
 #[tokio::test]
 async fn without_client_credentials_the_setup_url_says_sign_in_is_not_set_up() {
-    let w = World::with_secrets(false).await;
+    let w = World::with_secrets(Secrets::None).await;
     let res = w.get("/github/setup").await;
     assert_eq!(res.status(), 503);
     assert!(body(&res).contains("GitHub sign-in is not set up"));

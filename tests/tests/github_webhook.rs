@@ -165,7 +165,7 @@ impl Harness {
 
     fn new(store: Arc<dyn Store>, guard: Box<dyn Send + Sync>) -> Self {
         // Test keys are generated at test time.
-        let secret = tollgate::web::random_token(20);
+        let secret = tollgate::web::random_token(20).expect("OS random source");
         let clock = Arc::new(FixedClock::new(day(2017, 10, 25, 12)));
         let function = Arc::new(Self::build(&store, &clock, &[(SECRET_NAME, &secret)]));
         Self {
@@ -987,12 +987,29 @@ impl tollgate::store::SeatClaims for HangingCommits {
         &self,
         key: &SubscriptionKey,
         user: &str,
-        limit: u32,
+        limit: tollgate::store::SeatLimit,
     ) -> Result<SeatClaim, StoreError> {
         self.0.claim_seat(key, user, limit).await
     }
     async fn release_seat(&self, key: &SubscriptionKey, user: &str) -> Result<bool, StoreError> {
         self.0.release_seat(key, user).await
+    }
+    async fn holds_seat(&self, key: &SubscriptionKey, user: &str) -> Result<bool, StoreError> {
+        self.0.holds_seat(key, user).await
+    }
+    async fn seat_holders(&self, key: &SubscriptionKey) -> Result<Vec<String>, StoreError> {
+        self.0.seat_holders(key).await
+    }
+}
+
+#[async_trait]
+impl tollgate::store::Inventory for HangingCommits {
+    async fn subscription_keys(
+        &self,
+        m: Marketplace,
+        cursor: Option<&str>,
+    ) -> Result<tollgate::store::KeyPage, StoreError> {
+        self.0.subscription_keys(m, cursor).await
     }
 }
 
@@ -1000,6 +1017,14 @@ impl tollgate::store::SeatClaims for HangingCommits {
 impl tollgate::store::Tokens for HangingCommits {
     async fn put_token(&self, token: &Token, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.0.put_token(token, now).await
+    }
+    async fn peek_token(
+        &self,
+        kind: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        self.0.peek_token(kind, id, now).await
     }
     async fn take_token(
         &self,
@@ -1013,11 +1038,36 @@ impl tollgate::store::Tokens for HangingCommits {
 
 #[async_trait]
 impl tollgate::store::UserLinks for HangingCommits {
-    async fn link_user(&self, user: &AppUser, c: &CustomerKey) -> Result<(), StoreError> {
-        self.0.link_user(user, c).await
+    async fn link_user(
+        &self,
+        user: &AppUser,
+        link: &tollgate::store::UserLink,
+    ) -> Result<(), StoreError> {
+        self.0.link_user(user, link).await
     }
-    async fn linked_customers(&self, user: &AppUser) -> Result<Vec<CustomerKey>, StoreError> {
-        self.0.linked_customers(user).await
+    async fn replace_links(
+        &self,
+        user: &AppUser,
+        marketplace: Marketplace,
+        links: &[tollgate::store::UserLink],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.0.replace_links(user, marketplace, links, now).await
+    }
+    async fn user_links(
+        &self,
+        user: &AppUser,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<tollgate::store::UserLink>, StoreError> {
+        self.0.user_links(user, now).await
+    }
+    async fn unlink_user(
+        &self,
+        user: &AppUser,
+        c: &CustomerKey,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.0.unlink_user(user, c, now).await
     }
 }
 

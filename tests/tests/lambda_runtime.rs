@@ -26,11 +26,15 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 use tollgate::api::auth::{Scopes, generate};
+use tollgate::ingest::ingest;
 use tollgate::marketplace::github::SECRET_NAME as WEBHOOK_SECRET;
 use tollgate::marketplace::github::webhook::subscription_key;
-use tollgate::model::{Disposition, Marketplace, PendingChange, Status};
+use tollgate::model::{
+    BillingCycle, Customer, CustomerKey, Disposition, EventKind, MarketEvent, Marketplace,
+    PendingChange, Plan as ModelPlan, PlanTerms, PriceModel as ModelPriceModel, Status,
+};
 use tollgate::store::dynamo::{DynamoStore, create_table};
-use tollgate::store::{Deliveries, DeliveryStatus, Subscriptions};
+use tollgate::store::{Deliveries, DeliveryStatus, SeatClaims, Subscriptions};
 use tollgate_sim::github::webhook::{Account, Action, Delivery, PurchaseEvent};
 use tollgate_sim::github::{Org, Plan, PriceModel, Purchase, User};
 use tollgate_tests::runtime_api::{FunctionConfig, FunctionProcess, Outcome};
@@ -125,7 +129,7 @@ impl Deployment {
             .await
             .unwrap_or_else(|e| panic!("creating table {table} on moto: {e}"));
         let dir = tempfile::tempdir().expect("temp dir");
-        let webhook_secret = tollgate::web::random_token(32);
+        let webhook_secret = tollgate::web::random_token(32).expect("OS random source");
         let key = generate("lambda-test", Scopes::ALL).expect("a new API key");
         let secrets = json!({
             WEBHOOK_SECRET: webhook_secret,
@@ -177,8 +181,24 @@ impl Deployment {
         env
     }
 
+    /// Adds `extra` to the deployment's secrets file (read at cold start).
+    fn add_secrets(&self, extra: &Value) {
+        let path = self.dir.path().join("secrets.json");
+        let mut secrets: Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("secrets are JSON");
+        if let (Some(secrets), Some(extra)) = (secrets.as_object_mut(), extra.as_object()) {
+            secrets.extend(extra.clone());
+        }
+        std::fs::write(&path, secrets.to_string()).unwrap();
+    }
+
     /// Starts `function`'s release binary and waits for its cold start.
     async fn start(&self, function: &str) -> FunctionProcess {
+        self.start_with(function, &[]).await
+    }
+
+    /// [`Deployment::start`] with `extra` variables in its environment.
+    async fn start_with(&self, function: &str, extra: &[(&str, &str)]) -> FunctionProcess {
         let binary = tokio::task::spawn_blocking(release_binaries)
             .await
             .expect("build the release binaries")
@@ -188,8 +208,14 @@ impl Deployment {
         // Kept when the test fails (its path is in the message), removed
         // when it passes.
         let log = log_dir.join(format!("{function}-{}.log", self.table));
+        let mut env = self.env();
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         let mut process =
-            FunctionProcess::spawn(&binary, FunctionConfig::new(function), &self.env(), &log).await;
+            FunctionProcess::spawn(&binary, FunctionConfig::new(function), &env, &log).await;
         let cold = process.cold_start().await;
         say(&format!(
             "{function}: release binary {} polled the Runtime API {:.1} ms after spawn",
@@ -670,13 +696,8 @@ async fn github_lifecycle_and_entitlement_checks_through_the_release_binaries() 
         (&json!(true), &json!({"limit": 3, "used": 2})),
         "{v}"
     );
-    let s = d.store.get(&key).await.unwrap().unwrap();
     assert_eq!(
-        s.seats
-            .holders
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
+        d.store.seat_holders(&key).await.unwrap(),
         ["alice", "bob"],
         "seat holders in DynamoDB"
     );
@@ -696,11 +717,7 @@ async fn github_lifecycle_and_entitlement_checks_through_the_release_binaries() 
     );
     let s = d.store.get(&key).await.unwrap().unwrap();
     assert_eq!((s.status, s.plan.id.as_str()), (Status::Active, "1003"));
-    assert_eq!(
-        s.seats.holders.len(),
-        2,
-        "a plan change keeps the seat holders"
-    );
+    assert_eq!(s.seats.used, 2, "a plan change keeps the seat holders");
 
     // pending_change: down to Team x2 at the end of the cycle.
     let at = Utc::now() + chrono::Duration::days(30);
@@ -866,6 +883,224 @@ async fn pubsub_push_and_oauth_callback_answer_health_checks() {
         assert_eq!(r.status, 404, "{name}: {}", r.json());
         finish(f, &[d.webhook_secret.as_str(), d.api_key.as_str()]).await;
     }
+}
+
+/// purchase-webhook's EventBridge schedule through its release binary: a
+/// `Scheduled Event` from the Runtime API runs reconciliation against the
+/// GitHub stand-in with the deployment's secrets and DynamoDB table, fixes
+/// the drift (a lost plan change, a lost cancellation found by the
+/// `Inventory` scan), and answers the Runtime API with the report as the
+/// invocation's success; the next scheduled run finds nothing to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_event_runs_reconcile_through_the_release_binary() {
+    let d = Deployment::new().await;
+    let sim = tollgate_sim::github::GithubSim::generate().unwrap();
+    sim.add_plan(team());
+    sim.add_plan(business());
+    let gone = ORG_ID + 1;
+    sim.add_org(Org::new(ORG_ID, "acme"));
+    sim.add_org(Org::new(gone, "globex"));
+    // At GitHub: ORG_ID moved to Business, `gone` cancelled (no longer
+    // listed). Both deliveries were lost.
+    sim.add_purchase(business_purchase());
+    let github = sim.start().await.unwrap();
+    let app = sim.app();
+    d.add_secrets(&json!({
+        "github_app_private_key": app.private_key_pem(),
+        "github_app_id": app.app_id.to_string(),
+    }));
+    // Tollgate's store: both on Team x3 since three days ago.
+    let at = Utc::now() - chrono::Duration::days(3);
+    for id in [ORG_ID, gone] {
+        let purchase = MarketEvent {
+            id: format!("delivery-{id}"),
+            subscription: subscription_key(id),
+            customer: Customer::new(CustomerKey::new(Marketplace::Github, id.to_string())),
+            product: "acme-ci".into(),
+            effective_at: tollgate::reconcile::day_of(at),
+            kind: EventKind::Purchased {
+                terms: PlanTerms {
+                    seats: Some(3),
+                    billing_cycle: Some(BillingCycle::Monthly),
+                    ..PlanTerms::new(ModelPlan {
+                        id: "1002".into(),
+                        name: Some("Team".into()),
+                        price_model: Some(ModelPriceModel::PerUnit),
+                    })
+                },
+                awaiting: None,
+            },
+        };
+        ingest(&d.store, &purchase, at).await.unwrap();
+    }
+
+    let mut webhook = d
+        .start_with(
+            "purchase-webhook",
+            &[
+                ("TOLLGATE_GITHUB_API_URL", github.api_url.as_str()),
+                ("TOLLGATE_GITHUB_URL", github.web_url.as_str()),
+            ],
+        )
+        .await;
+    let scheduled = json!({
+        "version": "0", "id": tollgate_tests::runtime_api::uuid_v4(),
+        "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "region": "us-east-1",
+        "resources": ["arn:aws:events:us-east-1:123456789012:rule/tollgate-reconcile"],
+        "detail": {}
+    });
+    let report = |f: &mut FunctionProcess, outcome: Outcome| -> Value {
+        match outcome {
+            Outcome::Response { body, .. } => serde_json::from_slice(&body).unwrap_or_else(|e| {
+                f.fail(&format!(
+                    "the scheduled run's answer is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&body)
+                ))
+            }),
+            Outcome::Error {
+                error_type, body, ..
+            } => f.fail(&format!(
+                "the scheduled run failed: {error_type:?} {}",
+                String::from_utf8_lossy(&body)
+            )),
+        }
+    };
+
+    let outcome = webhook.invoke(&scheduled).await;
+    let first = report(&mut webhook, outcome);
+    assert_eq!(first["dry_run"], json!(false), "{first}");
+    let github_report = &first["marketplaces"][0];
+    assert_eq!(
+        (
+            &github_report["marketplace"],
+            &github_report["checked"],
+            &github_report["fixed"],
+            &github_report["errors"]
+        ),
+        (&json!("github"), &json!(2), &json!(2), &json!(0)),
+        "{first}"
+    );
+    let moved = d
+        .store
+        .get(&subscription_key(ORG_ID))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (moved.status, moved.plan.id.as_str()),
+        (Status::Active, "1003")
+    );
+    let cancelled = d.store.get(&subscription_key(gone)).await.unwrap().unwrap();
+    assert_eq!(cancelled.status, Status::Cancelled);
+    let log = d.store.log(&subscription_key(gone)).await.unwrap();
+    assert!(
+        tollgate::reconcile::is_reconcile_event(&log.last().unwrap().event_id),
+        "{log:?}"
+    );
+
+    // The next scheduled run: everything in sync, nothing written.
+    let log_len = log.len();
+    let outcome = webhook.invoke(&scheduled).await;
+    let second = report(&mut webhook, outcome);
+    assert_eq!(
+        (
+            &second["marketplaces"][0]["in_sync"],
+            &second["marketplaces"][0]["fixed"]
+        ),
+        (&json!(1), &json!(0)),
+        "{second}"
+    );
+    assert_eq!(
+        d.store.log(&subscription_key(gone)).await.unwrap().len(),
+        log_len
+    );
+
+    webhook.until_idle().await;
+    let text = webhook.log_text();
+    let log_path = webhook.log.clone();
+    webhook.stop().await;
+    assert!(
+        text.contains("reconcile run") && text.contains("scheduled run"),
+        "the runs are logged ({})",
+        log_path.display()
+    );
+    for secret in [app.private_key_pem(), d.webhook_secret.as_str()] {
+        assert!(
+            !text.contains(secret),
+            "the log contains a secret ({})",
+            log_path.display()
+        );
+    }
+    let _ = std::fs::remove_file(log_path);
+}
+
+/// entitlement-check deployed behind an `AWS_IAM` URL with an allow-list,
+/// through its release binary: a hand-written event invoked directly — no
+/// IAM caller, an API key instead — is refused as not a function URL
+/// request; a listed IAM caller gets its scopes only; an event without
+/// `requestContext.http` is an invocation error, never a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_invoke_is_not_trusted_as_an_iam_function_url_request() {
+    let d = Deployment::new().await;
+    let principals = json!({"arn:aws:iam::123456789012:role/acme-ci-app": "check"}).to_string();
+    let mut check = d
+        .start_with(
+            "entitlement-check",
+            &[
+                ("TOLLGATE_CHECK_AUTH", "aws_iam"),
+                ("TOLLGATE_IAM_PRINCIPALS", principals.as_str()),
+            ],
+        )
+        .await;
+    let ask = json!({"marketplace": "github", "customer_id": "1", "product": "acme-ci"});
+
+    // The emulated URL's IAM caller (a session of role acme-ci-app): `check`.
+    let r = call(&mut check, UrlRequest::post_json("/v1/check", &ask).iam()).await;
+    assert_eq!(
+        (r.status, r.json()["reason"].clone()),
+        (200, json!("no_subscription")),
+        "{}",
+        r.json()
+    );
+    let r = call(&mut check, UrlRequest::get("/v1/seats/github/1").iam()).await;
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (403, json!("insufficient_scope"))
+    );
+
+    // A hand-written event with a valid API key and no IAM caller: an
+    // AWS_IAM URL never delivers that, so it was invoked directly.
+    let bearer = format!("Bearer {}", d.api_key);
+    let r = call(
+        &mut check,
+        UrlRequest::post_json("/v1/check", &ask).header("authorization", &bearer),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (401, json!("untrusted_event")),
+        "{}",
+        r.json()
+    );
+
+    // Not a function URL event at all: refused as an invocation error.
+    let mut event = UrlRequest::post_json("/v1/check", &ask)
+        .iam()
+        .event("entitlementcheck01234567");
+    event["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("http");
+    match check.invoke(&event).await {
+        Outcome::Error { .. } => {}
+        Outcome::Response { body, .. } => check.fail(&format!(
+            "an event without requestContext.http was answered: {}",
+            String::from_utf8_lossy(&body)
+        )),
+    }
+    check.stop().await;
 }
 
 #[test]

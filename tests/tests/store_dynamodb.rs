@@ -3,19 +3,24 @@
 //! suite (the same cases the SQLite store passes), then DynamoDB-specific
 //! smoke tests (table layout, TTL, isolation, seat and commit details).
 
-use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use tollgate::store::prelude::*;
 
-use aws_sdk_dynamodb::types::{TableStatus, TimeToLiveStatus};
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
+use aws_sdk_dynamodb::types::{AttributeValue, TableStatus, TimeToLiveStatus};
 use chrono::{DateTime, Duration, Utc};
 use tollgate::model::{
     AppUser, Customer, CustomerKey, Disposition, LogEntry, Marketplace, Plan, Seats, Status,
     Subscription, SubscriptionKey,
 };
+use tollgate::store::dynamo::DynamoStore;
 use tollgate::store::{
-    Commit, Delivery, DeliveryMark, DeliveryStatus, Recorded, SeatClaim, StoreError, Token,
-    sha256_hex,
+    Commit, Delivery, DeliveryMark, DeliveryStatus, Recorded, SeatClaim, SeatLimit, StoreError,
+    Token, UserLink, sha256_hex,
 };
+use tollgate_tests::conformance as suite;
 use tollgate_tests::moto;
 
 tollgate_tests::conformance_suite!(tollgate_tests::moto::fresh_store);
@@ -44,7 +49,7 @@ fn state(key: &SubscriptionKey, version: u64, status: Status) -> Subscription {
         awaiting: None,
         seats: Seats {
             limit: Some(5),
-            holders: BTreeSet::new(),
+            used: 0,
         },
         billing_cycle: None,
         trial_ends_at: None,
@@ -260,8 +265,9 @@ async fn done_delivery_is_a_duplicate() {
 async fn claim_seat_enforces_the_limit_and_survives_commits() {
     let store = moto::fresh_store().await;
     let k = key("seats");
+    let two = SeatLimit::Fixed(2);
     assert_eq!(
-        store.claim_seat(&k, "alice", 2).await,
+        store.claim_seat(&k, "alice", two).await,
         Err(StoreError::NotFound(format!("subscription {k}")))
     );
     store
@@ -269,43 +275,44 @@ async fn claim_seat_enforces_the_limit_and_survives_commits() {
         .await
         .expect("commit");
 
+    let granted = |used| {
+        Ok(SeatClaim::Granted {
+            used,
+            limit: Some(2),
+        })
+    };
+    assert_eq!(store.claim_seat(&k, "alice", two).await, granted(1));
+    assert_eq!(store.claim_seat(&k, "bob", two).await, granted(2));
     assert_eq!(
-        store.claim_seat(&k, "alice", 2).await,
-        Ok(SeatClaim::Granted { used: 1 })
+        store.claim_seat(&k, "alice", two).await,
+        Ok(SeatClaim::AlreadyHeld {
+            used: 2,
+            limit: Some(2)
+        })
     );
     assert_eq!(
-        store.claim_seat(&k, "bob", 2).await,
-        Ok(SeatClaim::Granted { used: 2 })
-    );
-    assert_eq!(
-        store.claim_seat(&k, "alice", 2).await,
-        Ok(SeatClaim::AlreadyHeld { used: 2 })
-    );
-    assert_eq!(
-        store.claim_seat(&k, "carol", 2).await,
-        Ok(SeatClaim::LimitReached { used: 2 })
+        store.claim_seat(&k, "carol", two).await,
+        Ok(SeatClaim::LimitReached { used: 2, limit: 2 })
     );
 
-    // A state commit leaves the holders alone.
+    // A state commit leaves the holders and their count alone.
     store
         .commit(&commit(&k, 1, "evt-2", t0() + Duration::seconds(1)))
         .await
         .expect("commit");
     let got = store.get(&k).await.expect("get").expect("stored");
+    assert_eq!(got.seats.used, 2);
     assert_eq!(
-        got.seats.holders,
-        BTreeSet::from(["alice".to_owned(), "bob".to_owned()])
+        store.seat_holders(&k).await,
+        Ok(vec!["alice".into(), "bob".into()])
     );
 
     assert_eq!(store.release_seat(&k, "alice").await, Ok(true));
     assert_eq!(store.release_seat(&k, "alice").await, Ok(false));
+    assert_eq!(store.claim_seat(&k, "carol", two).await, granted(2));
     assert_eq!(
-        store.claim_seat(&k, "carol", 2).await,
-        Ok(SeatClaim::Granted { used: 2 })
-    );
-    assert_eq!(
-        store.claim_seat(&k, "dave", 0).await,
-        Ok(SeatClaim::LimitReached { used: 2 })
+        store.claim_seat(&k, "dave", SeatLimit::Fixed(0)).await,
+        Ok(SeatClaim::LimitReached { used: 2, limit: 0 })
     );
 }
 
@@ -313,14 +320,20 @@ async fn claim_seat_enforces_the_limit_and_survives_commits() {
 async fn a_seat_limit_of_zero_grants_nothing() {
     let store = moto::fresh_store().await;
     let k = key("no-seats");
-    store
-        .commit(&commit(&k, 0, "evt-1", t0()))
-        .await
-        .expect("commit");
+    let mut zero = commit(&k, 0, "evt-1", t0());
+    if let Some(s) = zero.state.as_mut() {
+        s.seats.limit = Some(0);
+    }
+    store.commit(&zero).await.expect("commit");
     assert_eq!(
-        store.claim_seat(&k, "alice", 0).await,
-        Ok(SeatClaim::LimitReached { used: 0 })
+        store.claim_seat(&k, "alice", SeatLimit::Fixed(0)).await,
+        Ok(SeatClaim::LimitReached { used: 0, limit: 0 })
     );
+    assert_eq!(
+        store.claim_seat(&k, "alice", SeatLimit::Purchased).await,
+        Ok(SeatClaim::LimitReached { used: 0, limit: 0 })
+    );
+    assert_eq!(store.seat_holders(&k).await, Ok(vec![]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -334,19 +347,192 @@ async fn fifty_concurrent_claims_grant_exactly_the_limit() {
     let claims = (0..50).map(|i| {
         let store = store.clone();
         let k = k.clone();
-        tokio::spawn(async move { store.claim_seat(&k, &format!("user-{i}"), 10).await })
+        tokio::spawn(async move {
+            store
+                .claim_seat(&k, &format!("user-{i}"), SeatLimit::Fixed(10))
+                .await
+        })
     });
     let mut granted = 0;
     for claim in claims {
         match claim.await.expect("task").expect("claim") {
             SeatClaim::Granted { .. } => granted += 1,
-            SeatClaim::LimitReached { used } => assert!(used <= 10),
+            SeatClaim::LimitReached { used, limit } => assert_eq!((used, limit), (10, 10)),
             SeatClaim::AlreadyHeld { .. } => panic!("nobody claimed twice"),
         }
     }
     assert_eq!(granted, 10);
     let got = store.get(&k).await.expect("get").expect("stored");
-    assert_eq!(got.seats.holders.len(), 10);
+    assert_eq!(got.seats.used, 10);
+    assert_eq!(store.seat_holders(&k).await.map(|h| h.len()), Ok(10));
+}
+
+/// The DynamoDB operations a client sends, in order (`TransactGetItems`,
+/// `GetItem`, ...), read from each request's `X-Amz-Target` header.
+#[derive(Debug, Clone, Default)]
+struct Requests(Arc<Mutex<Vec<String>>>);
+
+impl Requests {
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().expect("lock"))
+    }
+}
+
+impl Intercept for Requests {
+    fn name(&self) -> &'static str {
+        "Requests"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("?");
+        let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+        self.0.lock().expect("lock").push(operation);
+        Ok(())
+    }
+}
+
+/// A store on a fresh table whose client records every request it sends.
+async fn counted_store() -> (DynamoStore, Requests) {
+    let table = moto::fresh_store().await;
+    let requests = Requests::default();
+    let conf = moto::client()
+        .config()
+        .to_builder()
+        .interceptor(requests.clone())
+        .build();
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(conf), table.table());
+    (store, requests)
+}
+
+#[tokio::test]
+async fn seat_operations_cost_the_requests_the_module_docs_say() {
+    let (store, requests) = counted_store().await;
+    let k = key("counted");
+    let mut one_seat = commit(&k, 0, "evt-1", t0());
+    if let Some(s) = one_seat.state.as_mut() {
+        s.seats.limit = Some(1);
+    }
+    store.commit(&one_seat).await.expect("commit");
+    assert_eq!(requests.take(), ["TransactWriteItems"]);
+
+    let purchased = SeatLimit::Purchased;
+    let cost = async |what: &str, claim: SeatClaim, user: &str| {
+        assert_eq!(
+            store.claim_seat(&k, user, purchased).await,
+            Ok(claim),
+            "{what}"
+        );
+        requests.take()
+    };
+    let granted = SeatClaim::Granted {
+        used: 1,
+        limit: Some(1),
+    };
+    let held = SeatClaim::AlreadyHeld {
+        used: 1,
+        limit: Some(1),
+    };
+    let full = SeatClaim::LimitReached { used: 1, limit: 1 };
+    // A new holder: one read, one write transaction.
+    assert_eq!(
+        cost("granted", granted, "alice").await,
+        ["TransactGetItems", "TransactWriteItems"]
+    );
+    // Already held or full: answered by the read alone, nothing written.
+    assert_eq!(cost("held", held, "alice").await, ["TransactGetItems"]);
+    assert_eq!(cost("full", full, "bob").await, ["TransactGetItems"]);
+
+    assert_eq!(store.holds_seat(&k, "alice").await, Ok(true));
+    assert_eq!(requests.take(), ["GetItem"]);
+    assert_eq!(store.seat_holders(&k).await, Ok(vec!["alice".to_owned()]));
+    assert_eq!(requests.take(), ["Query"]);
+    assert_eq!(store.release_seat(&k, "alice").await, Ok(true));
+    assert_eq!(requests.take(), ["TransactWriteItems"]);
+    assert_eq!(store.release_seat(&k, "alice").await, Ok(false));
+    assert_eq!(requests.take(), ["TransactWriteItems"]);
+
+    // The hot path is still one query, holders or not.
+    store.claim_seat(&k, "bob", purchased).await.expect("bob");
+    requests.take();
+    let subs = store
+        .customer_subscriptions(&customer())
+        .await
+        .expect("subs");
+    assert_eq!(subs.iter().map(|s| s.seats.used).collect::<Vec<_>>(), [1]);
+    assert_eq!(requests.take(), ["Query"]);
+}
+
+#[tokio::test]
+async fn holders_are_items_of_their_own_and_the_state_item_only_counts_them() {
+    let store = moto::fresh_store().await;
+    let k = key("layout");
+    store
+        .commit(&commit(&k, 0, "evt-1", t0()))
+        .await
+        .expect("commit");
+    for user in ["alice", "bob"] {
+        store
+            .claim_seat(&k, user, SeatLimit::Purchased)
+            .await
+            .expect("claim");
+    }
+    let raw = |sk: &str| {
+        let store = store.clone();
+        let sk = sk.to_owned();
+        async move {
+            store
+                .client()
+                .get_item()
+                .table_name(store.table())
+                .key("PK", AttributeValue::S("SUB#github#layout".into()))
+                .key("SK", AttributeValue::S(sk))
+                .consistent_read(true)
+                .send()
+                .await
+                .expect("GetItem")
+                .item
+        }
+    };
+    let state = raw("STATE").await.expect("state item");
+    assert_eq!(
+        state.get("seats_used"),
+        Some(&AttributeValue::N("2".into()))
+    );
+    assert_eq!(
+        state.get("seat_limit"),
+        Some(&AttributeValue::N("5".into()))
+    );
+    assert!(!state.contains_key("seat_holders"), "{state:?}");
+    let doc = state.get("doc").and_then(|d| d.as_s().ok()).expect("doc");
+    assert!(!doc.contains("alice"), "{doc}");
+    let seat = raw("SEAT#alice").await.expect("seat item");
+    assert_eq!(seat.get("user"), Some(&AttributeValue::S("alice".into())));
+    assert!(
+        !seat.contains_key("GSI1PK"),
+        "seat items stay out of the customer index"
+    );
+
+    // A plan without a unit count drops the mirrored limit, not the count.
+    let mut flat = commit(&k, 1, "evt-2", t0() + Duration::seconds(1));
+    if let Some(s) = flat.state.as_mut() {
+        s.seats.limit = None;
+    }
+    store.commit(&flat).await.expect("commit");
+    let state = raw("STATE").await.expect("state item");
+    assert!(!state.contains_key("seat_limit"), "{state:?}");
+    assert_eq!(
+        state.get("seats_used"),
+        Some(&AttributeValue::N("2".into()))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -423,20 +609,148 @@ async fn users_link_to_customers_idempotently() {
     let store = moto::fresh_store().await;
     let user = AppUser("gh-user-9".into());
     let other = CustomerKey::new(Marketplace::Q2, "fi-1#user-2");
-    store.link_user(&user, &customer()).await.expect("link");
+    let link = |c: CustomerKey| UserLink::new(c, t0(), Duration::days(1));
     store
-        .link_user(&user, &customer())
+        .link_user(&user, &link(customer()))
+        .await
+        .expect("link");
+    store
+        .link_user(&user, &link(customer()))
         .await
         .expect("link again");
-    store.link_user(&user, &other).await.expect("link other");
-    let mut linked = store.linked_customers(&user).await.expect("linked");
-    linked.sort();
-    assert_eq!(linked, vec![customer(), other]);
+    store
+        .link_user(&user, &link(other.clone()))
+        .await
+        .expect("link other");
+    let mut linked = store.user_links(&user, t0()).await.expect("linked");
+    linked.sort_by(|a, b| a.customer.cmp(&b.customer));
+    assert_eq!(linked, vec![link(customer()), link(other)]);
     assert_eq!(
         store
-            .linked_customers(&AppUser("nobody".into()))
+            .user_links(&AppUser("nobody".into()), t0())
             .await
             .expect("linked"),
         vec![]
+    );
+}
+
+/// A link item written before links expired has no expiry: its age is
+/// unknown, so it grants nothing, and removing it reports nothing removed.
+#[tokio::test]
+async fn a_link_item_without_an_expiry_counts_as_expired() {
+    let store = moto::fresh_store().await;
+    let user = AppUser("gh-user-9".into());
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .item("PK", AttributeValue::S("USER#gh-user-9".into()))
+        .item("SK", AttributeValue::S("CUST#github#42".into()))
+        .item("marketplace", AttributeValue::S("github".into()))
+        .item("customer_id", AttributeValue::S("42".into()))
+        .send()
+        .await
+        .expect("legacy item");
+    assert_eq!(store.user_links(&user, t0()).await, Ok(vec![]));
+    let legacy = CustomerKey::new(Marketplace::Github, "42");
+    assert_eq!(store.unlink_user(&user, &legacy, t0()).await, Ok(false));
+}
+
+/// Writes `users` as seat holders of `key` straight into the table (25 per
+/// `BatchWriteItem`) and sets the state's count to match: claiming 3,000
+/// seats one transaction at a time takes moto minutes, and what is under
+/// test here is what the state item holds, not the claims.
+async fn seed_holders(store: &DynamoStore, key: &SubscriptionKey, users: &[String]) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let pk = format!("SUB#{}#{}", key.marketplace, key.id);
+    for chunk in users.chunks(25) {
+        let mut pending: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|user| {
+                let put = PutRequest::builder()
+                    .item("PK", AttributeValue::S(pk.clone()))
+                    .item("SK", AttributeValue::S(format!("SEAT#{user}")))
+                    .item("user", AttributeValue::S(user.clone()))
+                    .build()
+                    .expect("put request");
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        while !pending.is_empty() {
+            let out = store
+                .client()
+                .batch_write_item()
+                .request_items(store.table(), pending)
+                .send()
+                .await
+                .expect("BatchWriteItem");
+            pending = out
+                .unprocessed_items
+                .and_then(|mut u| u.remove(store.table()))
+                .unwrap_or_default();
+        }
+    }
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .key("PK", AttributeValue::S(pk))
+        .key("SK", AttributeValue::S("STATE".into()))
+        .update_expression("SET seats_used = :n")
+        .expression_attribute_values(":n", AttributeValue::N(users.len().to_string()))
+        .send()
+        .await
+        .expect("set the count");
+}
+
+#[tokio::test]
+async fn three_thousand_holders_of_200_byte_ids_leave_the_state_item_small() {
+    const HOLDERS: usize = 3_000;
+    let store = moto::fresh_store().await;
+    let cust = suite::customer(Marketplace::Github, "100");
+    let sub = suite::bought(&store, "big", &cust, HOLDERS as u32).await;
+    let users: Vec<String> = (0..HOLDERS).map(|i| suite::long_user_id(i, 200)).collect();
+    seed_holders(&store, &sub.key, &users).await;
+    const { assert!(HOLDERS * 200 > 400 * 1024, "more than one item could list") };
+
+    suite::seats_survive_a_downgrade_and_a_cancellation(&store, &cust, &sub.key, HOLDERS).await;
+
+    // The state item stays a few hundred bytes whatever the holders.
+    let state = store
+        .client()
+        .get_item()
+        .table_name(store.table())
+        .key("PK", AttributeValue::S("SUB#github#big".into()))
+        .key("SK", AttributeValue::S("STATE".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("GetItem")
+        .item
+        .expect("state item");
+    let bytes: usize = state
+        .iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+                    _ => 0,
+                }
+        })
+        .sum();
+    assert!(bytes < 4 * 1024, "{bytes} bytes: {state:?}");
+
+    // Listing pages through more than a MB of seat items.
+    assert_eq!(store.seat_holders(&sub.key).await, Ok(users.clone()));
+    assert_eq!(store.holds_seat(&sub.key, &users[1234]).await, Ok(true));
+    assert_eq!(store.release_seat(&sub.key, &users[1234]).await, Ok(true));
+    assert_eq!(
+        store
+            .claim_seat(&sub.key, "new", SeatLimit::Purchased)
+            .await,
+        Ok(SeatClaim::LimitReached {
+            used: HOLDERS as u32 - 1,
+            limit: 10
+        })
     );
 }

@@ -339,10 +339,9 @@ pub fn ensure_signing_secret(path: &Path) -> Result<bool, String> {
     if has {
         return Ok(false);
     }
-    secrets.insert(
-        SECRET_NAME.to_owned(),
-        Value::String(tollgate::web::random_token(32)),
-    );
+    // No secret rather than a guessable one if the OS random source fails.
+    let secret = tollgate::web::random_token(32).map_err(|e| fail(e.to_string()))?;
+    secrets.insert(SECRET_NAME.to_owned(), Value::String(secret));
     let text = serde_json::to_string_pretty(&secrets).map_err(|e| fail(e.to_string()))?;
     // The file is the owner's only (`tollgate dev` created it so); writing
     // in place keeps its mode.

@@ -26,7 +26,12 @@ locals {
     # (401) requests can cost; the throttle alarm says when the cap bites
     # (GitHub does not retry a throttled delivery: redeliver it from the
     # listing's webhook page).
-    purchase-webhook = { memory_mb = 128, timeout_s = 10, reserved_concurrency = 20 }
+    #
+    # The reconciliation schedule (schedule.tf) also runs here, and a run reads
+    # every listing page: 300 s. The webhook paths stay bounded by their own
+    # 2 s + 5 s whatever the Lambda timeout; a run stops 5 s before its
+    # deadline (what it fixed stays fixed).
+    purchase-webhook = { memory_mb = 128, timeout_s = 300, reserved_concurrency = 20 }
 
     # Tollgate bounds a push to ~10 s (2 s record + 8 s resolve, apply and
     # approve, Procurement retries included). 15 s covers that plus a cold
@@ -134,9 +139,16 @@ resource "aws_lambda_function" "fn" {
   environment {
     variables = merge(
       local.environment,
-      # How callers authenticate to entitlement-check (its URL's auth type);
-      # the function can log it at cold start.
-      each.key == "entitlement-check" ? { TOLLGATE_CHECK_AUTH = var.check_auth } : {},
+      # How callers authenticate to entitlement-check (its URL's auth type):
+      # the function accepts only IAM callers behind AWS_IAM and refuses
+      # events naming one behind NONE. It re-reads its API keys every 60 s
+      # (TOLLGATE_API_KEYS_TTL); the secrets extension must not cache the
+      # secret longer, or a deleted key would outlive that bound (README,
+      # "Ask from your app").
+      each.key == "entitlement-check" ? merge(
+        { TOLLGATE_CHECK_AUTH = var.check_auth, SECRETS_MANAGER_TTL = "60" },
+        var.check_iam_principals == null ? {} : { TOLLGATE_IAM_PRINCIPALS = jsonencode(var.check_iam_principals) },
+      ) : {},
     )
   }
 
@@ -157,7 +169,7 @@ resource "aws_lambda_function" "fn" {
   # The role must be able to write logs from the first invocation on.
   depends_on = [aws_iam_role_policy.fn]
 
-  #checkov:skip=CKV_AWS_116:No dead-letter queue: every invocation is synchronous (function URL); DLQs apply to asynchronous invokes only.
+  #checkov:skip=CKV_AWS_116:No dead-letter queue: function URL invocations are synchronous; the one asynchronous invoke, the reconcile schedule, is not retried on purpose (the next run repeats it) and has its own alarms.
   #checkov:skip=CKV_AWS_117:Not in a VPC: the functions reach DynamoDB, Secrets Manager, GitHub and Google over TLS; a VPC would add NAT cost and cold-start time and protect nothing here.
   #checkov:skip=CKV_AWS_173:The environment holds no secrets (table name, secret ARN, public URLs); Lambda encrypts it at rest with its AWS managed key. Secrets come from Secrets Manager under the CMK.
   #checkov:skip=CKV_AWS_272:No code signing: zips are built by `make build` and uploaded directly; AWS Signer needs signed artifacts in S3, a separate pipeline.

@@ -39,9 +39,27 @@ variable "check_auth" {
 }
 
 variable "check_caller_arns" {
-  description = "With check_auth = \"aws_iam\": IAM principals (role/user ARNs, or account ids) allowed to call entitlement-check's URL. Principals of the same account may instead be granted lambda:InvokeFunctionUrl and lambda:InvokeFunction in their own policies."
+  description = "With check_auth = \"aws_iam\": IAM principals (role/user ARNs, or account ids) allowed to call entitlement-check's URL. Principals of the same account may instead be granted lambda:InvokeFunctionUrl, and lambda:InvokeFunction only with the condition lambda:InvokedViaFunctionUrl = true, in their own policies: a plain lambda:InvokeFunction lets them invoke the function with an event of their own making."
   type        = list(string)
   default     = []
+}
+
+variable "check_iam_principals" {
+  description = "With check_auth = \"aws_iam\": optional allow-list of IAM callers (12-digit account ids or IAM ARNs; a role ARN covers its sessions) to their entitlement-check scopes (\"check\", \"seats\" or \"check,seats\"), set as TOLLGATE_IAM_PRINCIPALS. Others are refused with 403. Null: every caller the resource policy lets through has every scope."
+  type        = map(string)
+  default     = null
+
+  validation {
+    condition     = var.check_iam_principals == null || var.check_auth == "aws_iam"
+    error_message = "check_iam_principals only applies with check_auth = \"aws_iam\"."
+  }
+  validation {
+    condition = var.check_iam_principals == null || alltrue([
+      for k, v in coalesce(var.check_iam_principals, {}) :
+      can(regex("^([0-9]{12}|arn:[a-z-]+:(iam|sts)::[0-9]{12}:.+)$", k)) && can(regex("^(check|seats)( *, *(check|seats))?$", v))
+    ])
+    error_message = "check_iam_principals: keys are 12-digit account ids or IAM/STS ARNs, values \"check\", \"seats\" or \"check,seats\"."
+  }
 }
 
 variable "public_url" {
@@ -190,4 +208,15 @@ variable "pending_delivery_age_alarm_seconds" {
   description = "Alarm when a delivery has been pending longer than this (GitHub never retries: someone must run `tollgate replay`)."
   type        = number
   default     = 900
+}
+
+variable "reconcile_schedule" {
+  description = "EventBridge schedule expression of the reconciliation purchase-webhook runs (rate(...) or cron(...)); null: no schedule."
+  type        = string
+  default     = "rate(6 hours)"
+
+  validation {
+    condition     = var.reconcile_schedule == null || can(regex("^(rate|cron)\\(.+\\)$", var.reconcile_schedule))
+    error_message = "reconcile_schedule must be rate(...) or cron(...), or null."
+  }
 }

@@ -2,6 +2,13 @@
 //!
 //! [`decide`] is pure and allocation-light: it runs on every request a
 //! vendor's app serves, after one store read.
+//!
+//! A subscription's state counts its seat holders but does not list them
+//! (the store keeps one record per holder, so the state stays small). For
+//! a question about a user, whether that user holds a seat matters only
+//! where a seat-counted tier is full; [`seat_lookups`] names those
+//! subscriptions, the caller looks the user up in the store, and passes
+//! what it found as [`Question::seated`].
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,6 +75,34 @@ pub struct Question<'a> {
     pub feature: Option<&'a str>,
     /// The app user acting, for seat-counted plans.
     pub user: Option<&'a str>,
+    /// The subscriptions on which `user` is known to hold a seat. Only
+    /// consulted where a seat-counted tier is full: there a user not listed
+    /// here is refused with [`Reason::SeatLimitReached`].
+    pub seated: &'a [SubscriptionKey],
+}
+
+/// Which limit a seat claim is checked against: what the store applies at
+/// the moment it writes the claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeatLimit {
+    /// The unit count stored with the subscription's current state (a tier
+    /// with `seats = "purchased"`). The store reads it from the state as it
+    /// is when the claim is written, so a downgrade committed a moment
+    /// before is honoured; no count stored means no limit.
+    Purchased,
+    /// A count from the configuration (a tier with `seats = N`).
+    Fixed(u32),
+}
+
+impl SeatLimit {
+    /// The number of seats this limit allows, given the unit count a state
+    /// stores; `None`: no limit.
+    pub fn resolve(self, purchased: Option<u32>) -> Option<u32> {
+        match self {
+            SeatLimit::Purchased => purchased,
+            SeatLimit::Fixed(n) => Some(n),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +179,35 @@ fn liveliness(status: Status) -> u8 {
     }
 }
 
+/// The subscriptions among `subscriptions` whose answer to `q` turns on
+/// whether `q.user` holds a seat there: seat-counted, full, and otherwise
+/// granting. Empty without a user, and for every subscription already in
+/// `q.seated`. The caller looks the user up on these (one store read each;
+/// in practice at most one) and asks again with [`Question::seated`].
+pub fn seat_lookups<'s>(
+    catalog: &Catalog,
+    subscriptions: &'s [Subscription],
+    q: &Question<'_>,
+    now: DateTime<Utc>,
+) -> Vec<&'s SubscriptionKey> {
+    if q.user.is_none() {
+        return Vec::new();
+    }
+    subscriptions
+        .iter()
+        .filter(|s| s.product == q.product)
+        .filter(|s| decide_one(catalog, s, q, now).reason == Reason::SeatLimitReached)
+        .map(|s| &s.key)
+        .collect()
+}
+
+/// The limit a seat claim on `sub` is checked against now, from its tier;
+/// `None` when the tier counts no seats or `sub` grants no tier at all.
+pub fn claim_limit(catalog: &Catalog, sub: &Subscription, now: DateTime<Utc>) -> Option<SeatLimit> {
+    let (tier, ended) = tier_now(catalog, sub, now).ok()?;
+    seat_limit(tier, ended)
+}
+
 fn decide_one(
     catalog: &Catalog,
     sub: &Subscription,
@@ -157,53 +221,66 @@ fn decide_one(
         access_until: sub.access_until,
         ..Decision::none()
     };
+    match tier_now(catalog, sub, now) {
+        Ok((tier, ended)) => {
+            if sub.status == Status::Trial {
+                // `tier_now` refused a trial that has ended.
+                d.trial_days_left = sub.trial_ends_at.map(|end| days_left(end, now));
+            }
+            grant(&mut d, sub, tier, q, ended);
+        }
+        Err(reason) => d.reason = reason,
+    }
+    d
+}
+
+/// The tier `sub` grants at `now`, and whether its paid access has ended
+/// (the tier is then the product's fallback); or why it grants none.
+fn tier_now<'c>(
+    catalog: &'c Catalog,
+    sub: &Subscription,
+    now: DateTime<Utc>,
+) -> Result<(ResolvedTier<'c>, bool), Reason> {
     let ended = match sub.status {
         Status::Pending => {
-            d.reason = match sub.awaiting {
+            return Err(match sub.awaiting {
                 Some(Awaiting::Signup) => Reason::PendingSignup,
                 _ => Reason::PendingApproval,
-            };
-            return d;
+            });
         }
-        Status::Suspended => {
-            d.reason = Reason::Suspended;
-            return d;
+        Status::Suspended => return Err(Reason::Suspended),
+        Status::Trial => {
+            if sub.trial_ends_at.is_some_and(|end| end <= now) {
+                return Err(Reason::TrialExpired);
+            }
+            false
         }
-        Status::Trial => match sub.trial_ends_at {
-            Some(end) if end <= now => {
-                d.reason = Reason::TrialExpired;
-                return d;
-            }
-            Some(end) => {
-                d.trial_days_left = Some(days_left(end, now));
-                false
-            }
-            None => false,
-        },
         Status::Active => false,
         Status::PendingCancellation | Status::Cancelled => {
             sub.access_until.is_none_or(|until| until <= now)
         }
     };
     let tier = if ended {
-        match catalog.cancelled_tier(&sub.product) {
-            Some(tier) => tier,
-            None => {
-                d.reason = Reason::Cancelled;
-                return d;
-            }
-        }
+        catalog
+            .cancelled_tier(&sub.product)
+            .ok_or(Reason::Cancelled)?
     } else {
-        match catalog.tier_for(sub.key.marketplace, &sub.product, &sub.plan.id) {
-            Some(tier) => tier,
-            None => {
-                d.reason = Reason::UnknownPlan;
-                return d;
-            }
-        }
+        catalog
+            .tier_for(sub.key.marketplace, &sub.product, &sub.plan.id)
+            .ok_or(Reason::UnknownPlan)?
     };
-    grant(&mut d, sub, tier, q, ended);
-    d
+    Ok((tier, ended))
+}
+
+/// Which limit a tier puts on seats; `None`: it counts none.
+fn seat_limit(tier: ResolvedTier<'_>, ended: bool) -> Option<SeatLimit> {
+    match tier.tier.seats {
+        // A fallback tier after cancellation doesn't inherit purchased seats.
+        SeatPolicy::Purchased if ended => None,
+        SeatPolicy::Purchased => Some(SeatLimit::Purchased),
+        SeatPolicy::Unlimited => None,
+        SeatPolicy::Fixed(n) => Some(SeatLimit::Fixed(n)),
+    }
 }
 
 fn grant(
@@ -215,14 +292,8 @@ fn grant(
 ) {
     d.tier = Some(tier.name.to_owned());
     d.features = tier.tier.features.iter().cloned().collect();
-    let limit = match tier.tier.seats {
-        // A fallback tier after cancellation doesn't inherit purchased seats.
-        SeatPolicy::Purchased if ended => None,
-        SeatPolicy::Purchased => sub.seats.limit,
-        SeatPolicy::Unlimited => None,
-        SeatPolicy::Fixed(n) => Some(n),
-    };
-    let used = sub.seats.used();
+    let limit = seat_limit(tier, ended).and_then(|l| l.resolve(sub.seats.limit));
+    let used = sub.seats.used;
     d.seats = Some(SeatsView { limit, used });
     if let Some(feature) = q.feature
         && !tier.tier.features.contains(feature)
@@ -230,9 +301,11 @@ fn grant(
         d.reason = Reason::FeatureNotInPlan;
         return;
     }
-    if let (Some(user), Some(limit)) = (q.user, limit)
-        && !sub.seats.holders.contains(user)
+    // A full tier (or one downgraded below its holders) keeps its holders
+    // and refuses everybody else.
+    if let (Some(_), Some(limit)) = (q.user, limit)
         && used >= limit
+        && !q.seated.contains(&sub.key)
     {
         d.reason = Reason::SeatLimitReached;
         return;
@@ -308,6 +381,7 @@ mod tests {
                 product: "ci",
                 feature,
                 user,
+                seated: &[],
             },
             now(),
         )
@@ -423,12 +497,23 @@ mod tests {
         assert_eq!(d.tier.as_deref(), Some("free"));
     }
 
+    /// Asks for `user` on `subs`, knowing the user holds a seat on `seated`.
+    fn ask_seated(subs: &[Subscription], user: &str, seated: &[SubscriptionKey]) -> Decision {
+        let q = Question {
+            product: "ci",
+            feature: None,
+            user: Some(user),
+            seated,
+        };
+        decide(&catalog(""), subs, &q, now())
+    }
+
     #[test]
     fn seat_limit_reached_for_a_new_user_when_seats_are_full() {
         let mut s = sub(Status::Active, "2");
         s.seats = Seats {
             limit: Some(2),
-            holders: ["a", "b"].map(String::from).into(),
+            used: 2,
         };
         let d = ask(&catalog(""), std::slice::from_ref(&s), None, Some("c"));
         assert_eq!((d.allowed, d.reason), (false, Reason::SeatLimitReached));
@@ -439,14 +524,108 @@ mod tests {
                 used: 2
             })
         );
-        assert!(
-            ask(&catalog(""), std::slice::from_ref(&s), None, Some("a")).allowed,
-            "holders keep access"
-        );
+        let holder = ask_seated(std::slice::from_ref(&s), "a", std::slice::from_ref(&s.key));
+        assert!(holder.allowed, "holders keep access");
         assert!(
             ask(&catalog(""), &[s], None, None).allowed,
             "the customer itself is entitled"
         );
+    }
+
+    #[test]
+    fn with_seats_free_a_user_is_allowed_without_being_looked_up() {
+        let mut s = sub(Status::Active, "2");
+        s.seats = Seats {
+            limit: Some(3),
+            used: 2,
+        };
+        let subs = std::slice::from_ref(&s);
+        assert!(ask_seated(subs, "c", &[]).allowed);
+        let q = Question {
+            product: "ci",
+            user: Some("c"),
+            ..Question::default()
+        };
+        assert!(seat_lookups(&catalog(""), subs, &q, now()).is_empty());
+    }
+
+    #[test]
+    fn after_a_downgrade_below_the_holders_they_keep_access_and_nobody_else_gets_in() {
+        let mut s = sub(Status::Active, "2");
+        s.seats = Seats {
+            limit: Some(2),
+            used: 3,
+        };
+        let subs = std::slice::from_ref(&s);
+        assert!(ask_seated(subs, "a", std::slice::from_ref(&s.key)).allowed);
+        let d = ask_seated(subs, "new", &[]);
+        assert_eq!((d.allowed, d.reason), (false, Reason::SeatLimitReached));
+        assert_eq!(d.seats.map(|v| (v.limit, v.used)), Some((Some(2), 3)));
+    }
+
+    #[test]
+    fn seat_lookups_name_only_the_full_seat_counted_subscriptions_that_would_grant() {
+        let c = catalog("");
+        let full = |id: &str, status: Status, plan: &str| {
+            let mut s = sub(status, plan);
+            s.key = SubscriptionKey::new(Marketplace::Github, id);
+            s.seats = Seats {
+                limit: Some(1),
+                used: 1,
+            };
+            s
+        };
+        let mut other_product = full("other", Status::Active, "2");
+        other_product.product = "docs".into();
+        let subs = [
+            full("team-full", Status::Active, "2"),
+            // Unlimited seats on the free tier: nobody is refused a seat.
+            full("free-full", Status::Active, "1"),
+            full("suspended", Status::Suspended, "2"),
+            other_product,
+        ];
+        let q = |user, seated| Question {
+            product: "ci",
+            feature: None,
+            user,
+            seated,
+        };
+        let keys = |v: Vec<&SubscriptionKey>| -> Vec<String> {
+            v.into_iter().map(|k| k.id.clone()).collect()
+        };
+        assert_eq!(
+            keys(seat_lookups(&c, &subs, &q(Some("u"), &[]), now())),
+            ["team-full"]
+        );
+        assert!(seat_lookups(&c, &subs, &q(None, &[]), now()).is_empty());
+        let seated = [subs[0].key.clone()];
+        assert!(seat_lookups(&c, &subs, &q(Some("u"), &seated), now()).is_empty());
+        // The user's seat on the full team subscription is what allows them.
+        assert!(decide(&c, &subs, &q(Some("u"), &seated), now()).allowed);
+    }
+
+    #[test]
+    fn a_claim_is_checked_against_the_tiers_limit() {
+        let c = catalog(
+            "[products.ci.tiers.big]\nfeatures = []\nseats = 3\n\
+             [products.ci.plans.gcp]\n\"b\" = \"big\"\n",
+        );
+        let team = sub(Status::Active, "2");
+        assert_eq!(claim_limit(&c, &team, now()), Some(SeatLimit::Purchased));
+        assert_eq!(claim_limit(&c, &sub(Status::Active, "1"), now()), None);
+        let mut big = sub(Status::Active, "b");
+        big.key = SubscriptionKey::new(Marketplace::Gcp, "9");
+        assert_eq!(claim_limit(&c, &big, now()), Some(SeatLimit::Fixed(3)));
+        assert_eq!(claim_limit(&c, &sub(Status::Suspended, "2"), now()), None);
+        // After cancellation the fallback tier does not inherit purchased seats.
+        let fallback = catalog("[products.ci]\ncancelled_tier = \"team\"\n");
+        assert_eq!(
+            claim_limit(&fallback, &sub(Status::Cancelled, "2"), now()),
+            None
+        );
+        assert_eq!(SeatLimit::Purchased.resolve(Some(4)), Some(4));
+        assert_eq!(SeatLimit::Purchased.resolve(None), None);
+        assert_eq!(SeatLimit::Fixed(3).resolve(Some(9)), Some(3));
     }
 
     #[test]

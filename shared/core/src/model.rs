@@ -6,7 +6,6 @@
 //! a [`MarketEvent`]; [`crate::rules::apply`] folds events into a
 //! [`Subscription`]; [`crate::entitlement::decide`] answers apps from it.
 
-use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -237,20 +236,26 @@ impl PendingChange {
 }
 
 /// Seats of a per-unit plan. `limit: None` means the plan does not count seats.
+///
+/// Who holds a seat is not part of the state: the store keeps one record
+/// per holder beside it (`SeatClaims`), so a subscription's state stays
+/// small however many users hold seats, and the state carries only their
+/// number.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seats {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    /// Users currently holding a seat. Maintained only by the store's seat
-    /// operations (never by the rules), so seat claims don't race state commits.
-    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
-    pub holders: BTreeSet<String>,
+    /// How many users hold a seat, as the store counted them when the state
+    /// was read. Maintained only by the store's seat operations (never by
+    /// the rules, never written by a commit), so seat claims don't race
+    /// state commits. It may exceed `limit` after a downgrade: holders keep
+    /// their seats, new claims are refused.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub used: u32,
 }
 
-impl Seats {
-    pub fn used(&self) -> u32 {
-        u32::try_from(self.holders.len()).unwrap_or(u32::MAX)
-    }
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The position of the newest event applied to a subscription; events that

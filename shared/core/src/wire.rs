@@ -117,6 +117,7 @@ impl CheckRequest {
             product: &self.product,
             feature: self.feature.as_deref(),
             user: self.user.as_deref(),
+            seated: &[],
         }
     }
 }
@@ -323,7 +324,8 @@ impl SubscriptionView {
     }
 }
 
-/// The decision for one subscription's own product, optionally for a user.
+/// The decision for one subscription's own product, optionally for a user
+/// (who is not known to hold a seat: see [`Question::seated`]).
 pub fn decide_for(
     catalog: &Catalog,
     sub: &Subscription,
@@ -334,6 +336,7 @@ pub fn decide_for(
         product: &sub.product,
         feature: None,
         user,
+        seated: &[],
     };
     entitlement::decide(catalog, std::slice::from_ref(sub), &question, now)
 }

@@ -41,9 +41,22 @@ pub enum Rejection {
     /// key (401 `missing_credentials`).
     #[error("{0}")]
     MissingCredentials(&'static str),
-    /// An API key was sent but matches none configured (401 `invalid_api_key`).
+    /// What was sent is not a Tollgate key, or matches none configured (401
+    /// `invalid_api_key`).
     #[error("the API key is not valid")]
     InvalidApiKey,
+    /// The key matches an entry whose `expires` has passed (401 `expired_api_key`).
+    #[error("the API key expired at {0}; ask for a new one")]
+    ExpiredApiKey(chrono::DateTime<chrono::Utc>),
+    /// The event cannot have come through this function's URL: no IAM caller
+    /// behind an `AWS_IAM` URL, one behind a `NONE` URL, or not a function
+    /// URL's shape (401 `untrusted_event`). Only a direct invoke with a
+    /// hand-written event gets here, never an HTTP request.
+    #[error("not trusted as a function URL request: {0}")]
+    UntrustedEvent(&'static str),
+    /// An IAM caller missing from `TOLLGATE_IAM_PRINCIPALS` (403 `principal_not_allowed`).
+    #[error("this IAM principal is not allowed to call the API (TOLLGATE_IAM_PRINCIPALS)")]
+    PrincipalNotAllowed,
     /// The key is valid but lacks the scope the route needs (403 `insufficient_scope`).
     #[error("the API key lacks the `{0}` scope")]
     InsufficientScope(auth::Scope),
@@ -64,6 +77,9 @@ impl Rejection {
             }
             Rejection::MissingCredentials(_) => (StatusCode::UNAUTHORIZED, "missing_credentials"),
             Rejection::InvalidApiKey => (StatusCode::UNAUTHORIZED, "invalid_api_key"),
+            Rejection::ExpiredApiKey(_) => (StatusCode::UNAUTHORIZED, "expired_api_key"),
+            Rejection::UntrustedEvent(_) => (StatusCode::UNAUTHORIZED, "untrusted_event"),
+            Rejection::PrincipalNotAllowed => (StatusCode::FORBIDDEN, "principal_not_allowed"),
             Rejection::InsufficientScope(_) => (StatusCode::FORBIDDEN, "insufficient_scope"),
             Rejection::SeatRefused { reason, .. } => (StatusCode::CONFLICT, reason.as_str()),
         }

@@ -18,6 +18,7 @@ pub enum Route {
     ClaimSeat,
     ReleaseSeat,
     ListSeats,
+    RemoveLink,
 }
 
 /// One route: method and path template in OpenAPI syntax.
@@ -43,6 +44,11 @@ pub const ROUTES: &[RouteSpec] = &[
         Route::ListSeats,
         "GET",
         "/v1/seats/{marketplace}/{subscription_id}",
+    ),
+    spec(
+        Route::RemoveLink,
+        "DELETE",
+        "/v1/links/{app_user}/{marketplace}/{customer_id}",
     ),
 ];
 
@@ -148,6 +154,20 @@ mod tests {
         assert_eq!(
             (m.route, m.params),
             (Route::ListSeats, vec!["gcp".into(), "ent-1".into()])
+        );
+        let m = match_route(&Method::DELETE, "/v1/links/github:7/github/42").unwrap();
+        assert_eq!(
+            (m.route, m.params),
+            (
+                Route::RemoveLink,
+                vec!["github:7".into(), "github".into(), "42".into()]
+            )
+        );
+        assert_eq!(
+            match_route(&Method::GET, "/v1/links/github:7/github/42")
+                .unwrap_err()
+                .status,
+            405
         );
     }
 

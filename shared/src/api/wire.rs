@@ -22,9 +22,30 @@ pub fn parse_body<T: DeserializeOwned>(
         return Err(Rejection::UnsupportedMediaType);
     }
     serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Rejection::InvalidRequest(e.to_string()),
-        _ => Rejection::InvalidJson(e.to_string()),
+        serde_json::error::Category::Data => Rejection::InvalidRequest(describe(&e)),
+        _ => Rejection::InvalidJson(describe(&e)),
     })
+}
+
+/// Longest error message a bad body is answered with.
+const MAX_MESSAGE: usize = 200;
+
+/// serde's message, cut to [`MAX_MESSAGE`] with the position kept: it
+/// quotes the offending value, and a 5 kB value (found by
+/// `tests/tests/robustness.rs`) must not come back whole in the answer.
+fn describe(e: &serde_json::Error) -> String {
+    let full = e.to_string();
+    if full.len() <= MAX_MESSAGE {
+        return full;
+    }
+    let mut head = String::new();
+    for c in full.chars() {
+        if head.len() + c.len_utf8() > MAX_MESSAGE - 50 {
+            break;
+        }
+        head.push(c);
+    }
+    format!("{head}… at line {} column {}", e.line(), e.column())
 }
 
 #[cfg(test)]
@@ -64,6 +85,20 @@ mod tests {
                 other => panic!("{body}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_long_offending_value_is_not_echoed_whole() {
+        let body = format!(
+            r#"{{"marketplace":"{}","customer_id":"1","product":"ci"}}"#,
+            "a".repeat(5000)
+        );
+        let Err(Rejection::InvalidRequest(msg)) = check(&body) else {
+            panic!("must be refused");
+        };
+        assert!(msg.len() <= MAX_MESSAGE, "{} bytes: {msg}", msg.len());
+        assert!(msg.ends_with("at line 1 column 5017"), "{msg}");
+        assert!(msg.starts_with("unknown variant"), "{msg}");
     }
 
     #[test]

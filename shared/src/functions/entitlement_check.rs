@@ -2,19 +2,46 @@
 //! "may this customer (and user) use this product/feature now, and if not,
 //! why not?" — plus seat claims and the served OpenAPI document.
 //!
-//! A check by customer is exactly one store read
-//! ([`Store::customer_subscriptions`]: one `Query` of a customer's
-//! partition on DynamoDB, eventually consistent — a purchase is visible
-//! within about a second), then the pure [`entitlement::decide`]. A check by
-//! app user costs one more read for the user's links. A seat claim is one
-//! more atomic, conditional write; seats are never given away on a stale read.
+//! Store calls per request (DynamoDB requests in brackets):
+//!
+//! - A check by customer: one read, [`Subscriptions::customer_subscriptions`]
+//!   [one `Query` of `GSI1`, eventually consistent — a purchase is visible
+//!   within about a second], then the pure [`entitlement::decide`]. A state
+//!   counts its seat holders but does not list them, so when a `user` is
+//!   asked and the answer would be `seat_limit_reached` — a seat-counted
+//!   tier is full — the user's seat is looked up on each such subscription,
+//!   [`SeatClaims::holds_seat`] [one strongly consistent `GetItem`; in
+//!   practice one subscription], and the decision made again. Any other
+//!   check stays at one read.
+//! - A check by app user: one more read first, for the user's links, and a
+//!   read per linked customer.
+//! - `claim_seat` in a check: instead of the seat lookup, one
+//!   [`SeatClaims::claim_seat`] [a `TransactGetItems` that answers "already
+//!   held" and "full" by itself; a `TransactWriteItems` more when a seat is
+//!   granted]. The claim is judged against the limit of the state as it is
+//!   when the seat is written, never the eventually consistent copy the
+//!   check read: seats are never given away on a stale read.
+//! - `POST /v1/seats/claim`: [`Subscriptions::get`] [a strongly consistent
+//!   `GetItem`], then the claim as above; on a tier that counts no seats,
+//!   [`SeatClaims::holds_seat`] instead, to say whether one is held.
+//! - `POST /v1/seats/release`: [`SeatClaims::release_seat`] [one
+//!   `TransactWriteItems`].
+//! - `GET /v1/seats/...`: [`Subscriptions::get`] and
+//!   [`SeatClaims::seat_holders`] [a strongly consistent `Query` of the
+//!   subscription's seat items, a page per MB].
+//! - `DELETE /v1/links/...`: [`UserLinks::unlink_user`] [one `DeleteItem`].
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use http::{HeaderValue, StatusCode, header};
 
-use crate::api::auth::{Authenticator, Caller, Principal, Scope};
+use crate::api::auth::iam::IamPrincipals;
+use crate::api::auth::keyring::{KeySource, RefreshPolicy};
+use crate::api::auth::{
+    ApiKeyEntry, Authenticator, Caller, CheckAuth, Principal, SECRET_PREFIX, Scope, api_key_entries,
+};
 use crate::api::routes::{Route, match_route};
 use crate::api::wire::{
     self, CheckRequest, CustomerView, SeatClaimed, SeatList, SeatReleased, SeatRequest, Subject,
@@ -23,9 +50,9 @@ use crate::api::wire::{
 use crate::api::{OPENAPI_JSON, Rejection};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Catalog;
-use crate::entitlement::{self, Decision, Reason, SeatsView};
-use crate::model::{CustomerKey, Marketplace, Subscription, SubscriptionKey};
-use crate::setup::{Deps, SetupError};
+use crate::entitlement::{self, Decision, Question, Reason, SeatsView};
+use crate::model::{AppUser, CustomerKey, Marketplace, Subscription, SubscriptionKey};
+use crate::setup::{Deps, SetupError, load_secrets};
 use crate::store::{SeatClaim, SeatClaims, StoreError, Subscriptions, UserLinks};
 use crate::web::{
     ApiError, Body, Function, Request, Response, body_bytes, json_response, media_type,
@@ -48,11 +75,38 @@ impl FromDeps for EntitlementCheck {
     const NAME: &'static str = "entitlement-check";
 
     async fn from_deps(deps: Deps) -> Result<Self, SetupError> {
+        Self::configured(deps, Arc::new(SystemClock))
+    }
+}
+
+impl EntitlementCheck {
+    /// As deployed: the auth policy from the settings and secrets (mode, IAM
+    /// allow-list, API keys re-read from `TOLLGATE_SECRETS`), on `clock`.
+    pub fn configured(deps: Deps, clock: Arc<dyn Clock>) -> Result<Self, SetupError> {
         let allow = Authenticator::allow_unauthenticated_from(|k| std::env::var(k).ok());
-        let auth = Authenticator::from_secrets(
-            deps.secrets.with_prefix(crate::api::auth::SECRET_PREFIX),
-            allow,
+        let settings = &deps.settings;
+        let mode = CheckAuth::from_setting(settings.check_auth.as_deref())?;
+        let iam_principals = settings
+            .iam_principals
+            .as_deref()
+            .map(IamPrincipals::parse)
+            .transpose()
+            .map_err(|e| SetupError::Invalid(e.to_string()))?;
+        let policy = RefreshPolicy::from_settings(
+            settings.api_keys_ttl.as_deref(),
+            settings.api_keys_max_age.as_deref(),
         )?;
+        // The keys read with the other secrets at cold start, then re-read
+        // from the same source so a deleted entry stops working (README,
+        // "Ask from your app").
+        let auth = Authenticator::from_secrets(deps.secrets.with_prefix(SECRET_PREFIX), allow)?
+            .refreshing_from(
+                Arc::new(SecretsKeys(settings.secrets.clone())),
+                clock.now(),
+                policy,
+            )
+            .with_mode(mode, settings.aws_region.clone())
+            .with_iam_principals(iam_principals);
         if auth.allows_unauthenticated() {
             tracing::warn!(
                 function = Self::NAME,
@@ -66,7 +120,18 @@ impl FromDeps for EntitlementCheck {
             );
         }
         log_auth_mode(deps.settings.check_auth.as_deref(), &auth)?;
-        Ok(Self::new(&deps, auth, Arc::new(SystemClock)))
+        Ok(Self::new(&deps, auth, clock))
+    }
+}
+
+/// The API keys in the secrets named by `TOLLGATE_SECRETS`, read again.
+struct SecretsKeys(String);
+
+#[async_trait]
+impl KeySource for SecretsKeys {
+    async fn load(&self) -> Result<Vec<ApiKeyEntry>, SetupError> {
+        let secrets = load_secrets(&self.0).await?;
+        api_key_entries(secrets.with_prefix(SECRET_PREFIX))
     }
 }
 
@@ -127,64 +192,106 @@ impl EntitlementCheck {
             }
             Subject::AppUser(user) => {
                 let mut all = Vec::new();
-                for customer in self.links.linked_customers(user).await? {
-                    all.extend(self.subscriptions.customer_subscriptions(&customer).await?);
+                // Only links live now: an expired one grants nothing.
+                for link in self.links.user_links(user, self.clock.now()).await? {
+                    all.extend(
+                        self.subscriptions
+                            .customer_subscriptions(&link.customer)
+                            .await?,
+                    );
                 }
                 all
             }
         };
-        let mut decision = entitlement::decide(
-            &self.catalog,
-            &subscriptions,
-            &q.question(),
-            self.clock.now(),
-        );
-        if let (true, Some(user)) = (q.claim_seat, q.user.as_deref()) {
-            decision = self.claim_for(decision, &subscriptions, user).await?;
+        let now = self.clock.now();
+        let question = q.question();
+        let mut decision = entitlement::decide(&self.catalog, &subscriptions, &question, now);
+        match (q.claim_seat, q.user.as_deref()) {
+            (true, Some(user)) => {
+                decision = self.claim_for(decision, &subscriptions, user, now).await?;
+            }
+            (false, Some(user)) if !decision.allowed => {
+                decision = self
+                    .with_seats_held(decision, &subscriptions, &question, user, now)
+                    .await?;
+            }
+            _ => {}
         }
         Ok(json_response(StatusCode::OK, &decision))
     }
 
+    /// A denial that a seat the user already holds may turn around: looks
+    /// the user up on the full subscriptions the answer turns on (none
+    /// unless a seat-counted tier is full) and decides again knowing.
+    async fn with_seats_held(
+        &self,
+        d: Decision,
+        subscriptions: &[Subscription],
+        question: &Question<'_>,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Decision, ApiError> {
+        let mut seated = Vec::new();
+        for key in entitlement::seat_lookups(&self.catalog, subscriptions, question, now) {
+            if self.seats.holds_seat(key, user).await? {
+                seated.push(key.clone());
+            }
+        }
+        if seated.is_empty() {
+            return Ok(d);
+        }
+        let question = Question {
+            seated: &seated,
+            ..question.clone()
+        };
+        Ok(entitlement::decide(
+            &self.catalog,
+            subscriptions,
+            &question,
+            now,
+        ))
+    }
+
     /// Turns a "would be allowed" decision into a held seat: claims one
-    /// atomically when the deciding subscription counts seats and the user
-    /// holds none, and lets the claim's result (not the possibly stale read)
-    /// say whether a seat was free.
+    /// atomically when the deciding subscription counts seats, and lets the
+    /// claim's result (judged against the state as it is, not the possibly
+    /// stale read) say whether the user holds or got one.
     async fn claim_for(
         &self,
         mut d: Decision,
         subscriptions: &[Subscription],
         user: &str,
+        now: DateTime<Utc>,
     ) -> Result<Decision, ApiError> {
-        let (
-            Some(key),
-            Some(SeatsView {
-                limit: Some(limit), ..
-            }),
-        ) = (&d.subscription, d.seats)
-        else {
-            return Ok(d);
-        };
         if !(d.allowed || d.reason == Reason::SeatLimitReached) {
             return Ok(d);
         }
-        let held = subscriptions
-            .iter()
-            .any(|s| &s.key == key && s.seats.holders.contains(user));
-        if held {
+        let (Some(key), Some(SeatsView { limit: Some(_), .. })) = (&d.subscription, d.seats) else {
             return Ok(d);
-        }
-        let (allowed, reason, used) = match self.seats.claim_seat(key, user, limit).await? {
-            SeatClaim::Granted { used } | SeatClaim::AlreadyHeld { used } => {
-                (true, Reason::Ok, used)
+        };
+        let Some(limit) = subscriptions
+            .iter()
+            .find(|s| &s.key == key)
+            .and_then(|s| entitlement::claim_limit(&self.catalog, s, now))
+        else {
+            return Ok(d);
+        };
+        let (allowed, reason, seats) = match self.seats.claim_seat(key, user, limit).await? {
+            SeatClaim::Granted { used, limit } | SeatClaim::AlreadyHeld { used, limit } => {
+                (true, Reason::Ok, SeatsView { limit, used })
             }
-            SeatClaim::LimitReached { used } => (false, Reason::SeatLimitReached, used),
+            SeatClaim::LimitReached { used, limit } => (
+                false,
+                Reason::SeatLimitReached,
+                SeatsView {
+                    limit: Some(limit),
+                    used,
+                },
+            ),
         };
         d.allowed = allowed;
         d.reason = reason;
-        d.seats = Some(SeatsView {
-            limit: Some(limit),
-            used,
-        });
+        d.seats = Some(seats);
         Ok(d)
     }
 
@@ -208,11 +315,11 @@ impl EntitlementCheck {
         caller.require(Scope::Seats)?;
         let SeatRequest { subscription, user } = parse(req)?;
         let sub = self.subscription(&subscription).await?;
-        let d = wire::decide_for(&self.catalog, &sub, Some(&user), self.clock.now());
-        let already_held = sub.seats.holders.contains(&user);
-        let limit = match (d.reason, d.seats) {
-            (Reason::Ok | Reason::SeatLimitReached, Some(seats)) => seats.limit,
-            (Reason::Ok | Reason::SeatLimitReached, None) => None,
+        let now = self.clock.now();
+        let d = wire::decide_for(&self.catalog, &sub, Some(&user), now);
+        let counted = match (d.reason, d.seats) {
+            (Reason::Ok | Reason::SeatLimitReached, Some(seats)) => seats.limit.is_some(),
+            (Reason::Ok | Reason::SeatLimitReached, None) => false,
             (reason, _) => {
                 return Err(Rejection::SeatRefused {
                     reason,
@@ -224,11 +331,13 @@ impl EntitlementCheck {
                 .into());
             }
         };
+        let limit = entitlement::claim_limit(&self.catalog, &sub, now).filter(|_| counted);
         let Some(limit) = limit else {
             // The tier does not count seats: the user may use it, nothing to record.
+            let already_held = self.seats.holds_seat(&subscription, &user).await?;
             let seats = d.seats.unwrap_or(SeatsView {
                 limit: None,
-                used: sub.seats.used(),
+                used: sub.seats.used,
             });
             return Ok(json_response(
                 StatusCode::OK,
@@ -240,10 +349,10 @@ impl EntitlementCheck {
                 },
             ));
         };
-        let (already_held, used) = match self.seats.claim_seat(&subscription, &user, limit).await {
-            Ok(SeatClaim::Granted { used }) => (false, used),
-            Ok(SeatClaim::AlreadyHeld { used }) => (true, used),
-            Ok(SeatClaim::LimitReached { used }) => {
+        let (already_held, seats) = match self.seats.claim_seat(&subscription, &user, limit).await {
+            Ok(SeatClaim::Granted { used, limit }) => (false, SeatsView { limit, used }),
+            Ok(SeatClaim::AlreadyHeld { used, limit }) => (true, SeatsView { limit, used }),
+            Ok(SeatClaim::LimitReached { used, limit }) => {
                 return Err(Rejection::SeatRefused {
                     reason: Reason::SeatLimitReached,
                     message: format!(
@@ -254,10 +363,6 @@ impl EntitlementCheck {
             }
             Err(StoreError::NotFound(_)) => return Err(not_found(&subscription)),
             Err(e) => return Err(e.into()),
-        };
-        let seats = SeatsView {
-            limit: Some(limit),
-            used,
         };
         Ok(json_response(
             StatusCode::OK,
@@ -293,18 +398,46 @@ impl EntitlementCheck {
         let (marketplace, id) = key_params(params, "subscription_id")?;
         let key = SubscriptionKey::new(marketplace, id);
         let sub = self.subscription(&key).await?;
+        let holders = self.seats.seat_holders(&key).await?;
         let d = wire::decide_for(&self.catalog, &sub, None, self.clock.now());
         let seats = SeatsView {
             limit: d.seats.and_then(|s| s.limit),
-            used: sub.seats.used(),
+            // The list, read after the state, is the fresher count.
+            used: u32::try_from(holders.len()).unwrap_or(u32::MAX),
         };
         let list = SeatList {
             product: sub.product,
-            holders: sub.seats.holders.into_iter().collect(),
+            holders,
             seats,
             subscription: key,
         };
         Ok(json_response(StatusCode::OK, &list))
+    }
+
+    /// `DELETE /v1/links/{app_user}/{marketplace}/{customer_id}`: 204 when a
+    /// live link was removed, 404 when there was none (or only an expired
+    /// one, which granted nothing).
+    async fn remove_link(&self, caller: &Caller, params: &[String]) -> Result<Response, ApiError> {
+        caller.require(Scope::Seats)?;
+        let [user, customer @ ..] = params else {
+            return Err(ApiError::internal("route template and handler disagree"));
+        };
+        let user = wire::valid_id("app_user", user.clone()).map_err(Rejection::InvalidRequest)?;
+        let (marketplace, id) = key_params(customer, "customer_id")?;
+        let (user, customer) = (AppUser(user), CustomerKey::new(marketplace, id));
+        if !self
+            .links
+            .unlink_user(&user, &customer, self.clock.now())
+            .await?
+        {
+            return Err(ApiError::not_found(format!(
+                "no link from app user {} to customer {customer}",
+                user.0
+            )));
+        }
+        let mut res = http::Response::new(Body::Empty);
+        *res.status_mut() = StatusCode::NO_CONTENT;
+        Ok(res)
     }
 
     async fn subscription(&self, key: &SubscriptionKey) -> Result<Subscription, ApiError> {
@@ -356,7 +489,7 @@ impl Function for EntitlementCheck {
             _ => {}
         }
         // Authenticate before reading the body.
-        let caller = self.auth.authenticate(&req)?;
+        let caller = self.auth.authenticate(&req, self.clock.now()).await?;
         if let Principal::ApiKey { name } = &caller.principal {
             tracing::debug!(api_key = %name, "caller");
         }
@@ -366,6 +499,7 @@ impl Function for EntitlementCheck {
             Route::ClaimSeat => self.claim_seat(&caller, &req).await,
             Route::ReleaseSeat => self.release_seat(&caller, &req).await,
             Route::ListSeats => self.list_seats(&caller, &matched.params).await,
+            Route::RemoveLink => self.remove_link(&caller, &matched.params).await,
             Route::Healthz | Route::OpenApi => Err(ApiError::internal("unreachable route")),
         }
     }

@@ -5,15 +5,21 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use crate::setup::{Deps, SetupError};
-use crate::web::Function;
 
 pub mod entitlement_check;
 pub mod oauth_callback;
 pub mod pubsub_push;
 pub mod purchase_webhook;
+pub mod reconcile;
+pub mod scheduled;
 
-/// A function built once at cold start from the shared dependencies.
-pub trait FromDeps: Function + Sized + 'static {
+pub use reconcile::{reconcile_stores, reconcile_targets};
+pub use scheduled::Scheduled;
+
+/// A function built once at cold start from the shared dependencies. Its
+/// Lambda also takes non-HTTP events ([`Scheduled`]); only purchase-webhook
+/// has a schedule.
+pub trait FromDeps: Scheduled + Sized + 'static {
     const NAME: &'static str;
     fn from_deps(deps: Deps) -> impl Future<Output = Result<Self, SetupError>> + Send;
 }
@@ -34,7 +40,7 @@ pub async fn run<F: FromDeps>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match crate::web::run_lambda(function).await {
+    match scheduled::run_lambda(function).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(function = F::NAME, error = %e, "runtime stopped");
@@ -42,6 +48,10 @@ pub async fn run<F: FromDeps>() -> ExitCode {
         }
     }
 }
+
+impl Scheduled for entitlement_check::EntitlementCheck {}
+impl Scheduled for oauth_callback::OauthCallback {}
+impl Scheduled for pubsub_push::PubsubPush {}
 
 /// `GET /healthz` for every function: proves the process is up and wired.
 pub(crate) fn healthz(name: &str) -> crate::web::Response {

@@ -5,7 +5,9 @@
 //! (Google's sign-up URL, form field `x-gcp-marketplace-token`),
 //! `GET`/`POST /gcp/login` (Google's "Manage on provider" link),
 //! `GET /healthz`. Errors of the flows are HTML pages for a person, with the
-//! status the flow's error maps itself to.
+//! status the flow's error maps itself to. The GitHub routes set and clear
+//! the `__Host-tollgate_oauth` cookie that binds a sign-in to its browser
+//! ([`crate::marketplace::github::oauth_state`]).
 
 use std::sync::Arc;
 
@@ -19,13 +21,15 @@ use crate::marketplace::gcp::signup::{GcpSignup, SIGNUP_PATH, signed_up_page, si
 use crate::marketplace::gcp::signup_token::SignupVerifier;
 use crate::marketplace::github::client::GithubClient;
 use crate::marketplace::github::oauth::{
-    CALLBACK_PATH, CallbackParams, GithubSignIn, OauthApp, OauthError, SETUP_PATH, error_page,
-    success_page,
+    CALLBACK_PATH, COOKIE_NAME, CallbackParams, GithubSignIn, OauthApp, OauthError, SETUP_PATH,
+    STATE_TTL, error_page, success_page,
 };
+use crate::marketplace::github::oauth_state::{STATE_KEY_SECRET, StateKeys};
 use crate::model::Marketplace;
 use crate::setup::{Deps, SetupError};
 use crate::web::{
-    ApiError, Function, Request, Response, header_str, html_response, query_param, redirect,
+    ApiError, Function, HOST_COOKIE_PREFIX, Request, Response, cookie, header_str, host_cookie,
+    html_response, query_param, redirect,
 };
 
 use super::FromDeps;
@@ -45,17 +49,26 @@ impl OauthCallback {
         let client =
             GithubClient::new(&deps.settings).map_err(|e| SetupError::Invalid(e.to_string()))?;
         let app = OauthApp::from_secrets(&deps.secrets)?;
+        let state_keys = StateKeys::from_secrets(&deps.secrets)?;
         if app.is_none() {
             tracing::warn!(
                 "GitHub sign-in disabled: secrets github_client_id/github_client_secret not set"
             );
+        } else if state_keys.is_none() {
+            // Loud, but scoped: Google's sign-up on this function still works.
+            tracing::error!(
+                "GitHub sign-in answers 503: secret {STATE_KEY_SECRET} is missing (openssl rand -hex 32)"
+            );
         }
+        let link_ttl = deps.settings.link_ttl()?;
         let github = GithubSignIn::new(
             client,
             app,
+            state_keys,
             Arc::clone(&deps.store),
             Arc::clone(&clock),
             deps.settings.public_url.clone(),
+            link_ttl,
         );
         let settings = &deps.settings;
         let verifier = match (&settings.gcp_signup_audience, &settings.gcp_provider_id) {
@@ -80,6 +93,7 @@ impl OauthCallback {
             Arc::clone(&deps.catalog),
             deps.store.clone(),
             deps.store.clone(),
+            link_ttl,
             clock,
         );
         Ok(Self {
@@ -109,11 +123,20 @@ impl OauthCallback {
         }
     }
 
-    async fn github_setup(&self, req: &Request) -> Result<Response, OauthError> {
+    /// 302 to GitHub's authorize page, setting the cookie that binds the
+    /// `state` to this browser; the flow's refusals are HTML pages.
+    fn github_setup(&self, req: &Request) -> Result<Response, ApiError> {
         // `installation_id`, `setup_action` and `marketplace_listing_plan_id`
         // are deliberately not read: anyone can put them in the URL.
-        let location = self.github.start(request_base(req).as_deref()).await?;
-        redirect(&location).map_err(|_| OauthError::NoPublicUrl)
+        let started = match self.github.start(request_base(req).as_deref()) {
+            Ok(started) => started,
+            Err(e) => return Ok(error_reply(e)),
+        };
+        let mut res = redirect(&started.location)?;
+        let cookie = host_cookie(COOKIE_NAME, &started.cookie_nonce, STATE_TTL.num_seconds())
+            .map_err(|_| ApiError::internal("the sign-in cookie is not a valid header"))?;
+        res.headers_mut().append(header::SET_COOKIE, cookie);
+        Ok(res)
     }
 
     async fn github_callback(&self, req: &Request) -> Response {
@@ -122,10 +145,23 @@ impl OauthCallback {
             state: query_param(req, "state"),
             error: query_param(req, "error"),
         };
-        match self.github.finish(params).await {
+        let name = format!("{HOST_COOKIE_PREFIX}{COOKIE_NAME}");
+        let result = self
+            .github
+            .finish(params, cookie(req.headers(), &name))
+            .await;
+        let ends = result
+            .as_ref()
+            .err()
+            .is_none_or(OauthError::ends_the_sign_in);
+        let mut res = match result {
             Ok(done) => page(StatusCode::OK, success_page(&done, self.github.now())),
             Err(e) => error_reply(e),
+        };
+        if ends && let Ok(clear) = host_cookie(COOKIE_NAME, "", 0) {
+            res.headers_mut().append(header::SET_COOKIE, clear);
         }
+        res
     }
 }
 
@@ -232,10 +268,7 @@ impl Function for OauthCallback {
     async fn call(&self, req: Request) -> Result<Response, ApiError> {
         match (req.method().as_str(), req.uri().path()) {
             ("GET", "/healthz") => Ok(super::healthz(Self::NAME)),
-            ("GET", SETUP_PATH) => match self.github_setup(&req).await {
-                Ok(res) => Ok(res),
-                Err(e) => Ok(error_reply(e)),
-            },
+            ("GET", SETUP_PATH) => self.github_setup(&req),
             ("GET", CALLBACK_PATH) => Ok(self.github_callback(&req).await),
             ("POST", SIGNUP_PATH) => Ok(self.gcp_signup(&req).await),
             // "Manage on provider": Google links the customer here with the

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::ingest::Pipeline;
 use crate::marketplace::github::{self, GithubAdapter, WebhookSecrets};
 use crate::marketplace::q2::{self, Q2Adapter, SigningSecrets};
@@ -17,13 +17,25 @@ use crate::setup::{Deps, SetupError};
 use crate::web::{ApiError, Function, Request, Response, body_bytes, request_id};
 
 use super::FromDeps;
+use super::scheduled::{ScheduleError, Scheduled, ScheduledResult};
 
 pub use crate::ingest::pipeline::{PROCESS_TIMEOUT, RECORD_TIMEOUT};
 
 pub struct PurchaseWebhook {
     github: Pipeline<GithubAdapter>,
     q2: Pipeline<Q2Adapter>,
+    /// Kept for the scheduled reconciliation, which builds its clients only
+    /// when it runs (a webhook's cold start pays nothing for it).
+    deps: Deps,
+    clock: Arc<dyn Clock>,
 }
+
+/// Per pending delivery replayed by the scheduled run (the webhook's own
+/// bound is [`PROCESS_TIMEOUT`]; nobody waits on a scheduled run).
+const SCHEDULED_REPLAY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Left of the invocation's deadline when a scheduled run stops: enough to
+/// log and answer before Lambda stops the process.
+const SCHEDULED_MARGIN: Duration = Duration::from_secs(5);
 
 impl PurchaseWebhook {
     /// Builds the function. A webhook secret without a GitHub product in
@@ -39,13 +51,16 @@ impl PurchaseWebhook {
         Ok(Self {
             github: github_pipeline(&deps)?,
             q2: q2_pipeline(&deps)?,
+            deps,
+            clock: Arc::new(SystemClock),
         })
     }
 
     /// Uses `clock` for receive times and rule decisions (tests, simulations).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.github = self.github.with_clock(Arc::clone(&clock));
-        self.q2 = self.q2.with_clock(clock);
+        self.q2 = self.q2.with_clock(Arc::clone(&clock));
+        self.clock = clock;
         self
     }
 
@@ -139,6 +154,80 @@ impl Function for PurchaseWebhook {
             (_, "/github" | "/" | "/q2") => Err(ApiError::method_not_allowed()),
             _ => Err(ApiError::not_found("no such route")),
         }
+    }
+}
+
+/// The schedule (EventBridge, `infra/`) runs reconciliation here: this
+/// function already holds what it needs — GitHub's replay pipeline and the
+/// store roles to read, commit and list pending deliveries, the secret with
+/// the GitHub App key and Google credentials — so the schedule adds only
+/// the `Inventory` scan to its grants. The event's content is not read.
+#[async_trait]
+impl Scheduled for PurchaseWebhook {
+    async fn on_schedule(&self, deadline: Option<std::time::SystemTime>) -> ScheduledResult {
+        let failed = |e: &dyn std::fmt::Display| ScheduleError::Failed(e.to_string());
+        let targets = super::reconcile_targets(
+            &self.deps,
+            None,
+            Arc::clone(&self.clock),
+            SCHEDULED_REPLAY_TIMEOUT,
+        )
+        .map_err(|e| failed(&e))?;
+        let stores = super::reconcile_stores(&self.deps);
+        let run = crate::reconcile::reconcile(&targets, &stores, &*self.clock, false, log_progress);
+        let budget = deadline
+            .and_then(|d| d.duration_since(std::time::SystemTime::now()).ok())
+            .map(|left| left.saturating_sub(SCHEDULED_MARGIN));
+        let report = match budget {
+            Some(budget) => tokio::time::timeout(budget, run).await.map_err(|_| {
+                failed(&"reconciliation did not finish before the invocation's deadline; what it fixed stays fixed")
+            })?,
+            None => run.await,
+        };
+        tracing::info!(source = "reconcile", summary = %report.summary(), "reconcile finished");
+        if report.errors() > 0 {
+            return Err(failed(&report.summary()));
+        }
+        Ok(serde_json::to_value(&report)?)
+    }
+}
+
+/// A scheduled run's progress, as log lines: drift, holds and failures
+/// (subscriptions in sync are only counted).
+fn log_progress(p: &crate::reconcile::Progress<'_>) {
+    use crate::reconcile::{Outcome, Progress};
+    match p {
+        Progress::Subscription { key, outcome } => match outcome {
+            Outcome::InSync | Outcome::Fixed { .. } => {}
+            Outcome::WouldFix { differences } => {
+                tracing::info!(source = "reconcile", subscription = %key, differences = %differences, "drift")
+            }
+            Outcome::Held {
+                differences,
+                reason,
+            } => tracing::info!(
+                source = "reconcile", subscription = %key, differences = %differences, reason = %reason, "drift held"
+            ),
+            Outcome::Failed { message } => {
+                tracing::warn!(source = "reconcile", subscription = %key, error = %message, "reconcile failed")
+            }
+        },
+        Progress::Failure {
+            marketplace,
+            message,
+        } => {
+            tracing::warn!(source = "reconcile", marketplace = marketplace.as_str(), error = %message, "reconcile failure")
+        }
+        Progress::Replayed {
+            delivery,
+            result: Err(e),
+            ..
+        } => {
+            tracing::warn!(source = "reconcile", delivery = %delivery, error = %e, "replay failed")
+        }
+        Progress::Replayed { .. } => {}
+        // Logged by the run itself, failed or not.
+        Progress::FollowUp { .. } => {}
     }
 }
 

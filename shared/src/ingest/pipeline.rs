@@ -229,16 +229,10 @@ impl<A: Adapter> Pipeline<A> {
                 return self.adapter.reply(&id, Handled::Failed(&failure));
             }
         };
-        if recorded == Recorded::New {
-            match self.claim_content(&delivery, now).await {
-                Ok(true) => {}
-                Ok(false) => return self.replay_of_known_content(&delivery, now).await,
-                Err(failure) => {
-                    tracing::error!(marketplace, delivery = %id, kind, error = %failure, "content not checked");
-                    return self.adapter.reply(&id, Handled::Failed(&failure));
-                }
-            }
-        } else if self.content_differs(&delivery, now).await {
+        // The content is claimed in `process`, not here: a delivery found
+        // pending (a concurrent or later copy of this id, or replay) must
+        // claim it too, or the same body under another id applies again.
+        if recorded != Recorded::New && self.content_differs(&delivery, now).await {
             tracing::warn!(marketplace, delivery = %id, kind, "delivery id reused with different content");
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -287,29 +281,57 @@ impl<A: Adapter> Pipeline<A> {
         }
     }
 
-    /// Claims the delivery's content for its id: `false` when the same
-    /// content was already delivered under another id (a replay).
+    /// Claims the delivery's content for its id, or finds who holds it.
+    ///
+    /// The claim is what makes "one content, one apply" hold: it is
+    /// written once (a conditional put) and never moves while live, and
+    /// only a delivery whose id holds it may apply the content; copies of
+    /// that one id are then deduped by the commit's delivery mark. So every
+    /// path to an apply claims first — the first copy of an id, a copy
+    /// found pending, `tollgate replay` — and a claim already held by the
+    /// same id (an earlier copy, or a put whose answer was lost) is its own.
     async fn claim_content(
         &self,
         delivery: &Delivery,
         now: DateTime<Utc>,
-    ) -> Result<bool, Failure<A::ResolveError>> {
+    ) -> Result<Claim, Failure<A::ResolveError>> {
         let claim = Token {
             kind: format!("content_{}", A::MARKETPLACE.as_str()),
             id: delivery.body_sha256.clone(),
             payload: delivery.id.clone(),
             expires_at: now + DEDUPE_TTL,
         };
-        let put = tokio::time::timeout(self.record_timeout, self.contents.put_token(&claim, now))
+        let bounded = |e: StoreError| Failure::NotRecorded(e.to_string());
+        let late = || Failure::NotRecorded(format!("no answer within {:?}", self.record_timeout));
+        // A claim that expires between the refused put and the read is
+        // free again: take it on the second round.
+        for _ in 0..2 {
+            let put =
+                tokio::time::timeout(self.record_timeout, self.contents.put_token(&claim, now))
+                    .await
+                    .map_err(|_| late())?;
+            match put {
+                Ok(()) => return Ok(Claim::Ours),
+                Err(StoreError::Duplicate(_)) => {}
+                Err(e) => return Err(bounded(e)),
+            }
+            let holder = tokio::time::timeout(
+                self.record_timeout,
+                self.contents.peek_token(&claim.kind, &claim.id, now),
+            )
             .await
-            .map_err(|_| {
-                Failure::NotRecorded(format!("no answer within {:?}", self.record_timeout))
-            })?;
-        match put {
-            Ok(()) => Ok(true),
-            Err(StoreError::Duplicate(_)) => Ok(false),
-            Err(e) => Err(Failure::NotRecorded(e.to_string())),
+            .map_err(|_| late())?
+            .map_err(bounded)?;
+            match holder {
+                Some(holder) if holder == delivery.id => return Ok(Claim::Ours),
+                Some(_) => return Ok(Claim::Theirs),
+                None => {}
+            }
         }
+        Err(Failure::NotRecorded(format!(
+            "the content claim of delivery {} was neither free nor held",
+            delivery.id
+        )))
     }
 
     /// Whether the delivery recorded under this id carried other content.
@@ -330,12 +352,12 @@ impl<A: Adapter> Pipeline<A> {
 
     /// The same content under a new id: logged as a replay (on the
     /// marketplace's `_replays` log), the new id marked done, nothing
-    /// applied.
+    /// applied and no follow-up.
     async fn replay_of_known_content(
         &self,
         delivery: &Delivery,
         now: DateTime<Utc>,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Processed, Failure<A::ResolveError>> {
         let marketplace = A::MARKETPLACE.as_str();
         tracing::warn!(
             marketplace,
@@ -359,25 +381,17 @@ impl<A: Adapter> Pipeline<A> {
             id: delivery.id.clone(),
             expires_at: now + DEDUPE_TTL,
         };
-        let logged = tokio::time::timeout(
+        let result = tokio::time::timeout(
             self.process_timeout,
             ingest_marked(&*self.ledger, &event, Some(&mark), now),
         )
         .await
-        .map_err(|_| Failure::<A::ResolveError>::TimedOut(self.process_timeout))
-        .and_then(|r| r.map_err(Failure::Store));
-        match logged {
-            Ok(result) => {
-                let processed = Processed {
-                    event,
-                    result,
-                    also: Vec::new(),
-                };
-                self.adapter
-                    .reply(&delivery.id, Handled::Processed(&processed))
-            }
-            Err(failure) => self.adapter.reply(&delivery.id, Handled::Failed(&failure)),
-        }
+        .map_err(|_| Failure::TimedOut(self.process_timeout))??;
+        Ok(Processed {
+            event,
+            result,
+            also: Vec::new(),
+        })
     }
 
     /// Logs how many deliveries wait for `tollgate replay` and how old the
@@ -421,6 +435,8 @@ impl<A: Adapter> Pipeline<A> {
     /// follow-ups: what the function does after recording, and what
     /// `tollgate replay` does for a delivery left pending. The delivery is
     /// marked done in the same atomic commit that applies its (last) event.
+    /// Its content is claimed first: content another delivery id holds is
+    /// only logged as a replay.
     pub async fn process(
         &self,
         delivery: &Delivery,
@@ -429,11 +445,18 @@ impl<A: Adapter> Pipeline<A> {
         if delivery.body.is_none() {
             return Err(Failure::MissingBody(delivery.id.clone()));
         }
+        if delivery.kind.is_empty() && self.claim_content(delivery, now).await? == Claim::Theirs {
+            return self.replay_of_known_content(delivery, now).await;
+        }
         let mark = DeliveryMark {
             marketplace: A::MARKETPLACE,
             id: delivery.id.clone(),
             expires_at: now + DEDUPE_TTL,
         };
+        // One deadline for the whole delivery, follow-ups included: a
+        // marketplace API or store that hangs in a follow-up must not hold
+        // the request past the bound the marketplace is answered within.
+        let deadline = tokio::time::Instant::now() + self.process_timeout;
         let work = async {
             let Resolution { events, context } = self
                 .adapter
@@ -461,13 +484,25 @@ impl<A: Adapter> Pipeline<A> {
             processed.also = also;
             Ok::<_, Failure<A::ResolveError>>((processed, context))
         };
-        let (processed, context) = tokio::time::timeout(self.process_timeout, work)
+        let (processed, context) = tokio::time::timeout_at(deadline, work)
             .await
             .map_err(|_| Failure::TimedOut(self.process_timeout))??;
         if processed.result == Ingested::Duplicate {
             return Ok(processed);
         }
-        match self.adapter.follow_up(&context, &processed).await {
+        let followed =
+            tokio::time::timeout_at(deadline, self.adapter.follow_up(&context, &processed))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(FollowUpError {
+                        message: format!(
+                            "the follow-up did not finish within {:?} of the delivery",
+                            self.process_timeout
+                        ),
+                        transient: true,
+                    })
+                });
+        match followed {
             Ok(()) => Ok(processed),
             Err(error) => Err(Failure::FollowUp {
                 processed: Box::new(processed),
@@ -508,6 +543,15 @@ impl<A: Adapter> Pipeline<A> {
             .await
             .map_err(|_| Failure::TimedOut(self.process_timeout))?
     }
+}
+
+/// Who may apply a delivery's content (see `Pipeline::claim_content`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// This delivery's id holds the claim: apply it.
+    Ours,
+    /// Another delivery id holds it: this one is a replay of its content.
+    Theirs,
 }
 
 /// How a delivery ended, for the adapter's reply.

@@ -4,7 +4,6 @@
 //! the checks a commit must pass before a backend touches anything, and the
 //! wording of the errors callers see.
 
-use std::collections::BTreeSet;
 use std::fmt::Display;
 
 use chrono::{DateTime, Utc};
@@ -96,6 +95,26 @@ pub(crate) fn check_group(group: &super::GroupKey) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The links of a [`super::UserLinks::replace_links`] for `marketplace`
+/// must all be to its customers (a link to another marketplace's would
+/// outlive every later replace), with storable times.
+pub(crate) fn check_links(
+    marketplace: Marketplace,
+    links: &[super::UserLink],
+) -> Result<(), StoreError> {
+    for link in links {
+        if link.customer.marketplace != marketplace {
+            return Err(StoreError::Backend(format!(
+                "replacing {marketplace} links: link to {} is for another marketplace",
+                link.customer
+            )));
+        }
+        check_time(link.linked_at)?;
+        check_time(link.expires_at)?;
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------- documents
 
 pub(crate) fn to_json<T: Serialize>(value: &T, what: &str) -> Result<String, StoreError> {
@@ -108,25 +127,25 @@ pub(crate) fn from_json<T: DeserializeOwned>(doc: &str, what: &str) -> Result<T,
 }
 
 /// The document stored for a subscription state: the state as JSON, seat
-/// holders left out. Holders are written only by the seat operations, so a
-/// commit of a state read before a claim cannot drop that claim.
+/// count left out. Seats are counted only by the seat operations, so a
+/// commit of a state read before a claim cannot undo that claim.
 pub(crate) fn state_doc(state: &Subscription) -> Result<String, StoreError> {
     let mut doc = state.clone();
-    doc.seats.holders.clear();
+    doc.seats.used = 0;
     to_json(&doc, &format!("subscription {}", state.key))
 }
 
-/// A stored state back: the stored version and seat holders are
+/// A stored state back: the stored version and seat count are
 /// authoritative over whatever the document says.
 pub(crate) fn state_from_doc(
     doc: &str,
     version: u64,
-    holders: BTreeSet<String>,
+    seats_used: u32,
     what: &str,
 ) -> Result<Subscription, StoreError> {
     let mut sub: Subscription = from_json(doc, what)?;
     sub.version = version;
-    sub.seats.holders = holders;
+    sub.seats.used = seats_used;
     Ok(sub)
 }
 
@@ -146,7 +165,7 @@ pub(crate) fn version_from_i64(v: i64, what: &str) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| corrupt(what, format!("negative version {v}")))
 }
 
-/// A number of seat holders as the `used` of a [`super::SeatClaim`].
+/// A number of seat holders as a state's or a [`super::SeatClaim`]'s `used`.
 pub(crate) fn seat_count<N>(n: N, what: &str) -> Result<u32, StoreError>
 where
     N: TryInto<u32> + Copy + Display,

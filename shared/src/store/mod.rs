@@ -1,7 +1,8 @@
 //! Where subscription state lives.
 //!
 //! Role traits ([`Subscriptions`], [`Commits`], [`Deliveries`], [`SeatClaims`],
-//! [`Tokens`], [`UserLinks`], [`Enrollments`]; [`Store`] is all of them),
+//! [`Tokens`], [`UserLinks`], [`Enrollments`], [`Inventory`]; [`Store`] is all
+//! of them),
 //! two implementations that pass one conformance suite
 //! (`tests/src/conformance.rs`): DynamoDB in production ([`dynamo`]) and an
 //! embedded SQLite file for `make dev` and fast tests ([`sqlite`]). What the two write and say alike (time format,
@@ -16,6 +17,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::entitlement::SeatLimit;
 use crate::model::{AppUser, CustomerKey, LogEntry, Marketplace, Subscription, SubscriptionKey};
 
 mod codec;
@@ -143,18 +145,24 @@ pub struct Commit {
     pub delivery: Option<DeliveryMark>,
 }
 
-/// Result of a seat claim.
+/// Result of a seat claim. `limit` is the limit the claim was checked
+/// against (`None`: none), `used` the seats in use as the claim saw them,
+/// its own included: exact without concurrent claims or releases on the
+/// same subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SeatClaim {
     Granted {
         used: u32,
+        limit: Option<u32>,
     },
     /// The user already held a seat (claims are idempotent per user).
     AlreadyHeld {
         used: u32,
+        limit: Option<u32>,
     },
     LimitReached {
         used: u32,
+        limit: u32,
     },
 }
 
@@ -177,7 +185,8 @@ pub struct Token {
 /// Reading subscription state and its event log.
 #[async_trait]
 pub trait Subscriptions: Send + Sync {
-    /// The current state, with its seat holders; `None` if never stored.
+    /// The current state, with its count of seat holders; `None` if never
+    /// stored.
     async fn get(&self, key: &SubscriptionKey) -> Result<Option<Subscription>, StoreError>;
 
     /// A subscription's event log, oldest first.
@@ -223,20 +232,32 @@ pub trait Deliveries: Send + Sync {
     ) -> Result<Vec<Delivery>, StoreError>;
 }
 
-/// Seat claims on per-unit subscriptions.
+/// Seat claims on per-unit subscriptions: one record per holder beside the
+/// subscription's state, and the state's count of them kept in step.
 #[async_trait]
 pub trait SeatClaims: Send + Sync {
-    /// Gives `user` a seat unless `limit` seats are taken; atomic and
-    /// idempotent per user. [`StoreError::NotFound`] if the subscription is.
+    /// Gives `user` a seat unless the seats `limit` allows are taken;
+    /// atomic and idempotent per user. The limit is judged against the
+    /// state as it is when the seat is written ([`SeatLimit::Purchased`]:
+    /// the unit count of that state), never a copy the caller read, and no
+    /// number of concurrent claims exceeds it. A holder keeps a seat when
+    /// the limit drops below the count. [`StoreError::NotFound`] if the
+    /// subscription is.
     async fn claim_seat(
         &self,
         key: &SubscriptionKey,
         user: &str,
-        limit: u32,
+        limit: SeatLimit,
     ) -> Result<SeatClaim, StoreError>;
 
     /// Frees `user`'s seat; `false` if the user held none.
     async fn release_seat(&self, key: &SubscriptionKey, user: &str) -> Result<bool, StoreError>;
+
+    /// Whether `user` holds a seat, as of now (not eventually consistent).
+    async fn holds_seat(&self, key: &SubscriptionKey, user: &str) -> Result<bool, StoreError>;
+
+    /// Every holder, sorted, as of now.
+    async fn seat_holders(&self, key: &SubscriptionKey) -> Result<Vec<String>, StoreError>;
 }
 
 /// Single-use tokens with an expiry (OAuth `state`, sign-up JWT ids).
@@ -245,6 +266,16 @@ pub trait Tokens: Send + Sync {
     /// Stores a single-use token; [`StoreError::Duplicate`] if one is still
     /// live at `now`.
     async fn put_token(&self, token: &Token, now: DateTime<Utc>) -> Result<(), StoreError>;
+
+    /// The payload of a live token, left in place; `None` if it never
+    /// existed, was taken, or expired at `now`. Read strongly: a token whose
+    /// put has returned is seen (who holds a claim decides who may apply).
+    async fn peek_token(
+        &self,
+        kind: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Takes (deletes and returns the payload of) a live token; `None` if it
     /// never existed, was taken, or expired. Two concurrent takes: one wins.
@@ -256,14 +287,79 @@ pub trait Tokens: Send + Sync {
     ) -> Result<Option<String>, StoreError>;
 }
 
-/// Links between the vendor's app users and paying customers.
+/// One link from an app user to a paying customer, as the marketplace last
+/// vouched for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserLink {
+    pub customer: CustomerKey,
+    /// When it was last written: the sign-in (or sign-up) that vouched for it.
+    pub linked_at: DateTime<Utc>,
+    /// From this instant on it grants nothing (reads judge it against the
+    /// `now` they are given); DynamoDB's TTL, or the embedded store's sweep,
+    /// removes it later.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl UserLink {
+    /// A link written at `now` that lives for `ttl`.
+    pub fn new(customer: CustomerKey, now: DateTime<Utc>, ttl: chrono::Duration) -> Self {
+        Self {
+            customer,
+            linked_at: now,
+            expires_at: now + ttl,
+        }
+    }
+
+    /// Whether it still grants anything at `now`.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at > now
+    }
+}
+
+/// Links between the vendor's app users and paying customers: written at
+/// sign-in, each with an expiry, so a user the marketplace no longer
+/// vouches for (who left the organization, or stopped signing in) loses
+/// the customer's entitlement.
 #[async_trait]
 pub trait UserLinks: Send + Sync {
-    /// Links an app user (e.g. a GitHub user who signed in) to a customer. Idempotent.
-    async fn link_user(&self, user: &AppUser, customer: &CustomerKey) -> Result<(), StoreError>;
+    /// Links `user` to `link.customer` until `link.expires_at`, replacing
+    /// any earlier link to the same customer (so linking again renews it).
+    /// The user's other links are left alone (a Google sign-up names one
+    /// procurement account; the user may belong to others).
+    async fn link_user(&self, user: &AppUser, link: &UserLink) -> Result<(), StoreError>;
 
-    /// The customers an app user is linked to.
-    async fn linked_customers(&self, user: &AppUser) -> Result<Vec<CustomerKey>, StoreError>;
+    /// Makes `user`'s links to customers of `marketplace` exactly `links`
+    /// (each for that marketplace, or nothing is written and the call fails),
+    /// renewing those kept; links to other marketplaces are left alone. What
+    /// a concurrent reader can see is never more than the old set or the
+    /// new one: the links that go are removed before any new one is
+    /// written. A failure part-way leaves a subset of the old set or of the
+    /// new one. (GitHub sign-in: what GitHub lists now is the whole truth.)
+    async fn replace_links(
+        &self,
+        user: &AppUser,
+        marketplace: Marketplace,
+        links: &[UserLink],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The user's links live at `now`, in key order (marketplace, then
+    /// customer id).
+    async fn user_links(
+        &self,
+        user: &AppUser,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UserLink>, StoreError>;
+
+    /// Removes the link from `user` to `customer`; `true` if a link live
+    /// at `now` was removed (an expired one is removed too, but granted
+    /// nothing, so `false`).
+    async fn unlink_user(
+        &self,
+        user: &AppUser,
+        customer: &CustomerKey,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// A group of users counted against one cap. On Q2: the users of one
@@ -367,6 +463,30 @@ pub trait Enrollments: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+/// Walking the stored subscriptions of a marketplace, a page at a time:
+/// what reconciliation reads to find the subscriptions a marketplace no
+/// longer lists. On no request path (on DynamoDB it is a `Scan` of the
+/// table, which grows with it), so only the scheduled reconciliation and
+/// the CLI hold it.
+#[async_trait]
+pub trait Inventory: Send + Sync {
+    /// One page of the keys of `marketplace`'s stored subscriptions, in no
+    /// particular order; `cursor` is the previous page's `next`.
+    async fn subscription_keys(
+        &self,
+        marketplace: Marketplace,
+        cursor: Option<&str>,
+    ) -> Result<KeyPage, StoreError>;
+}
+
+/// A page of [`Inventory::subscription_keys`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPage {
+    pub keys: Vec<SubscriptionKey>,
+    /// Where the next page starts (opaque); `None` on the last page.
+    pub next: Option<String>,
+}
+
 /// What applying an event needs: read the state, commit the next one. The
 /// ingest pipeline holds this (plus [`Deliveries`]); it is a supertrait of
 /// [`Store`] so a whole store can be handed over as one.
@@ -377,7 +497,10 @@ impl<T: Subscriptions + Commits + ?Sized> EventLedger for T {}
 /// Every role at once: what a backend implements and what `setup` opens.
 /// Functions take the roles they use from it (trait upcasting), never the
 /// whole store.
-pub trait Store: EventLedger + Deliveries + SeatClaims + Tokens + UserLinks + Enrollments {}
+pub trait Store:
+    EventLedger + Deliveries + SeatClaims + Tokens + UserLinks + Enrollments + Inventory
+{
+}
 
 impl<T> Store for T where
     T: Subscriptions
@@ -387,6 +510,7 @@ impl<T> Store for T where
         + Tokens
         + UserLinks
         + Enrollments
+        + Inventory
         + ?Sized
 {
 }

@@ -192,24 +192,48 @@ pub fn request_id(req: &Request) -> String {
     {
         return v.to_owned();
     }
-    random_token(12)
+    fresh_request_id()
 }
 
-/// `n` random bytes as hex, from the OS generator.
-pub fn random_token(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    // getrandom only fails if the OS has no entropy source, which Lambda and
-    // Linux always have; fall back to the clock rather than panic.
-    if getrandom::fill(&mut buf).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = (nanos >> ((i % 16) * 8)) as u8;
-        }
+/// The OS random source failed. Nothing that needs an unguessable value
+/// (an OAuth `state`, a cookie nonce, a generated secret) may go on without
+/// one: callers answer 503 instead of inventing a predictable value.
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system's random source failed: {0}")]
+pub struct NoRandomness(#[source] pub getrandom::Error);
+
+/// 503 `no_randomness`: a fault of the host, not of the request, and
+/// usually gone on the next instance.
+impl From<NoRandomness> for ApiError {
+    fn from(e: NoRandomness) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_randomness",
+            "the server cannot generate a secure random value just now; try again",
+        )
+        .caused_by(e)
     }
-    hex::encode(buf)
+}
+
+/// `n` random bytes as hex, from the OS generator, or [`NoRandomness`]:
+/// never a value derived from the clock or a counter.
+pub fn random_token(n: usize) -> Result<String, NoRandomness> {
+    let mut buf = vec![0u8; n];
+    getrandom::fill(&mut buf).map_err(NoRandomness)?;
+    Ok(hex::encode(buf))
+}
+
+/// A request id when neither Lambda nor the caller gave one: random, or —
+/// only if the OS random source fails — a per-process sequence number. A
+/// request id is a log correlation label that any caller may choose
+/// (`x-request-id`), never a secret, so it need not be unguessable; refusing
+/// every request over it would turn a missing label into an outage.
+fn fresh_request_id() -> String {
+    static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    random_token(12).unwrap_or_else(|_| {
+        let n = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("local-{n}")
+    })
 }
 
 pub fn json_response<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Response {
@@ -286,6 +310,40 @@ pub fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a st
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A cookie's value from the request's `Cookie` header(s), first match.
+/// (Lambda function URLs hand cookies over as a list, which `lambda_http`
+/// joins into one `Cookie` header; HTTP/2 clients may send several.)
+pub fn cookie<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The `Set-Cookie` value of a browser-bound cookie: `__Host-<name>`, so the
+/// browser keeps it only if it came from this exact origin over a secure
+/// connection (`Secure`, `Path=/`, no `Domain`), `HttpOnly` (no script
+/// reads it) and `SameSite=Lax` (sent on the top-level navigation back from
+/// another site, not on cross-site subrequests or POSTs). `max_age_seconds`
+/// 0 deletes it. `value` must be cookie-safe (we only set hex).
+pub fn host_cookie(
+    name: &str,
+    value: &str,
+    max_age_seconds: i64,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    HeaderValue::from_str(&format!(
+        "{HOST_COOKIE_PREFIX}{name}={value}; Path=/; Max-Age={max_age_seconds}; Secure; HttpOnly; SameSite=Lax"
+    ))
+}
+
+/// The name prefix browsers enforce for host-only, secure cookies (RFC
+/// 6265bis, "Cookie Name Prefixes").
+pub const HOST_COOKIE_PREFIX: &str = "__Host-";
+
 /// A query parameter, percent-decoded, read from the URI so it works the
 /// same in Lambda and in the dev server.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
@@ -355,6 +413,47 @@ mod tests {
         let r = req("", "text/plain");
         assert_eq!(query_param(&r, "code").as_deref(), Some("a b"));
         assert_eq!(query_param(&r, "missing"), None);
+    }
+
+    #[test]
+    fn cookies_are_found_by_exact_name_across_headers() {
+        let mut h = http::HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; __Host-x_y=no"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("__Host-x=42; b=2"));
+        assert_eq!(cookie(&h, "__Host-x"), Some("42"));
+        assert_eq!(cookie(&h, "a"), Some("1"));
+        assert_eq!(cookie(&h, "x"), None);
+        assert_eq!(cookie(&http::HeaderMap::new(), "a"), None);
+    }
+
+    #[test]
+    fn host_cookies_carry_every_attribute_the_prefix_needs() {
+        assert_eq!(
+            host_cookie("t", "ab12", 600).unwrap(),
+            "__Host-t=ab12; Path=/; Max-Age=600; Secure; HttpOnly; SameSite=Lax"
+        );
+        assert!(host_cookie("t", "a\nb", 0).is_err());
+    }
+
+    #[test]
+    fn random_tokens_are_hex_of_the_asked_length_and_differ() {
+        let a = random_token(16).unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, random_token(16).unwrap());
+    }
+
+    #[test]
+    fn no_randomness_is_a_503_that_keeps_its_cause_for_the_log() {
+        let e = NoRandomness(getrandom::Error::UNSUPPORTED);
+        assert!(std::error::Error::source(&e).is_some());
+        let api = ApiError::from(e);
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(api.code, "no_randomness");
+        assert!(api.cause.is_some());
     }
 
     #[test]

@@ -180,6 +180,10 @@ pub(crate) struct SimState {
     pub auto_deliver: bool,
     pub seen: Vec<Seen>,
     pub base_url: Option<String>,
+    /// At most this many entries a page of a list method, whatever
+    /// `pageSize` asks ([`GcpSim::set_max_page_size`]); `None`: Google's own
+    /// defaults and caps.
+    pub max_page_size: Option<usize>,
 }
 
 impl SimState {
@@ -284,6 +288,7 @@ impl GcpSim {
                     auto_deliver: false,
                     seen: Vec::new(),
                     base_url: None,
+                    max_page_size: None,
                 }),
                 delivering: tokio::sync::Mutex::new(()),
                 wake: tokio::sync::Notify::new(),
@@ -426,6 +431,16 @@ impl GcpSim {
     /// certificate map lists it beside the previous one.
     pub fn rotate_signup_key(&self) -> Result<(), SimError> {
         self.lock().keys.rotate_signup()
+    }
+
+    /// Caps every page of `entitlements.list` and `accounts.list` at `max`
+    /// entries (at least 1), whatever `pageSize` asks, so a test walks
+    /// several pages without hundreds of records. Google documents
+    /// `pageSize` as "the maximum number of entries that are requested": a
+    /// client must follow `nextPageToken` however many it got. `None`
+    /// restores Google's defaults and caps.
+    pub fn set_max_page_size(&self, max: Option<usize>) {
+        self.lock().max_page_size = max.map(|m| m.max(1));
     }
 
     // ------------------------------------------------------------ faults --
@@ -612,6 +627,19 @@ impl GcpSim {
         let missing = ScenarioError::UnknownAccount(id.to_owned());
         self.step(missing, |r, l, now| r.delete_account(l, id, now))
             .await
+    }
+
+    /// The account's `signup` approval is approved outside Tollgate (by the
+    /// vendor in Producer Portal): no notification, as `accounts.approve`
+    /// publishes none. Tollgate learns of it only by reading the account.
+    pub fn approve_signup(&self, account_id: &str) -> Result<(), ScenarioError> {
+        let mut s = self.lock();
+        s.records
+            .approve_account(account_id, None, None, Utc::now())
+            .map(drop)
+            .map_err(|r| {
+                ScenarioError::from_refusal(r, ScenarioError::UnknownAccount(account_id.into()))
+            })
     }
 
     /// Publishes any notification (an unknown `eventType`, a stale

@@ -427,7 +427,7 @@ fn route(
                 .iter()
                 .map(|a| account_json(&listing, a))
                 .collect();
-            return page(all, &params, 25, 200, "accounts");
+            return page(all, &params, limits(&s, 25, 200), "accounts");
         }
         "entitlements.get" => {
             return match s.records.entitlement(&id) {
@@ -447,7 +447,7 @@ fn route(
                 .filter(|e| filter.matches(&listing, e))
                 .map(|e| entitlement_json(&listing, e))
                 .collect();
-            return page(all, &params, 200, 1000, "entitlements");
+            return page(all, &params, limits(&s, 200, 1000), "entitlements");
         }
         "entitlements.patch" => {
             let mask: Vec<String> = params
@@ -579,14 +579,24 @@ fn parse_body(body: &[u8], fields: &[&str]) -> Result<Map<String, Value>, Refuse
     Ok(map)
 }
 
-/// One page of a list: `pageSize` (default `default`, capped at `max`) and
-/// an opaque `pageToken`; `nextPageToken` only when more remain, and the
-/// list field left out when empty (as proto3 JSON does).
+/// A list method's default page size and cap: Google's (per the discovery
+/// document: `accounts.list` 25 and at most 200, `entitlements.list` 200;
+/// its cap is undocumented, 1000 here), lowered by
+/// [`GcpSim::set_max_page_size`].
+fn limits(s: &SimState, default: usize, max: usize) -> (usize, usize) {
+    match s.max_page_size {
+        Some(cap) => (default.min(cap), max.min(cap)),
+        None => (default, max),
+    }
+}
+
+/// One page of a list: `pageSize` (default `limits.0`, capped at
+/// `limits.1`) and an opaque `pageToken`; `nextPageToken` only when more
+/// remain, and the list field left out when empty (as proto3 JSON does).
 fn page(
     all: Vec<Value>,
     params: &HashMap<String, String>,
-    default: usize,
-    max: usize,
+    (default, max): (usize, usize),
     field: &str,
 ) -> Response {
     let size = match params.get("pageSize").map(|v| v.parse::<i64>()) {

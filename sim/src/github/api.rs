@@ -134,6 +134,9 @@ fn prelude(
     if let Some(limit) = s.rate_limits.pop_front() {
         return Err(Box::new(rate_limited(limit)));
     }
+    if s.failing_paths.iter().any(|p| p == uri.path()) {
+        return Err(refuse(StatusCode::BAD_GATEWAY, "Server Error", DOCS_REST));
+    }
     s.api_used += 1;
     Ok(caller)
 }

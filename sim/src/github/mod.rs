@@ -89,6 +89,36 @@ impl GithubSim {
         self.lock().orgs.insert(org.id, org);
     }
 
+    /// Makes `user_id` a member of organization `org_id` (added with
+    /// [`GithubSim::add_org`]); `false` if there is no such organization.
+    /// From then on the user sees the organization's purchase in
+    /// `GET /user/marketplace_purchases`.
+    pub fn add_member(&self, org_id: u64, user_id: u64) -> bool {
+        match self.lock().orgs.get_mut(&org_id) {
+            Some(org) => {
+                if !org.members.contains(&user_id) {
+                    org.members.push(user_id);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes `user_id` from organization `org_id`, as leaving it (or
+    /// being removed by an owner) does on GitHub: the organization's
+    /// purchase disappears from the user's `GET /user/marketplace_purchases`.
+    /// `false` if the user was not a member.
+    pub fn remove_member(&self, org_id: u64, user_id: u64) -> bool {
+        let mut s = self.lock();
+        let Some(org) = s.orgs.get_mut(&org_id) else {
+            return false;
+        };
+        let before = org.members.len();
+        org.members.retain(|&m| m != user_id);
+        org.members.len() != before
+    }
+
     pub fn add_plan(&self, plan: Plan) {
         self.lock().plans.insert(plan.id, plan);
     }
@@ -125,6 +155,18 @@ impl GithubSim {
         for _ in 0..count {
             s.rate_limits.push_back(limit);
         }
+    }
+
+    /// Answers every API request to `path` (e.g.
+    /// `/marketplace_listing/plans/1002/accounts`) with a 502, as GitHub
+    /// does when a backend fails, until [`GithubSim::heal`].
+    pub fn fail_path(&self, path: impl Into<String>) {
+        self.lock().failing_paths.push(path.into());
+    }
+
+    /// Stops every failure [`GithubSim::fail_path`] set up.
+    pub fn heal(&self) {
+        self.lock().failing_paths.clear();
     }
 
     /// Caps the page size below GitHub's 100, so a few items span pages.

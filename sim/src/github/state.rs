@@ -363,6 +363,8 @@ pub(crate) struct State {
     pub codes: HashMap<String, IssuedCode>,
     pub tokens: HashMap<String, u64>,
     pub rate_limits: VecDeque<RateLimit>,
+    /// Paths answered `502 Bad Gateway` (as GitHub does when it is down).
+    pub failing_paths: Vec<String>,
     pub max_per_page: usize,
     pub api_used: u64,
     pub seen: Vec<Seen>,
@@ -388,6 +390,7 @@ impl State {
             codes: HashMap::new(),
             tokens: HashMap::new(),
             rate_limits: VecDeque::new(),
+            failing_paths: Vec::new(),
             max_per_page: MAX_PER_PAGE,
             api_used: 0,
             seen: Vec::new(),

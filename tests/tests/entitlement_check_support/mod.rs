@@ -123,7 +123,8 @@ impl Tollgate {
         Self::on(Arc::new(SqliteStore::open_in_memory().unwrap()))
     }
 
-    /// Sends a request through `serve`; every reply must be JSON with a request id.
+    /// Sends a request through `serve`; every reply must be JSON with a
+    /// request id, or a 204 with no body at all (`body` is then `null`).
     pub async fn send(&self, req: Request) -> Reply {
         let res = serve(&*self.handler, req).await;
         let status = res.status().as_u16();
@@ -138,6 +139,15 @@ impl Tollgate {
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
+        if status == 204 {
+            assert!(res.body().as_ref().is_empty(), "a 204 with a body");
+            assert_eq!(ct, "", "a 204 with a content type");
+            return Reply {
+                status,
+                request_id,
+                body: Value::Null,
+            };
+        }
         assert_eq!(ct, "application/json", "status {status}");
         let body = serde_json::from_slice(res.body().as_ref()).expect("JSON body");
         Reply {
@@ -341,7 +351,7 @@ impl tollgate::store::SeatClaims for CountingStore {
         &self,
         key: &SubscriptionKey,
         user: &str,
-        limit: u32,
+        limit: tollgate::store::SeatLimit,
     ) -> Result<tollgate::store::SeatClaim, tollgate::store::StoreError> {
         self.note("claim_seat");
         self.inner.claim_seat(key, user, limit).await
@@ -354,6 +364,21 @@ impl tollgate::store::SeatClaims for CountingStore {
         self.note("release_seat");
         self.inner.release_seat(key, user).await
     }
+    async fn holds_seat(
+        &self,
+        key: &SubscriptionKey,
+        user: &str,
+    ) -> Result<bool, tollgate::store::StoreError> {
+        self.note("holds_seat");
+        self.inner.holds_seat(key, user).await
+    }
+    async fn seat_holders(
+        &self,
+        key: &SubscriptionKey,
+    ) -> Result<Vec<String>, tollgate::store::StoreError> {
+        self.note("seat_holders");
+        self.inner.seat_holders(key).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -365,6 +390,15 @@ impl tollgate::store::Tokens for CountingStore {
     ) -> Result<(), tollgate::store::StoreError> {
         self.note("put_token");
         self.inner.put_token(t, now).await
+    }
+    async fn peek_token(
+        &self,
+        kind: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, tollgate::store::StoreError> {
+        self.note("peek_token");
+        self.inner.peek_token(kind, id, now).await
     }
     async fn take_token(
         &self,
@@ -382,17 +416,37 @@ impl tollgate::store::UserLinks for CountingStore {
     async fn link_user(
         &self,
         u: &tollgate::model::AppUser,
-        c: &CustomerKey,
+        link: &tollgate::store::UserLink,
     ) -> Result<(), tollgate::store::StoreError> {
         self.note("link_user");
-        self.inner.link_user(u, c).await
+        self.inner.link_user(u, link).await
     }
-    async fn linked_customers(
+    async fn replace_links(
         &self,
         u: &tollgate::model::AppUser,
-    ) -> Result<Vec<CustomerKey>, tollgate::store::StoreError> {
-        self.note("linked_customers");
-        self.inner.linked_customers(u).await
+        marketplace: Marketplace,
+        links: &[tollgate::store::UserLink],
+        now: DateTime<Utc>,
+    ) -> Result<(), tollgate::store::StoreError> {
+        self.note("replace_links");
+        self.inner.replace_links(u, marketplace, links, now).await
+    }
+    async fn user_links(
+        &self,
+        u: &tollgate::model::AppUser,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<tollgate::store::UserLink>, tollgate::store::StoreError> {
+        self.note("user_links");
+        self.inner.user_links(u, now).await
+    }
+    async fn unlink_user(
+        &self,
+        u: &tollgate::model::AppUser,
+        c: &CustomerKey,
+        now: DateTime<Utc>,
+    ) -> Result<bool, tollgate::store::StoreError> {
+        self.note("unlink_user");
+        self.inner.unlink_user(u, c, now).await
     }
 }
 
@@ -445,5 +499,17 @@ impl tollgate::store::Enrollments for CountingStore {
     ) -> Result<bool, tollgate::store::StoreError> {
         self.note("unenroll");
         self.inner.unenroll(g, member, sub).await
+    }
+}
+
+#[async_trait::async_trait]
+impl tollgate::store::Inventory for CountingStore {
+    async fn subscription_keys(
+        &self,
+        marketplace: Marketplace,
+        cursor: Option<&str>,
+    ) -> Result<tollgate::store::KeyPage, tollgate::store::StoreError> {
+        self.note("subscription_keys");
+        self.inner.subscription_keys(marketplace, cursor).await
     }
 }

@@ -210,7 +210,7 @@ impl Harness {
         guard: Box<dyn Send + Sync>,
         secrets: &[(&str, &str)],
     ) -> Self {
-        let secret = tollgate::web::random_token(24);
+        let secret = tollgate::web::random_token(24).expect("OS random source");
         let flaky = Arc::new(Flaky::new(inner));
         let store: Arc<dyn Store> = flaky.clone();
         let clock = Arc::new(FixedClock::new(t0()));
@@ -431,12 +431,29 @@ impl tollgate::store::SeatClaims for Flaky {
         &self,
         key: &SubscriptionKey,
         user: &str,
-        limit: u32,
+        limit: tollgate::store::SeatLimit,
     ) -> Result<SeatClaim, StoreError> {
         self.inner.claim_seat(key, user, limit).await
     }
     async fn release_seat(&self, key: &SubscriptionKey, user: &str) -> Result<bool, StoreError> {
         self.inner.release_seat(key, user).await
+    }
+    async fn holds_seat(&self, key: &SubscriptionKey, user: &str) -> Result<bool, StoreError> {
+        self.inner.holds_seat(key, user).await
+    }
+    async fn seat_holders(&self, key: &SubscriptionKey) -> Result<Vec<String>, StoreError> {
+        self.inner.seat_holders(key).await
+    }
+}
+
+#[async_trait]
+impl tollgate::store::Inventory for Flaky {
+    async fn subscription_keys(
+        &self,
+        m: Marketplace,
+        cursor: Option<&str>,
+    ) -> Result<tollgate::store::KeyPage, StoreError> {
+        self.inner.subscription_keys(m, cursor).await
     }
 }
 
@@ -444,6 +461,14 @@ impl tollgate::store::SeatClaims for Flaky {
 impl tollgate::store::Tokens for Flaky {
     async fn put_token(&self, token: &Token, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.inner.put_token(token, now).await
+    }
+    async fn peek_token(
+        &self,
+        kind: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        self.inner.peek_token(kind, id, now).await
     }
     async fn take_token(
         &self,
@@ -457,11 +482,38 @@ impl tollgate::store::Tokens for Flaky {
 
 #[async_trait]
 impl tollgate::store::UserLinks for Flaky {
-    async fn link_user(&self, user: &AppUser, c: &CustomerKey) -> Result<(), StoreError> {
-        self.inner.link_user(user, c).await
+    async fn link_user(
+        &self,
+        user: &AppUser,
+        link: &tollgate::store::UserLink,
+    ) -> Result<(), StoreError> {
+        self.inner.link_user(user, link).await
     }
-    async fn linked_customers(&self, user: &AppUser) -> Result<Vec<CustomerKey>, StoreError> {
-        self.inner.linked_customers(user).await
+    async fn replace_links(
+        &self,
+        user: &AppUser,
+        marketplace: Marketplace,
+        links: &[tollgate::store::UserLink],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .replace_links(user, marketplace, links, now)
+            .await
+    }
+    async fn user_links(
+        &self,
+        user: &AppUser,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<tollgate::store::UserLink>, StoreError> {
+        self.inner.user_links(user, now).await
+    }
+    async fn unlink_user(
+        &self,
+        user: &AppUser,
+        c: &CustomerKey,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.inner.unlink_user(user, c, now).await
     }
 }
 

@@ -84,7 +84,7 @@ run "defaults" {
   assert {
     condition = alltrue([for f in aws_lambda_function.fn : toset(keys(f.environment[0].variables)) == toset(concat(
       ["TOLLGATE_STORE", "TOLLGATE_SECRETS", "TOLLGATE_CONFIG", "RUST_LOG", "SSL_CERT_FILE"],
-      f.function_name == "tollgate-entitlement-check" ? ["TOLLGATE_CHECK_AUTH"] : [],
+      f.function_name == "tollgate-entitlement-check" ? ["TOLLGATE_CHECK_AUTH", "SECRETS_MANAGER_TTL"] : [],
     ))])
     error_message = "the environment holds settings only (optional Google settings unset when null)"
   }
@@ -135,7 +135,13 @@ run "iam_callers" {
   command = apply
 
   variables {
-    check_caller_arns = ["arn:aws:iam::123456789012:role/app-a", "111122223333"]
+    check_caller_arns    = ["arn:aws:iam::123456789012:role/app-a", "111122223333"]
+    check_iam_principals = { "arn:aws:iam::123456789012:role/app-a" = "check,seats", "111122223333" = "check" }
+  }
+
+  assert {
+    condition     = jsondecode(aws_lambda_function.fn["entitlement-check"].environment[0].variables["TOLLGATE_IAM_PRINCIPALS"]) == { "arn:aws:iam::123456789012:role/app-a" = "check,seats", "111122223333" = "check" }
+    error_message = "the allow-list reaches the function as JSON"
   }
 
   assert {

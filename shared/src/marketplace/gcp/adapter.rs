@@ -62,6 +62,28 @@ pub trait Procurement: Send + Sync {
     ) -> Result<(), ProcurementFailure>;
     /// Approves the account's `signup` approval.
     async fn approve_signup(&self, account_id: &str) -> Result<(), ProcurementFailure>;
+    /// One page of `entitlements.list` (`filter` in Google's syntax, `None`
+    /// for every entitlement), from the previous page's token; what
+    /// reconciliation walks. A port that cannot list says so.
+    async fn entitlements_page(
+        &self,
+        _filter: Option<&str>,
+        _page_token: Option<&str>,
+    ) -> Result<EntitlementPage, ProcurementFailure> {
+        Err(ProcurementFailure {
+            message: "this Procurement port cannot list entitlements".into(),
+            transient: false,
+            precondition: false,
+        })
+    }
+}
+
+/// A page of [`Procurement::entitlements_page`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EntitlementPage {
+    pub entitlements: Vec<EntitlementView>,
+    /// `None` (or Google's empty string) on the last page.
+    pub next_page_token: Option<String>,
 }
 
 /// A Procurement call that failed, as the adapter needs to see it.
@@ -285,59 +307,161 @@ impl GcpAdapter {
     }
 
     /// Approves or rejects what Google waits for, from its fresh answer.
-    async fn decide(&self, context: &GcpContext) -> Result<(), ProcurementFailure> {
-        let Some(ent) = &context.entitlement else {
-            return Ok(());
-        };
-        let policy = self.catalog.approval(Marketplace::Gcp);
+    async fn decide(&self, context: &GcpContext) -> Result<FollowUpDone, ProcurementFailure> {
+        match FollowUp::decide(&self.catalog, context) {
+            Some(follow_up) => follow_up.execute(&*self.procurement).await,
+            None => Ok(FollowUpDone::Nothing),
+        }
+    }
+}
+
+/// What Google waits for the provider to do about one entitlement, decided
+/// from Google's fresh answer ([`FollowUp::decide`]). One decision for
+/// every path that learns an entitlement's state: the push pipeline's
+/// follow-up and reconciliation (which finds what a lost push would have
+/// asked for). Never an account's sign-up: that is approved only on the
+/// sign-up page, which the customer reaches with Google's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FollowUp {
+    /// `entitlements.approve`: the account signed up, the plan is offered.
+    ApproveOrder { entitlement: String },
+    /// `entitlements.reject`: the ordered plan is not configured.
+    RejectOrder { entitlement: String, reason: String },
+    /// `entitlements.approvePlanChange` to `plan`.
+    ApprovePlanChange { entitlement: String, plan: String },
+    /// `entitlements.rejectPlanChange`: `plan` is not configured.
+    RejectPlanChange {
+        entitlement: String,
+        plan: String,
+        reason: String,
+    },
+}
+
+/// What carrying out a [`FollowUp`] came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FollowUpDone {
+    /// Nothing was waiting for the provider.
+    Nothing,
+    /// Google accepted the call.
+    Done,
+    /// Google refused because of the resource's state (already approved,
+    /// approved before sign-up…): nothing left to do now; the next message
+    /// (or run) brings the new state.
+    Settled,
+}
+
+impl FollowUp {
+    /// What Google waits for, if anything: approve an order once the
+    /// account has signed up and its plan is configured (reject an
+    /// unconfigured plan), approve or reject a requested plan change; with
+    /// the manual approval policy only the rejections.
+    pub fn decide(catalog: &Catalog, context: &GcpContext) -> Option<FollowUp> {
+        let ent = context.entitlement.as_ref()?;
+        let automatic = catalog.approval(Marketplace::Gcp) == ApprovalPolicy::Automatic;
         let configured = |plan: &str| {
             context
                 .product
                 .as_deref()
-                .and_then(|p| self.catalog.tier_for(Marketplace::Gcp, p, plan))
+                .and_then(|p| catalog.tier_for(Marketplace::Gcp, p, plan))
                 .is_some()
         };
+        let entitlement = ent.id.clone();
         match ent.state {
             EntitlementState::ActivationRequested => {
                 if !context.account.as_ref().is_some_and(AccountView::signed_up) {
                     tracing::info!(entitlement = %ent.id, "order waits for sign-up");
-                    return Ok(());
+                    return None;
                 }
                 if !configured(&ent.plan) {
                     let reason = format!("plan {} is not offered by this product", ent.plan);
-                    tracing::warn!(entitlement = %ent.id, plan = %ent.plan, "rejecting an order for an unconfigured plan");
-                    return self.procurement.reject_entitlement(&ent.id, &reason).await;
+                    return Some(FollowUp::RejectOrder {
+                        entitlement,
+                        reason,
+                    });
                 }
-                if policy == ApprovalPolicy::Automatic {
-                    tracing::info!(entitlement = %ent.id, "approving the order");
-                    return self.procurement.approve_entitlement(&ent.id).await;
-                }
-                Ok(())
+                automatic.then_some(FollowUp::ApproveOrder { entitlement })
             }
             EntitlementState::PendingPlanChangeApproval => {
-                let Some(pending) = &ent.new_pending_plan else {
-                    return Ok(());
-                };
-                if !configured(pending) {
-                    let reason = format!("plan {pending} is not offered by this product");
-                    return self
-                        .procurement
-                        .reject_plan_change(&ent.id, pending, &reason)
-                        .await;
+                let plan = ent.new_pending_plan.clone()?;
+                if !configured(&plan) {
+                    let reason = format!("plan {plan} is not offered by this product");
+                    return Some(FollowUp::RejectPlanChange {
+                        entitlement,
+                        plan,
+                        reason,
+                    });
                 }
-                if policy == ApprovalPolicy::Automatic {
-                    tracing::info!(entitlement = %ent.id, plan = %pending, "approving the plan change");
-                    return self.procurement.approve_plan_change(&ent.id, pending).await;
-                }
-                Ok(())
+                automatic.then_some(FollowUp::ApprovePlanChange { entitlement, plan })
             }
-            _ => Ok(()),
+            _ => None,
+        }
+    }
+
+    /// The entitlement it is about.
+    pub fn entitlement(&self) -> &str {
+        match self {
+            FollowUp::ApproveOrder { entitlement }
+            | FollowUp::RejectOrder { entitlement, .. }
+            | FollowUp::ApprovePlanChange { entitlement, .. }
+            | FollowUp::RejectPlanChange { entitlement, .. } => entitlement,
+        }
+    }
+
+    /// Carries it out through the Procurement API. A refusal because of
+    /// the resource's state is [`FollowUpDone::Settled`], not an error, so
+    /// doing it twice is harmless.
+    pub async fn execute(
+        &self,
+        procurement: &dyn Procurement,
+    ) -> Result<FollowUpDone, ProcurementFailure> {
+        let id = self.entitlement();
+        let result = match self {
+            FollowUp::ApproveOrder { .. } => {
+                tracing::info!(entitlement = %id, "approving the order");
+                procurement.approve_entitlement(id).await
+            }
+            FollowUp::RejectOrder { reason, .. } => {
+                tracing::warn!(entitlement = %id, "rejecting an order for an unconfigured plan");
+                procurement.reject_entitlement(id, reason).await
+            }
+            FollowUp::ApprovePlanChange { plan, .. } => {
+                tracing::info!(entitlement = %id, plan = %plan, "approving the plan change");
+                procurement.approve_plan_change(id, plan).await
+            }
+            FollowUp::RejectPlanChange { plan, reason, .. } => {
+                tracing::warn!(entitlement = %id, plan = %plan, "rejecting a plan change to an unconfigured plan");
+                procurement.reject_plan_change(id, plan, reason).await
+            }
+        };
+        match result {
+            Ok(()) => Ok(FollowUpDone::Done),
+            Err(e) if e.precondition => {
+                tracing::warn!(entitlement = %id, error = %e, "Procurement refused a follow-up (precondition)");
+                Ok(FollowUpDone::Settled)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl std::fmt::Display for FollowUp {
+    /// What is (or would be) done, for reports: `approve the order`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FollowUp::ApproveOrder { .. } => f.write_str("approve the order"),
+            FollowUp::RejectOrder { reason, .. } => write!(f, "reject the order ({reason})"),
+            FollowUp::ApprovePlanChange { plan, .. } => {
+                write!(f, "approve the plan change to {plan}")
+            }
+            FollowUp::RejectPlanChange { plan, reason, .. } => {
+                write!(f, "reject the plan change to {plan} ({reason})")
+            }
         }
     }
 }
 
 /// Google's answer as an observation for the rules.
-fn observe(ent: &EntitlementView, awaiting: Awaiting) -> Observation {
+pub(crate) fn observe(ent: &EntitlementView, awaiting: Awaiting) -> Observation {
     let state = match &ent.state {
         EntitlementState::ActivationRequested => ObservedState::Requested,
         EntitlementState::Active
@@ -469,15 +593,11 @@ impl Adapter for GcpAdapter {
         context: &GcpContext,
         _processed: &Processed,
     ) -> Result<(), FollowUpError> {
+        // A refusal because of the resource's state comes back as
+        // `Settled`: recorded, logged, acknowledged; the next message
+        // brings the new state.
         match self.decide(context).await {
-            Ok(()) => Ok(()),
-            // Google refused because of the resource's state (already
-            // approved, approved before sign-up…): recorded, logged,
-            // acknowledged; the next message brings the new state.
-            Err(e) if e.precondition => {
-                tracing::warn!(error = %e, "Procurement refused a follow-up (precondition)");
-                Ok(())
-            }
+            Ok(_) => Ok(()),
             Err(e) => Err(FollowUpError {
                 transient: e.transient,
                 message: e.message,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::adapter::{
-    AccountView, EntitlementState, EntitlementView, Procurement, ProcurementFailure,
+    AccountView, EntitlementPage, EntitlementState, EntitlementView, Procurement,
+    ProcurementFailure,
 };
 use super::procurement::{self as api, ProcurementClient, ProcurementError};
 
@@ -122,6 +123,20 @@ impl Procurement for ProcurementClient {
             .approve_account(account_id, api::ApproveAccountRequest::signup())
             .await?)
     }
+
+    async fn entitlements_page(
+        &self,
+        filter: Option<&str>,
+        page_token: Option<&str>,
+    ) -> Result<EntitlementPage, ProcurementFailure> {
+        let page = self
+            .list_entitlements_page(filter, None, page_token)
+            .await?;
+        Ok(EntitlementPage {
+            entitlements: page.entitlements.into_iter().map(entitlement_view).collect(),
+            next_page_token: page.next_page_token.filter(|t| !t.is_empty()),
+        })
+    }
 }
 
 /// A Procurement API that is not configured: every call fails as
@@ -174,6 +189,13 @@ impl Procurement for Unconfigured {
         self.fail()
     }
     async fn approve_signup(&self, _: &str) -> Result<(), ProcurementFailure> {
+        self.fail()
+    }
+    async fn entitlements_page(
+        &self,
+        _: Option<&str>,
+        _: Option<&str>,
+    ) -> Result<EntitlementPage, ProcurementFailure> {
         self.fail()
     }
 }

@@ -6,7 +6,12 @@
 //!    reload) is refused.
 //! 2. Get the account from the Procurement API.
 //! 3. Link the signing-up Google user to the account (when the token names
-//!    one), so apps can check entitlements by that user.
+//!    one), so apps can check entitlements by that user, for the link TTL.
+//!    This adds (or renews) one link and leaves the user's others alone:
+//!    a sign-up token names one procurement account, and a Google user can
+//!    belong to several billing accounts, each with its own procurement
+//!    account, signed up one at a time. A link to an account the user no
+//!    longer belongs to is not renewed, so it expires.
 //! 4. Approve the account's `signup` approval if it is pending — the only
 //!    place Tollgate ever approves an account.
 //! 5. Approve every order that was waiting for sign-up (configured plans;
@@ -14,6 +19,19 @@
 //!
 //! Every step is idempotent, so a second sign-up (a new token) duplicates
 //! nothing. The entitlements' states then arrive as Pub/Sub messages.
+//!
+//! Binding to the browser. Unlike GitHub's OAuth `state`, nothing of
+//! Tollgate's starts this flow: Google's page posts the token to the sign-up
+//! URL cross-site, and browsers do not send `SameSite=Lax` cookies on a
+//! cross-site POST, so a `__Host-` cookie could neither be set beforehand nor
+//! be checked here — it would refuse every real sign-up. The binding is
+//! Google's token itself: issued to the Google user in that browser, signed,
+//! for our audience, alive at most five minutes, usable once. Sign-up opens
+//! no session in Tollgate either (the page only reports), so a sign-up
+//! forced on someone else's browser completes only the forger's own
+//! account. Cost to anonymous callers: the single-use record is written only
+//! after the token verified (step 1), so an unverifiable token writes
+//! nothing; Google's certificates are refetched at most once a minute.
 
 use std::sync::Arc;
 
@@ -26,14 +44,14 @@ use super::signup_token::{SignupTokenError, SignupVerifier};
 use crate::clock::Clock;
 use crate::config::{ApprovalPolicy, Catalog};
 use crate::model::{AppUser, CustomerKey, Marketplace};
-use crate::store::{StoreError, Token, Tokens, UserLinks, sha256_hex};
+use crate::store::{StoreError, Token, Tokens, UserLink, UserLinks, sha256_hex};
 use crate::web::ApiError;
 use crate::web::pages::{escape, page};
 
 /// Sign-up page path (the URL given to Google in Producer Portal).
 pub const SIGNUP_PATH: &str = "/gcp/signup";
-/// Token kind of a used sign-up token.
-const USED_TOKEN_KIND: &str = "gcp_signup";
+/// Token kind of a used sign-up token (id: SHA-256 of the token).
+pub const USED_TOKEN_KIND: &str = "gcp_signup";
 
 /// Why a sign-up did not complete.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +122,8 @@ pub struct GcpSignup {
     catalog: Arc<Catalog>,
     tokens: Arc<dyn Tokens>,
     links: Arc<dyn UserLinks>,
+    /// How long a link lives unless a later sign-up renews it.
+    link_ttl: chrono::Duration,
     clock: Arc<dyn Clock>,
 }
 
@@ -114,6 +134,7 @@ impl GcpSignup {
         catalog: Arc<Catalog>,
         tokens: Arc<dyn Tokens>,
         links: Arc<dyn UserLinks>,
+        link_ttl: chrono::Duration,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -122,6 +143,7 @@ impl GcpSignup {
             catalog,
             tokens,
             links,
+            link_ttl,
             clock,
         }
     }
@@ -134,7 +156,9 @@ impl GcpSignup {
             .ok_or(SignupTokenError::NotConfigured)?;
         let now = self.clock.now();
         let verified = verifier.verify(token, now).await?;
-        // Used up before anything else happens: a replay finds it.
+        // Used up before anything else happens, so a replay finds it — and
+        // only now, after the signature verified: an anonymous POST of a
+        // forged token never costs a write.
         let used = Token {
             kind: USED_TOKEN_KIND.to_owned(),
             id: sha256_hex(token.trim().as_bytes()),
@@ -154,8 +178,9 @@ impl GcpSignup {
             .ok_or(SignupError::AccountNotFound)?;
         let customer = CustomerKey::new(Marketplace::Gcp, &account.id);
         if let Some(user) = &verified.user_identity {
+            let link = UserLink::new(customer.clone(), now, self.link_ttl);
             self.links
-                .link_user(&AppUser(format!("google:{user}")), &customer)
+                .link_user(&AppUser(format!("google:{user}")), &link)
                 .await?;
         }
         let approved_now = self.approve_signup(&account).await?;

@@ -2,14 +2,18 @@
 //! callback, plus the pages the buyer sees.
 //!
 //! GitHub sends the buyer to the app's Setup URL (`GET /github/setup`) with
-//! an `installation_id` anyone could forge, so it is ignored. Tollgate
-//! creates a single-use `state` (10 minutes) and redirects to GitHub's
-//! authorize page; GitHub comes back to `GET /github/callback` with `code`
-//! and `state`. The callback consumes the state, exchanges the code, asks
-//! GitHub who the user is and what they bought (`GET /user`,
-//! `GET /user/marketplace_purchases`), links the user to every purchasing
-//! account and shows plan, seats and trial days left. The user's token lives
-//! only for that request: it is never stored or logged.
+//! an `installation_id` anyone could forge, so it is ignored. Tollgate signs
+//! a `state` (10 minutes) and sets its nonce in the browser's
+//! `__Host-tollgate_oauth` cookie — nothing is stored, so anonymous hits cost
+//! no write ([`super::oauth_state`]) — and redirects to GitHub's authorize
+//! page; GitHub comes back to `GET /github/callback` with `code` and `state`.
+//! The callback checks the state against the cookie, exchanges the code,
+//! records the state as used, asks GitHub who the user is and what they
+//! bought (`GET /user`, `GET /user/marketplace_purchases`), makes the user's
+//! GitHub links exactly the purchasing accounts GitHub lists now (a user who
+//! left an organization loses its link; each kept link is renewed for the
+//! link TTL) and shows plan, seats and trial days left. The user's token
+//! lives only for that request: it is never stored or logged.
 //!
 //! GitHub's side of this flow: the Setup URL
 //! (<https://docs.github.com/apps/github-marketplace/using-the-github-marketplace-api-in-your-app/handling-new-purchases-and-free-trials>)
@@ -24,18 +28,16 @@ use chrono::{DateTime, Utc};
 use super::client::{
     GithubClient, GithubError, OauthErrorCode, User, UserMarketplacePurchase, safe_code,
 };
+use super::oauth_state::{self, STATE_KEY_SECRET, StateError, StateKeys, USED_STATE_KIND};
 use crate::clock::Clock;
 use crate::model::{AccountKind, AppUser, CustomerKey, Marketplace, PriceModel};
 use crate::secret::{Secret, Secrets};
 use crate::settings::SetupError;
-use crate::store::{Store, StoreError, Token, Tokens, UserLinks};
+use crate::store::{Store, StoreError, Token, Tokens, UserLink, UserLinks, sha256_hex};
 pub use crate::web::pages::escape;
 use crate::web::pages::page;
 
-/// Token kind of the OAuth `state` in the store.
-pub const STATE_KIND: &str = "github_oauth_state";
-/// How long a `state` is good for (GitHub's codes also last 10 minutes).
-pub const STATE_TTL: chrono::Duration = chrono::Duration::minutes(10);
+pub use super::oauth_state::{COOKIE_NAME, STATE_TTL};
 /// The callback's GitHub calls together (exchange, user, purchases) must
 /// finish within this, whatever the per-request timeouts add up to.
 pub const CALLBACK_DEADLINE: Duration = Duration::from_secs(8);
@@ -43,8 +45,6 @@ pub const SETUP_PATH: &str = "/github/setup";
 pub const CALLBACK_PATH: &str = "/github/callback";
 pub const CLIENT_ID_SECRET: &str = "github_client_id";
 pub const CLIENT_SECRET_SECRET: &str = "github_client_secret";
-/// Longest `state` looked up; ours are 64 hex characters.
-const MAX_STATE_LEN: usize = 128;
 
 /// The app's OAuth client credentials.
 #[derive(Debug, Clone)]
@@ -79,12 +79,20 @@ pub enum OauthError {
         "GitHub sign-in is not configured: secrets `{CLIENT_ID_SECRET}` and `{CLIENT_SECRET_SECRET}` are missing"
     )]
     NotConfigured,
+    /// The client credentials are there but the key that signs the `state`
+    /// is not: refusing beats signing with a made-up key that other
+    /// instances would not share.
+    #[error("GitHub sign-in is not configured: secret `{STATE_KEY_SECRET}` is missing")]
+    NoStateKey,
     #[error("no public URL to build the OAuth redirect URI from: set TOLLGATE_PUBLIC_URL")]
     NoPublicUrl,
     #[error("the callback carries no `state`")]
     MissingState,
-    #[error("the `state` is unknown, already used or expired")]
-    InvalidState,
+    #[error(transparent)]
+    InvalidState(#[from] StateError),
+    /// No nonce for the `state` and its cookie: the OS random source failed.
+    #[error(transparent)]
+    NoRandomness(#[from] crate::web::NoRandomness),
     #[error("the user declined to authorize the app")]
     AccessDenied,
     /// Another `error` from the authorize step (`redirect_uri_mismatch`,
@@ -105,6 +113,17 @@ pub enum OauthError {
     Store(#[from] StoreError),
 }
 
+impl OauthError {
+    /// Whether the callback's answer should delete the browser's
+    /// `__Host-tollgate_oauth` cookie: yes once the state matched it (the
+    /// sign-in it started is over, whatever happened next), no when the
+    /// state did not — a forged callback opened in the buyer's browser must
+    /// not end the sign-in the buyer has in progress.
+    pub fn ends_the_sign_in(&self) -> bool {
+        !matches!(self, Self::MissingState | Self::InvalidState(_))
+    }
+}
+
 /// The query of `GET /github/callback`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CallbackParams {
@@ -122,33 +141,49 @@ pub struct Provisioned {
     pub linked: Vec<CustomerKey>,
 }
 
+/// Where `GET /github/setup` sends the browser, and the nonce for its
+/// `__Host-tollgate_oauth` cookie. (No `Debug`: the nonce is a bearer value.)
+pub struct Started {
+    pub location: String,
+    pub cookie_nonce: String,
+}
+
 /// The GitHub sign-in flow, built once at cold start.
 pub struct GithubSignIn {
     client: GithubClient,
     app: Option<OauthApp>,
-    /// Single-use `state` tokens.
+    /// Signs and checks the `state`; `None`: sign-in answers 503.
+    state_keys: Option<StateKeys>,
+    /// Used `state`s, written only after GitHub accepted the code.
     tokens: Arc<dyn Tokens>,
     /// Links from the signed-in user to the accounts that bought.
     links: Arc<dyn UserLinks>,
+    /// How long a link lives unless a later sign-in renews it.
+    link_ttl: chrono::Duration,
     clock: Arc<dyn Clock>,
     public_url: Option<String>,
 }
 
 impl GithubSignIn {
     /// `public_url`: the oauth-callback function's public base URL; `None`
-    /// takes it from each request (see [`Self::start`]).
+    /// takes it from each request (see [`Self::start`]). `link_ttl`: how
+    /// long each link a sign-in writes lives.
     pub fn new(
         client: GithubClient,
         app: Option<OauthApp>,
+        state_keys: Option<StateKeys>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         public_url: Option<String>,
+        link_ttl: chrono::Duration,
     ) -> Self {
         Self {
             client,
             app,
+            state_keys,
             tokens: store.clone(),
             links: store,
+            link_ttl,
             clock,
             public_url,
         }
@@ -169,47 +204,48 @@ impl GithubSignIn {
         Ok(format!("{}{CALLBACK_PATH}", base.trim_end_matches('/')))
     }
 
-    /// `GET /github/setup`: stores a fresh single-use `state` and returns
-    /// GitHub's authorize URL to redirect to. Any `installation_id` the
-    /// request carries is ignored: it can be forged.
-    pub async fn start(&self, request_base: Option<&str>) -> Result<String, OauthError> {
+    /// The app's credentials and the state key, or why sign-in is off.
+    fn configured(&self) -> Result<(&OauthApp, &StateKeys), OauthError> {
         let app = self.app.as_ref().ok_or(OauthError::NotConfigured)?;
-        let redirect_uri = self.redirect_uri(request_base)?;
-        let state = crate::web::random_token(32);
-        self.tokens
-            .put_token(
-                &Token {
-                    kind: STATE_KIND.to_owned(),
-                    id: state.clone(),
-                    // The callback exchanges the code with exactly this URI.
-                    payload: redirect_uri.clone(),
-                    expires_at: self.now() + STATE_TTL,
-                },
-                self.now(),
-            )
-            .await?;
-        Ok(self
-            .client
-            .authorize_url(&app.client_id, &redirect_uri, &state))
+        let keys = self.state_keys.as_ref().ok_or(OauthError::NoStateKey)?;
+        Ok((app, keys))
     }
 
-    /// `GET /github/callback`: consumes the `state` first (so it is single
-    /// use whatever happens next), then exchanges the code, reads the user and
-    /// their purchases, and links the user to every purchasing account.
-    pub async fn finish(&self, params: CallbackParams) -> Result<Provisioned, OauthError> {
-        let app = self.app.as_ref().ok_or(OauthError::NotConfigured)?;
+    /// `GET /github/setup`: signs a fresh `state` and returns GitHub's
+    /// authorize URL to redirect to, with the nonce the browser's cookie
+    /// must carry back. Writes nothing: the setup URL is open to anyone.
+    /// Any `installation_id` the request carries is ignored: it can be
+    /// forged.
+    pub fn start(&self, request_base: Option<&str>) -> Result<Started, OauthError> {
+        let (app, keys) = self.configured()?;
+        let redirect_uri = self.redirect_uri(request_base)?;
+        // The callback exchanges the code with exactly this URI, read back
+        // from the signed state.
+        let issued = oauth_state::issue(keys, &redirect_uri, self.now())?;
+        Ok(Started {
+            location: self
+                .client
+                .authorize_url(&app.client_id, &redirect_uri, &issued.state),
+            cookie_nonce: issued.nonce,
+        })
+    }
+
+    /// `GET /github/callback`: checks the `state` against `cookie` (the
+    /// browser's `__Host-tollgate_oauth`) before anything else, then
+    /// exchanges the code, records the state as used (only now: GitHub has
+    /// vouched for the request), reads the user and their purchases, and
+    /// replaces the user's GitHub links with the purchasing accounts.
+    pub async fn finish(
+        &self,
+        params: CallbackParams,
+        cookie: Option<&str>,
+    ) -> Result<Provisioned, OauthError> {
+        let (app, keys) = self.configured()?;
         let state = params
             .state
             .filter(|s| !s.is_empty())
             .ok_or(OauthError::MissingState)?;
-        if state.len() > MAX_STATE_LEN {
-            return Err(OauthError::InvalidState);
-        }
-        let redirect_uri = self
-            .tokens
-            .take_token(STATE_KIND, &state, self.now())
-            .await?
-            .ok_or(OauthError::InvalidState)?;
+        let verified = oauth_state::verify(keys, &state, cookie, self.now())?;
         if let Some(error) = params.error {
             return Err(match error.as_str() {
                 "access_denied" => OauthError::AccessDenied,
@@ -223,7 +259,12 @@ impl GithubSignIn {
         let github = async {
             let token = self
                 .client
-                .exchange_code(&app.client_id, &app.client_secret, &code, &redirect_uri)
+                .exchange_code(
+                    &app.client_id,
+                    &app.client_secret,
+                    &code,
+                    &verified.redirect_uri,
+                )
                 .await
                 .map_err(|e| match e {
                     GithubError::OauthExchange {
@@ -232,6 +273,7 @@ impl GithubSignIn {
                     } => OauthError::CodeRejected,
                     e => OauthError::Github(e),
                 })?;
+            self.use_up(&verified).await?;
             let user = self.client.user(&token).await?;
             let purchases = self.client.user_marketplace_purchases(&token).await?;
             // `token` is dropped here: it is never stored.
@@ -245,10 +287,20 @@ impl GithubSignIn {
         for p in &purchases {
             let customer = CustomerKey::new(Marketplace::Github, p.account.id.to_string());
             if !linked.contains(&customer) {
-                self.links.link_user(&app_user, &customer).await?;
                 linked.push(customer);
             }
         }
+        // What GitHub lists now is the whole truth about this user's GitHub
+        // accounts: an organization the user left is no longer listed, so
+        // its link goes, and every link kept is renewed.
+        let now = self.now();
+        let links: Vec<UserLink> = linked
+            .iter()
+            .map(|c| UserLink::new(c.clone(), now, self.link_ttl))
+            .collect();
+        self.links
+            .replace_links(&app_user, Marketplace::Github, &links, now)
+            .await?;
         tracing::info!(
             github_user = user.id,
             accounts = linked.len(),
@@ -260,6 +312,21 @@ impl GithubSignIn {
             purchases,
             linked,
         })
+    }
+
+    /// Records a state as used until it expires; a second use is refused.
+    /// Keyed by the nonce's hash: the store never holds a live bearer value.
+    async fn use_up(&self, verified: &oauth_state::VerifiedState) -> Result<(), OauthError> {
+        let used = Token {
+            kind: USED_STATE_KIND.to_owned(),
+            id: sha256_hex(verified.nonce.as_bytes()),
+            payload: String::new(),
+            expires_at: verified.expires_at,
+        };
+        match self.tokens.put_token(&used, self.now()).await {
+            Err(StoreError::Duplicate(_)) => Err(StateError::Used.into()),
+            other => Ok(other?),
+        }
     }
 }
 
@@ -373,10 +440,10 @@ pub fn success_page(p: &Provisioned, now: DateTime<Utc>) -> String {
 pub fn error_page(err: &OauthError) -> String {
     let again = format!("<p><a class=\"button\" href=\"{SETUP_PATH}\">Start again</a></p>");
     let (title, text, retry) = match err {
-        OauthError::MissingState | OauthError::InvalidState => (
+        OauthError::MissingState | OauthError::InvalidState(_) => (
             "This sign-in link is no longer valid",
-            "It was already used, is more than 10 minutes old, or did not start here. \
-             Nothing was changed. Start the sign-in again."
+            "It was already used, is more than 10 minutes old, or was started in another \
+             browser. Nothing was changed. Start the sign-in again."
                 .to_owned(),
             true,
         ),
@@ -407,7 +474,7 @@ pub fn error_page(err: &OauthError) -> String {
                 .to_owned(),
             true,
         ),
-        OauthError::NotConfigured | OauthError::NoPublicUrl => (
+        OauthError::NotConfigured | OauthError::NoStateKey | OauthError::NoPublicUrl => (
             "GitHub sign-in is not set up",
             "The app's vendor has not finished configuring GitHub sign-in. Please contact them."
                 .to_owned(),
@@ -437,6 +504,11 @@ pub fn error_page(err: &OauthError) -> String {
             "Please try again in a minute.".to_owned(),
             true,
         ),
+        OauthError::NoRandomness(_) => (
+            "We could not start the sign-in",
+            "Please try again in a minute.".to_owned(),
+            true,
+        ),
     };
     let body = format!(
         "<h1>{}</h1>\n<section class=\"card error\"><p>{text}</p></section>\n{}",
@@ -456,10 +528,12 @@ impl From<OauthError> for crate::web::ApiError {
         use http::StatusCode;
         let message = e.to_string();
         match e {
-            E::NotConfigured | E::NoPublicUrl => {
+            E::NotConfigured | E::NoStateKey | E::NoPublicUrl => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_configured", message)
             }
-            E::MissingState | E::InvalidState => ApiError::bad_request("invalid_state", message),
+            E::MissingState => ApiError::bad_request("invalid_state", message),
+            E::InvalidState(s) => s.into(),
+            E::NoRandomness(r) => r.into(),
             E::AccessDenied => ApiError::bad_request("access_denied", message),
             E::AuthorizeFailed(_) => ApiError::bad_request("authorize_failed", message),
             E::MissingCode => ApiError::bad_request("missing_code", message),
@@ -551,7 +625,7 @@ mod tests {
     #[test]
     fn pages_are_self_contained() {
         for html in [
-            error_page(&OauthError::InvalidState),
+            error_page(&OauthError::InvalidState(StateError::NoCookie)),
             error_page(&OauthError::AccessDenied),
             error_page(&OauthError::Deadline),
         ] {
@@ -561,6 +635,47 @@ mod tests {
                     && !html.contains("https://")
             );
         }
+    }
+
+    #[test]
+    fn every_state_refusal_is_400_invalid_state_and_keeps_the_cookie() {
+        use crate::web::ApiError;
+        for e in [
+            OauthError::MissingState,
+            OauthError::InvalidState(StateError::Malformed),
+            OauthError::InvalidState(StateError::BadSignature),
+            OauthError::InvalidState(StateError::Expired),
+            OauthError::InvalidState(StateError::NoCookie),
+            OauthError::InvalidState(StateError::CookieMismatch),
+            OauthError::InvalidState(StateError::Used),
+        ] {
+            assert!(!e.ends_the_sign_in(), "{e}");
+            assert!(error_page(&e).contains("started in another"), "{e}");
+            let api = ApiError::from(e);
+            assert_eq!((api.status.as_u16(), api.code), (400, "invalid_state"));
+        }
+        assert!(OauthError::AccessDenied.ends_the_sign_in());
+        assert!(OauthError::CodeRejected.ends_the_sign_in());
+        let no_key = ApiError::from(OauthError::NoStateKey);
+        assert_eq!(
+            (no_key.status.as_u16(), no_key.code),
+            (503, "not_configured")
+        );
+        assert!(
+            no_key.message.contains("oauth_state_key"),
+            "{}",
+            no_key.message
+        );
+    }
+
+    #[test]
+    fn a_failed_random_source_is_a_503_page_never_a_weaker_state() {
+        use crate::web::{ApiError, NoRandomness};
+        let e = OauthError::NoRandomness(NoRandomness(getrandom::Error::UNSUPPORTED));
+        assert!(error_page(&e).contains("We could not start the sign-in"));
+        let api = ApiError::from(e);
+        assert_eq!((api.status.as_u16(), api.code), (503, "no_randomness"));
+        assert!(api.cause.is_some(), "the OS error is kept for the log");
     }
 
     #[test]

@@ -357,6 +357,48 @@ impl Q2Adapter {
     }
 }
 
+impl Q2Adapter {
+    /// The delivery id of an event without Q2's `created`/`processed`
+    /// stamps (a bare AppDirect event). Its content digest alone cannot
+    /// tell the relay retrying a request from the same request made again
+    /// later (standard → premium → standard → premium: the fourth is the
+    /// second, byte for byte). The subscription's log decides: a repeat of
+    /// the request its log ends with is a retry (same id, same answer); a
+    /// repeat of an older one, after other events, is a new request and
+    /// gets the next occurrence id (`<digest>#2`, `#3`, ...).
+    async fn unstamped_delivery_id(
+        &self,
+        event: &Q2Event,
+        digest: String,
+    ) -> Result<String, StoreError> {
+        let key = SubscriptionKey::new(Marketplace::Q2, event.subscription_id.clone());
+        let log = self.subscriptions.log(&key).await?;
+        let occurrence = |id: &str| {
+            id == digest
+                || id
+                    .strip_prefix(digest.as_str())
+                    .and_then(|rest| rest.strip_prefix('#'))
+                    .is_some_and(|n| n.parse::<u32>().is_ok())
+        };
+        let Some(latest) = log.iter().max_by_key(|e| e.recorded_at) else {
+            return Ok(digest);
+        };
+        if occurrence(&latest.event_id) {
+            return Ok(latest.event_id.clone());
+        }
+        let seen = log
+            .iter()
+            .filter(|e| occurrence(&e.event_id))
+            .map(|e| e.event_id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        Ok(match seen {
+            0 => digest,
+            n => format!("{digest}#{}", n + 1),
+        })
+    }
+}
+
 #[async_trait]
 impl Adapter for Q2Adapter {
     const MARKETPLACE: Marketplace = Marketplace::Q2;
@@ -404,8 +446,26 @@ impl Adapter for Q2Adapter {
                 .into_response(),
             ));
         }
+        let digest = event::delivery_id(&event, body);
+        let id = if event.sent_time.is_some() {
+            digest
+        } else {
+            match self.unstamped_delivery_id(&event, digest).await {
+                Ok(id) => id,
+                Err(e) => {
+                    tracing::error!(error = %e, "Q2: the subscription's log could not be read");
+                    return Ok(Admission::Answer(
+                        Answer::failure(
+                            ErrorCode::UnknownError,
+                            "storage is busy; nothing was changed, send the event again",
+                        )
+                        .into_response(),
+                    ));
+                }
+            }
+        };
         Ok(Admission::Deliver {
-            id: event::delivery_id(&event, body),
+            id,
             kind: event.event_type.as_str().to_owned(),
         })
     }

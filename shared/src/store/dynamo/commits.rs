@@ -66,7 +66,7 @@ impl Commits for DynamoStore {
 }
 
 impl DynamoStore {
-    /// The state action of a commit: an `Update` (so `seat_holders`
+    /// The state action of a commit: an `Update` (so the seat counter
     /// survives) or, for a log-only commit, a `ConditionCheck`; both
     /// conditional on the version read.
     fn state_action(
@@ -95,17 +95,26 @@ impl DynamoStore {
 
         // `check_commit` made sure this is `expected_version + 1`.
         let version = state.version;
+        // Named attributes only, so the seat counter survives: a commit
+        // creates it (at 0) but never sets it. The unit count is mirrored
+        // beside the document for the conditions of seat claims.
+        const SET: &str = "SET doc = :doc, version = :version, GSI1PK = :gsi1pk, \
+                           GSI1SK = :gsi1sk, seats_used = if_not_exists(seats_used, :zero)";
         let mut update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key))
-            .update_expression(
-                "SET doc = :doc, version = :version, GSI1PK = :gsi1pk, GSI1SK = :gsi1sk",
-            )
             .condition_expression(condition)
             .expression_attribute_values(":doc", s(codec::state_doc(state)?))
             .expression_attribute_values(":version", n(version))
             .expression_attribute_values(":gsi1pk", s(cust_pk(&state.customer.key)))
-            .expression_attribute_values(":gsi1sk", s(sub_pk(&commit.subscription)));
+            .expression_attribute_values(":gsi1sk", s(sub_pk(&commit.subscription)))
+            .expression_attribute_values(":zero", n(0));
+        update = match state.seats.limit {
+            Some(limit) => update
+                .update_expression(format!("{SET}, seat_limit = :seat_limit"))
+                .expression_attribute_values(":seat_limit", n(limit)),
+            None => update.update_expression(format!("{SET} REMOVE seat_limit")),
+        };
         if let Some(v) = expected {
             update = update.expression_attribute_values(":expected", v);
         }

@@ -307,7 +307,7 @@ fn gave_up(what: &str) -> StoreError {
 }
 
 /// Jittered exponential backoff, capped at 50 ms.
-async fn backoff(attempt: u32) {
+pub(super) async fn backoff(attempt: u32) {
     let cap_us = (1u64 << attempt.min(10)) * 50;
     let mut b = [0u8; 8];
     let jitter = match getrandom::fill(&mut b) {

@@ -1,14 +1,12 @@
 //! Reading items back: typed attributes, and the state and delivery items
 //! as the model's values. A missing or mistyped attribute is a corrupt item.
 
-use std::collections::BTreeSet;
-
 use aws_sdk_dynamodb::types::AttributeValue as Av;
 use chrono::{DateTime, Utc};
 
 use super::keys::{
-    BODY, BODY_SHA256, DOC, EXPIRES_AT_NS, HOLDERS, Item, KIND, PK, RECEIVED_AT, STATUS, VERSION,
-    delivery_pk,
+    BODY, BODY_SHA256, DOC, EXPIRES_AT_NS, Item, KIND, PK, RECEIVED_AT, SEAT_LIMIT, SEATS_USED,
+    STATUS, VERSION, delivery_pk,
 };
 use crate::model::{Marketplace, Subscription};
 use crate::store::{Delivery, StoreError, codec};
@@ -60,16 +58,28 @@ fn attr_expiry(item: &Item, what: &str) -> Result<DateTime<Utc>, StoreError> {
     )?))
 }
 
-/// The seat holders of a state item (none if the set is absent).
-pub(super) fn holders(item: &Item, what: &str) -> Result<BTreeSet<String>, StoreError> {
-    match item.get(HOLDERS) {
-        None => Ok(BTreeSet::new()),
-        Some(Av::Ss(v)) => Ok(v.iter().cloned().collect()),
-        Some(_) => Err(codec::corrupt(
-            what,
-            format!("attribute `{HOLDERS}` is not a string set"),
-        )),
+/// An optional number attribute: `None` if absent.
+fn attr_n_opt<T: std::str::FromStr>(
+    item: &Item,
+    name: &str,
+    what: &str,
+) -> Result<Option<T>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(_) => attr_n(item, name, what).map(Some),
     }
+}
+
+/// The seat counter of a state item (0 before the first commit set it).
+/// Out of range (negative, say) is a corrupt item, never a wrapped count.
+pub(super) fn seats_used(item: &Item, what: &str) -> Result<u32, StoreError> {
+    Ok(attr_n_opt(item, SEATS_USED, what)?.unwrap_or(0))
+}
+
+/// The purchased unit count a state item carries beside its document, for
+/// seat claims to be checked against (`None`: the plan counts no seats).
+pub(super) fn seat_limit(item: &Item, what: &str) -> Result<Option<u32>, StoreError> {
+    attr_n_opt(item, SEAT_LIMIT, what)
 }
 
 /// The JSON document of a state or log item.
@@ -88,13 +98,13 @@ pub(super) fn item_name(item: &Item) -> &str {
 }
 
 /// A state item back to a [`Subscription`]: the `version` and
-/// `seat_holders` attributes are authoritative over the JSON document.
+/// `seats_used` attributes are authoritative over the JSON document.
 pub(super) fn subscription_from_item(item: &Item) -> Result<Subscription, StoreError> {
     let what = item_name(item);
     codec::state_from_doc(
         attr_s(item, DOC, what)?,
         attr_n(item, VERSION, what)?,
-        holders(item, what)?,
+        seats_used(item, what)?,
         what,
     )
 }
@@ -145,6 +155,22 @@ mod tests {
             matches!(&err, StoreError::Backend(m) if m.contains("SUB#q2#7")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_negative_seat_count_is_a_corrupt_item_not_a_huge_one() {
+        let item = HashMap::from([
+            (PK.to_owned(), s("SUB#q2#7")),
+            (SEATS_USED.to_owned(), n(-1)),
+        ]);
+        let err = seats_used(&item, "SUB#q2#7").unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Backend(m) if m.contains("seats_used")),
+            "{err}"
+        );
+        let fresh = HashMap::from([(PK.to_owned(), s("SUB#q2#7"))]);
+        assert_eq!(seats_used(&fresh, "x"), Ok(0));
+        assert_eq!(seat_limit(&fresh, "x"), Ok(None));
     }
 
     #[test]

@@ -21,10 +21,13 @@ pub(super) const DELIVERY_SK: &str = "DELIVERY";
 pub(super) const TOKEN_SK: &str = "TOKEN";
 pub(super) const COUNT_SK: &str = "COUNT";
 pub(super) const MEMBER_SK_PREFIX: &str = "MEMBER#";
+pub(super) const SEAT_SK_PREFIX: &str = "SEAT#";
 
 pub(super) const DOC: &str = "doc";
 pub(super) const VERSION: &str = "version";
-pub(super) const HOLDERS: &str = "seat_holders";
+pub(super) const SEATS_USED: &str = "seats_used";
+pub(super) const SEAT_LIMIT: &str = "seat_limit";
+pub(super) const USER: &str = "user";
 pub(super) const STATUS: &str = "status";
 pub(super) const KIND: &str = "kind";
 pub(super) const BODY_SHA256: &str = "body_sha256";
@@ -38,6 +41,11 @@ pub(super) const CUSTOMER_ID: &str = "customer_id";
 
 pub(super) fn sub_pk(key: &SubscriptionKey) -> String {
     format!("SUB#{}#{}", key.marketplace, key.id)
+}
+
+/// A seat holder's item, in its subscription's partition.
+pub(super) fn seat_sk(user: &str) -> String {
+    format!("{SEAT_SK_PREFIX}{user}")
 }
 
 pub(super) fn cust_pk(key: &CustomerKey) -> String {

@@ -13,11 +13,12 @@
 //!
 //! | item | `PK` | `SK` | other attributes |
 //! |---|---|---|---|
-//! | subscription state | `SUB#<mkt>#<id>` | `STATE` | `doc` (S, the [`Subscription`] as JSON, seat holders left out), `version` (N), `GSI1PK`=`CUST#<mkt>#<customer id>`, `GSI1SK`=`SUB#<mkt>#<id>`, `seat_holders` (SS, absent when empty) |
+//! | subscription state | `SUB#<mkt>#<id>` | `STATE` | `doc` (S, the [`Subscription`] as JSON, seat count left out), `version` (N), `GSI1PK`=`CUST#<mkt>#<customer id>`, `GSI1SK`=`SUB#<mkt>#<id>`, `seats_used` (N, the number of seat items), `seat_limit` (N, the unit count of `doc`; absent when the plan has none) |
 //! | event log entry | `SUB#<mkt>#<id>` | `EVT#<recorded_at>#<event id>` | `doc` (S, the [`LogEntry`] as JSON) |
+//! | seat holder | `SUB#<mkt>#<id>` | `SEAT#<user>` | `user` |
 //! | delivery (dedupe) | `DELIVERY#<mkt>#<id>` | `DELIVERY` | `status` (`pending`/`done`), `kind`, `body_sha256`, `body` (B, only while pending), `received_at`, `expires_at`, `expires_at_ns`; while pending also `GSI1PK`=`PENDING#<mkt>`, `GSI1SK`=`<received_at>#<id>` |
 //! | single-use token | `TOKEN#<kind>#<id>` | `TOKEN` | `payload`, `expires_at`, `expires_at_ns` |
-//! | app user → customer link | `USER#<app user>` | `CUST#<mkt>#<id>` | `marketplace`, `customer_id` |
+//! | app user → customer link | `USER#<app user>` | `CUST#<mkt>#<id>` | `marketplace`, `customer_id`, `linked_at`, `expires_at`, `expires_at_ns` |
 //! | capped group's count | `GROUP#<mkt>#<product>#<group>` | `COUNT` | `members` (N) |
 //! | group member | `GROUP#<mkt>#<product>#<group>` | `MEMBER#<member>` | `member`, `subscription`, `since` |
 //!
@@ -41,8 +42,10 @@
 //! # Commits
 //!
 //! [`Commits::commit`] is one `TransactWriteItems`, actions in this order:
-//! 0. the state item: an `Update` that `SET`s `doc`, `version` and the
-//!    `GSI1` keys (an `Update`, not a `Put`, so `seat_holders` survives), or a
+//! 0. the state item: an `Update` that `SET`s `doc`, `version`, the `GSI1`
+//!    keys and `seat_limit` (or `REMOVE`s it), and creates `seats_used` at 0
+//!    if it is missing (`if_not_exists`) — an `Update` of named attributes,
+//!    not a `Put`, so the seat counter survives every commit — or a
 //!    `ConditionCheck` for a log-only commit; either way conditional on
 //!    `version = :expected` (`attribute_not_exists(PK)` for version 0);
 //! 1. a `Put` of the log item;
@@ -57,16 +60,53 @@
 //! throttling is [`StoreError::Transient`] and a `TransactionConflict` (another
 //! transaction on the same item) is reported as a conflict, to be retried.
 //!
-//! # Seat holders
+//! # Seats
 //!
-//! Holders live in the state item as a string set, so an entitlement check
-//! reads state and seats in one request and a claim is one conditional
-//! `UpdateItem` (`ADD` + `size(...) < :limit`) — no transaction, no counter to
-//! keep in step. Commits never touch the set (they `SET` named attributes, not
-//! the whole item), so claims and commits don't conflict. The price: the item
-//! is bounded by DynamoDB's 400 KB item limit, i.e. a few thousand holders of
-//! typical id length per subscription, and every read of the state carries
-//! the whole set.
+//! [`SeatClaims`](crate::store::SeatClaims): one item per holder in the
+//! subscription's partition (`SEAT#<user>`) and a counter, `seats_used`, on
+//! the state item. The state item therefore stays a few hundred bytes
+//! whatever the number of holders (3,000 holders of 200-byte ids would be
+//! 600 KB, past DynamoDB's 400 KB item limit, if it listed them), and a
+//! commit — a cancellation, a plan change — never grows with them.
+//!
+//! - **Claim** (`claim_seat`): a `TransactGetItems` of the state item
+//!   (`seats_used`, `seat_limit`) and the user's seat item answers "already
+//!   held" and "full" without writing anything. Otherwise one
+//!   `TransactWriteItems`: a `Put` of the seat item (condition: absent) and
+//!   an `ADD seats_used 1` on the state item, conditional on the limit *on
+//!   that item as it is then* — `seats_used < seat_limit` (no `seat_limit`:
+//!   no limit) for the purchased unit count, `seats_used < :cap` for a
+//!   tier's fixed number. `seat_limit` is written by every commit in the
+//!   same update as the state, so a downgrade committed a moment before is
+//!   the limit the very next claim meets — never the eventually consistent
+//!   copy the caller read from `GSI1`. A failed condition (the same user,
+//!   or the count or limit moved in between) reads again; a
+//!   `TransactionConflict` (another claim or a commit on the state item at
+//!   that moment) backs off and retries. Either both items change or
+//!   neither, so `seats_used` is the number of seat items and no number of
+//!   concurrent claims passes the limit. Calls: 1 for "already held" or
+//!   "full", 2 for a granted seat (plus a read and a write per retry).
+//!   `used` in a granted claim is the count it read plus its own seat.
+//! - **Release** (`release_seat`): one `TransactWriteItems`: a `Delete` of
+//!   the seat item (condition: present; otherwise "held none", `false`) and
+//!   `ADD seats_used -1` (condition: the state exists and counts at least 1,
+//!   or the two are out of step and an operator must look).
+//! - **Who** (`holds_seat`): one strongly consistent `GetItem` of the seat
+//!   item. `seat_holders`: one strongly consistent `Query` of the
+//!   partition's `SEAT#` items, a page per MB.
+//! - **Commits vs. claims**: a commit only `SET`s named attributes and
+//!   creates `seats_used` with `if_not_exists`, so it never resets the
+//!   count, whatever the state it read counted. Both write the state item,
+//!   so one racing the other gets a `TransactionConflict` and retries
+//!   (the commit as a version conflict, the claim after a backoff).
+//! - **A limit below the count** (a downgrade under the holders): holders
+//!   keep their seats — the rules never drop holders, they report
+//!   `SeatsOverLimit` — and every new claim is refused until enough leave.
+//! - Seat items carry no `GSI1` keys: the entitlement check's one `Query`
+//!   of a customer's subscriptions reads state items only, and with them
+//!   the count. Whether a given user holds a seat costs one more `GetItem`,
+//!   made only when it changes the answer (a full seat-counted tier; see
+//!   `functions::entitlement_check`).
 //!
 //! # Capped groups
 //!
@@ -120,6 +160,7 @@ use crate::model::{LogEntry, Subscription};
 mod commits;
 mod deliveries;
 mod enrollments;
+mod inventory;
 mod items;
 mod keys;
 mod links;

@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::{DateTime, Utc};
 
-use super::items::attr_s;
+use super::items::{attr_n, attr_s};
 use super::keys::{
     EXPIRES_AT, EXPIRES_AT_NS, PAYLOAD, PK, SK, TOKEN_SK, n, s, token_pk, ttl_seconds,
 };
@@ -44,6 +44,26 @@ impl Tokens for DynamoStore {
             }
             Err(e) => Err(sdk_error(&what, e)),
         }
+    }
+
+    /// A consistent `GetItem`, judged live against `now` like a put is (the
+    /// table's TTL deletes expired items only eventually).
+    async fn peek_token(
+        &self,
+        kind: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        let pk = token_pk(kind, id)?;
+        let what = format!("peek `{kind}` token");
+        let now_ns = codec::epoch_ns(now)?;
+        let Some(item) = self.get_item(pk, TOKEN_SK).await? else {
+            return Ok(None);
+        };
+        if attr_n::<i64>(&item, EXPIRES_AT_NS, &what)? <= now_ns {
+            return Ok(None);
+        }
+        Ok(Some(attr_s(&item, PAYLOAD, &what)?.to_owned()))
     }
 
     /// A conditional `DeleteItem` returning the old item: of two concurrent

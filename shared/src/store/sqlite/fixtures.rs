@@ -26,7 +26,7 @@ pub(super) fn sub(id: &str, version: u64) -> Subscription {
         awaiting: None,
         seats: Seats {
             limit: Some(3),
-            holders: Default::default(),
+            used: 0,
         },
         billing_cycle: None,
         trial_ends_at: None,

@@ -12,8 +12,9 @@
 //!
 //! Layout (the tables are in `schema`): a subscription is a JSON document
 //! plus the columns that are queried (key, version, customer). Seat holders
-//! live in their own table, written only by the seat operations, so a state
-//! commit can never drop a seat claimed since the state was read.
+//! live in their own table, one row per holder, written only by the seat
+//! operations, so a state commit can never drop a seat claimed since the
+//! state was read; a state's seat count is the number of its rows.
 //! Timestamps are stored as fixed-width RFC 3339 text
 //! (`2026-03-01T00:00:00.000000000Z`, the format of DynamoDB's keys), which
 //! sorts and compares as time; like DynamoDB, the store refuses times
@@ -38,6 +39,7 @@ use super::StoreError;
 mod commits;
 mod deliveries;
 mod enrollments;
+mod inventory;
 mod links;
 mod schema;
 mod seats;
@@ -204,8 +206,8 @@ mod tests {
     use super::fixtures::{at, create, key, log, sub};
     use super::*;
     use crate::model::Marketplace;
-    use crate::store::SeatClaim;
     use crate::store::prelude::*;
+    use crate::store::{SeatClaim, SeatLimit};
 
     #[tokio::test]
     async fn open_creates_the_parent_directory_and_reopens_with_the_data() {
@@ -282,12 +284,15 @@ mod tests {
         assert_eq!(a.log(&key("1")).await.expect("log").len(), 2);
 
         assert_eq!(
-            a.claim_seat(&key("1"), "u1", 1).await,
-            Ok(SeatClaim::Granted { used: 1 })
+            a.claim_seat(&key("1"), "u1", SeatLimit::Fixed(1)).await,
+            Ok(SeatClaim::Granted {
+                used: 1,
+                limit: Some(1)
+            })
         );
         assert_eq!(
-            b.claim_seat(&key("1"), "u2", 1).await,
-            Ok(SeatClaim::LimitReached { used: 1 })
+            b.claim_seat(&key("1"), "u2", SeatLimit::Fixed(1)).await,
+            Ok(SeatClaim::LimitReached { used: 1, limit: 1 })
         );
     }
 

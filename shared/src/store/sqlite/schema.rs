@@ -5,7 +5,7 @@ use rusqlite::Transaction;
 use crate::store::StoreError;
 
 /// Bumped when the schema changes; [`create_or_check`] upgrades older files.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Version 2: places in capped groups (Q2's users per institution).
 const ENROLLMENTS: &str = "
@@ -27,7 +27,7 @@ CREATE TABLE IF NOT EXISTS subscriptions (
     version              INTEGER NOT NULL,
     customer_marketplace TEXT    NOT NULL,
     customer_id          TEXT    NOT NULL,
-    doc                  TEXT    NOT NULL,  -- serde_json of Subscription, seat holders cleared
+    doc                  TEXT    NOT NULL,  -- serde_json of Subscription, seat count cleared
     PRIMARY KEY (marketplace, id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS subscriptions_by_customer
@@ -71,13 +71,31 @@ CREATE TABLE IF NOT EXISTS tokens (
     expires_at TEXT NOT NULL,
     PRIMARY KEY (kind, id)
 ) WITHOUT ROWID;
+";
 
+/// App user → customer links; since version 3 each with its expiry.
+const USER_LINKS: &str = "
 CREATE TABLE IF NOT EXISTS user_links (
     user                 TEXT NOT NULL,
     customer_marketplace TEXT NOT NULL,
     customer_id          TEXT NOT NULL,
+    linked_at            TEXT NOT NULL,
+    expires_at           TEXT NOT NULL,
     PRIMARY KEY (user, customer_marketplace, customer_id)
 ) WITHOUT ROWID;
+";
+
+/// The sweep of expired links deletes by expiry.
+const USER_LINKS_BY_EXPIRY: &str =
+    "CREATE INDEX IF NOT EXISTS user_links_by_expiry ON user_links (expires_at);";
+
+/// Version 3: links expire. A link written before carries no expiry, so it
+/// is given the empty text, which sorts before every time: it counts as
+/// expired (it grants nothing until the user signs in again) and the next
+/// sweep removes it.
+const LINK_EXPIRY: &str = "
+ALTER TABLE user_links ADD COLUMN linked_at TEXT NOT NULL DEFAULT '';
+ALTER TABLE user_links ADD COLUMN expires_at TEXT NOT NULL DEFAULT '';
 ";
 
 /// Creates the tables in a new database (`user_version` 0) or checks that
@@ -88,12 +106,18 @@ pub(super) fn create_or_check(tx: &Transaction<'_>) -> Result<(), StoreError> {
         0 => {
             tx.execute_batch(SCHEMA)?;
             tx.execute_batch(ENROLLMENTS)?;
+            tx.execute_batch(USER_LINKS)?;
+            tx.execute_batch(USER_LINKS_BY_EXPIRY)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             Ok(())
         }
-        // A development file from before enrollments: add their table.
-        1 => {
-            tx.execute_batch(ENROLLMENTS)?;
+        // A development file from before enrollments (1) or before links
+        // expired (2): bring it up to date.
+        1 | 2 => {
+            if found == 1 {
+                tx.execute_batch(ENROLLMENTS)?;
+            }
+            upgrade_links(tx)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             Ok(())
         }
@@ -102,4 +126,20 @@ pub(super) fn create_or_check(tx: &Transaction<'_>) -> Result<(), StoreError> {
             "database schema version {other}, this build knows {SCHEMA_VERSION}"
         ))),
     }
+}
+
+/// Gives an older file's `user_links` the expiry columns (creating the
+/// table if the file somehow lacks it) and the sweep's index.
+fn upgrade_links(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info('user_links')")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    if columns.is_empty() {
+        tx.execute_batch(USER_LINKS)?;
+    } else if !columns.iter().any(|c| c == "expires_at") {
+        tx.execute_batch(LINK_EXPIRY)?;
+    }
+    tx.execute_batch(USER_LINKS_BY_EXPIRY)?;
+    Ok(())
 }

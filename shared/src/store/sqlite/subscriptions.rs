@@ -1,12 +1,11 @@
 //! [`Subscriptions`] on SQLite: the `subscriptions`, `seats` and
 //! `event_log` tables.
 
-use std::collections::BTreeSet;
-
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::SqliteStore;
+use super::seats::seats_used;
 use crate::model::{CustomerKey, LogEntry, Subscription, SubscriptionKey};
 use crate::store::{StoreError, Subscriptions, codec};
 
@@ -92,7 +91,7 @@ pub(super) fn current_version(
     })
 }
 
-/// A subscription row with its seat holders filled in.
+/// A subscription row with its count of seat holders filled in.
 fn load_subscription(
     tx: &Transaction<'_>,
     marketplace: &str,
@@ -104,20 +103,7 @@ fn load_subscription(
     codec::state_from_doc(
         doc,
         codec::version_from_i64(version, &what)?,
-        holders(tx, marketplace, id)?,
+        seats_used(tx, marketplace, id)?,
         &what,
     )
-}
-
-fn holders(
-    tx: &Transaction<'_>,
-    marketplace: &str,
-    id: &str,
-) -> Result<BTreeSet<String>, StoreError> {
-    let mut stmt =
-        tx.prepare_cached("SELECT user FROM seats WHERE marketplace = ?1 AND sub_id = ?2")?;
-    let users = stmt
-        .query_map(params![marketplace, id], |row| row.get::<_, String>(0))?
-        .collect::<Result<_, _>>()?;
-    Ok(users)
 }

@@ -34,6 +34,28 @@ impl Tokens for SqliteStore {
         .await
     }
 
+    async fn peek_token(
+        &self,
+        kind: &str,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<String>, StoreError> {
+        codec::check_token_kind(kind)?;
+        let kind = kind.to_owned();
+        let id = id.to_owned();
+        let now = codec::time_text(now)?;
+        self.read(move |tx| {
+            let payload = tx
+                .prepare_cached(
+                    "SELECT payload FROM tokens WHERE kind = ?1 AND id = ?2 AND expires_at > ?3",
+                )?
+                .query_row(params![kind, id, now], |row| row.get(0))
+                .optional()?;
+            Ok(payload)
+        })
+        .await
+    }
+
     async fn take_token(
         &self,
         kind: &str,

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::super::app_jwt::AppJwtSigner;
 use super::super::webhook::{account_kind, price_model};
-use super::transport::{Auth, PER_PAGE, check, lenient_time, read_json};
+use super::transport::{Auth, PER_PAGE, Page, check, lenient_time, read_json};
 use super::{GithubClient, GithubError};
 use crate::model::{AccountKind, PriceModel};
 
@@ -130,6 +130,33 @@ impl GithubClient {
         let url = format!("{}/marketplace_listing/plans?per_page={PER_PAGE}", self.api);
         self.get_all("GET /marketplace_listing/plans", url, &Auth::App(app))
             .await
+    }
+
+    /// One page of `GET /marketplace_listing/plans/{plan_id}/accounts` as
+    /// the app: the first (100 accounts, oldest first) when `next` is `None`,
+    /// else the page at `next`, a URL a previous page named (checked to be
+    /// on the API's origin before any credential is sent there).
+    pub async fn plan_accounts_page(
+        &self,
+        app: &AppJwtSigner,
+        plan_id: u64,
+        next: Option<&str>,
+    ) -> Result<Page<AccountPurchase>, GithubError> {
+        const ENDPOINT: &str = "GET /marketplace_listing/plans/{plan_id}/accounts";
+        let url = match next {
+            Some(next) => {
+                let on_api = url::Url::parse(next).is_ok_and(|u| u.origin() == self.api_origin);
+                if !on_api {
+                    return Err(GithubError::ForeignLink { endpoint: ENDPOINT });
+                }
+                next.to_owned()
+            }
+            None => format!(
+                "{}/marketplace_listing/plans/{plan_id}/accounts?per_page={PER_PAGE}",
+                self.api
+            ),
+        };
+        self.get_page(ENDPOINT, &url, &Auth::App(app)).await
     }
 
     /// `GET /marketplace_listing/plans/{plan_id}/accounts` as the app, every

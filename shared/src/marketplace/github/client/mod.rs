@@ -43,7 +43,7 @@ pub use super::webhook::parse_time;
 /// [`super::webhook::price_model`].
 pub use super::webhook::price_model as parse_price_model;
 pub use listing::{AccountPurchase, ListingPlan, PendingChange, PurchaseTerms};
-pub use transport::{next_link, rate_limit_reset};
+pub use transport::{Page, next_link, rate_limit_reset};
 pub(crate) use user::safe_code;
 pub use user::{MarketplaceAccount, OauthErrorCode, User, UserMarketplacePurchase};
 
@@ -205,6 +205,11 @@ impl GithubClient {
     pub fn with_max_pages(mut self, max_pages: usize) -> Self {
         self.max_pages = max_pages.max(1);
         self
+    }
+
+    /// The most pages a listing follows.
+    pub fn max_pages(&self) -> usize {
+        self.max_pages
     }
 
     pub fn web_url(&self) -> &str {

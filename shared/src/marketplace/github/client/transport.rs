@@ -51,23 +51,11 @@ impl GithubClient {
     ) -> Result<Vec<T>, GithubError> {
         let mut items = Vec::new();
         for _ in 0..self.max_pages {
-            let res = check(endpoint, self.get(endpoint, &url, auth).await?)?;
-            let next = res
-                .headers()
-                .get(header::LINK)
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link);
-            let page: Vec<T> = read_json(endpoint, res).await?;
-            items.extend(page);
-            let Some(next) = next else {
+            let page = self.get_page(endpoint, &url, auth).await?;
+            items.extend(page.items);
+            let Some(next) = page.next else {
                 return Ok(items);
             };
-            let same_origin = url::Url::parse(&next)
-                .map(|u| u.origin() == self.api_origin)
-                .unwrap_or(false);
-            if !same_origin {
-                return Err(GithubError::ForeignLink { endpoint });
-            }
             url = next;
         }
         Err(GithubError::TooManyPages {
@@ -75,6 +63,40 @@ impl GithubClient {
             max: self.max_pages,
         })
     }
+
+    /// One page at `url` and the `rel="next"` URL, refused when that points
+    /// off the API's own origin (the token would go with it).
+    pub(super) async fn get_page<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        url: &str,
+        auth: &Auth<'_>,
+    ) -> Result<Page<T>, GithubError> {
+        let res = check(endpoint, self.get(endpoint, url, auth).await?)?;
+        let next = res
+            .headers()
+            .get(header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link);
+        let items: Vec<T> = read_json(endpoint, res).await?;
+        if let Some(next) = &next {
+            let same_origin = url::Url::parse(next)
+                .map(|u| u.origin() == self.api_origin)
+                .unwrap_or(false);
+            if !same_origin {
+                return Err(GithubError::ForeignLink { endpoint });
+            }
+        }
+        Ok(Page { items, next })
+    }
+}
+
+/// One page of a paginated listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// The next page's URL (GitHub's `Link: rel="next"`); `None` on the last.
+    pub next: Option<String>,
 }
 
 pub(super) fn transport(endpoint: &'static str, e: reqwest::Error) -> GithubError {
@@ -142,13 +164,13 @@ pub fn rate_limit_reset(
 
 /// The `rel="next"` target of a `Link` header.
 pub fn next_link(header: &str) -> Option<String> {
+    // `<url>; rel="next", <url>; rel="last"`: a link's parameters run to
+    // the next `<`.
     let mut rest = header;
-    while let Some(open) = rest.find('<') {
-        let close = open + rest[open..].find('>')?;
-        let target = &rest[open + 1..close];
-        let after = &rest[close + 1..];
-        let params_end = after.find('<').unwrap_or(after.len());
-        let is_next = after[..params_end].split(';').any(|p| {
+    while let Some((_, opened)) = rest.split_once('<') {
+        let (target, after) = opened.split_once('>')?;
+        let params = after.split('<').next().unwrap_or_default();
+        let is_next = params.split(';').any(|p| {
             let p = p.trim().trim_end_matches(',').trim();
             p.strip_prefix("rel=")
                 .map(|v| v.trim_matches('"').split_whitespace().any(|r| r == "next"))
@@ -157,7 +179,7 @@ pub fn next_link(header: &str) -> Option<String> {
         if is_next {
             return Some(target.to_owned());
         }
-        rest = &after[params_end..];
+        rest = after;
     }
     None
 }
