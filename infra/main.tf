@@ -21,6 +21,7 @@ module "tollgate" {
   check_caller_arns    = var.check_caller_arns
   check_iam_principals = var.check_iam_principals
   public_url           = var.public_url
+  link_ttl             = var.link_ttl
 
   gcp_provider_id           = var.gcp_provider_id
   gcp_push_audience         = var.gcp_push_audience

@@ -54,6 +54,12 @@ variable "public_url" {
   default     = null
 }
 
+variable "link_ttl" {
+  description = "How long an app user's link to a customer lives unless a sign-in renews it (TOLLGATE_LINK_TTL, e.g. \"30d\"). Null: 30 days."
+  type        = string
+  default     = null
+}
+
 variable "gcp_provider_id" {
   description = "Google Producer Portal provider id (TOLLGATE_GCP_PROVIDER_ID). Null: Google Cloud Marketplace off."
   type        = string

@@ -16,8 +16,8 @@ use tollgate::model::{
     BillingCycle, Customer, CustomerKey, EventKind, MarketEvent, Marketplace, Plan, PlanTerms,
     PriceModel, Status, SubscriptionKey,
 };
-use tollgate::store::sqlite::SqliteStore;
 use tollgate::store::Store;
+use tollgate::store::sqlite::SqliteStore;
 use tollgate::testing::TestApp;
 use tollgate_sim::github::{GithubSim, Org, Plan as SimPlan, PriceModel as SimPrice};
 

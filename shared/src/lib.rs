@@ -25,6 +25,7 @@ pub mod api;
 pub mod functions;
 pub mod ingest;
 pub mod marketplace;
+pub mod outbound;
 pub mod reconcile;
 pub mod settings;
 pub mod setup;

@@ -1826,6 +1826,44 @@ pub async fn an_expired_token_is_not_taken(store: &dyn Store) {
     );
 }
 
+/// Peeking reads a live token's payload and leaves it in place (the
+/// pipeline reads who holds a content claim this way); an expired, taken
+/// or unknown token, or another kind, reads as none.
+pub async fn a_peeked_token_stays_until_taken(store: &dyn Store) {
+    let claim = token("content_github", "digest-1", "delivery-1", at(600));
+    store.put_token(&claim, at(0)).await.expect("put");
+    for now in [at(1), at(599)] {
+        assert_eq!(
+            store.peek_token("content_github", "digest-1", now).await,
+            Ok(Some("delivery-1".into()))
+        );
+    }
+    assert_eq!(
+        store
+            .peek_token("content_github", "digest-1", at(600))
+            .await,
+        Ok(None),
+        "expires_at <= now is expired"
+    );
+    assert_eq!(
+        store.peek_token("content_q2", "digest-1", at(1)).await,
+        Ok(None)
+    );
+    assert_eq!(
+        store.peek_token("content_github", "never", at(1)).await,
+        Ok(None)
+    );
+    assert_eq!(
+        store.take_token("content_github", "digest-1", at(2)).await,
+        Ok(Some("delivery-1".into())),
+        "peeking took the token"
+    );
+    assert_eq!(
+        store.peek_token("content_github", "digest-1", at(3)).await,
+        Ok(None)
+    );
+}
+
 pub async fn concurrent_takes_of_a_token_have_one_winner(store: &dyn Store) {
     let once = token("oauth_state", "st-1", "once", at(3600));
     store.put_token(&once, at(0)).await.expect("put");
@@ -2045,7 +2083,10 @@ pub async fn an_expired_link_grants_nothing_and_linking_again_renews_it(store: &
         .expect("link b");
     assert_eq!(linked(store, &user, at(99)).await, [a.clone(), b.clone()]);
     // `expires_at <= now` is expired, judged by the `now` passed.
-    assert_eq!(linked(store, &user, at(100)).await, std::slice::from_ref(&b));
+    assert_eq!(
+        linked(store, &user, at(100)).await,
+        std::slice::from_ref(&b)
+    );
     assert_eq!(linked(store, &user, at(99)).await, [a.clone(), b.clone()]);
     // Linking again (another sign-in) renews it; it never shortens by
     // being read.
@@ -2205,7 +2246,10 @@ pub async fn unlink_user_removes_a_live_link_once_and_nothing_else(store: &dyn S
             .await,
         Ok(false)
     );
-    assert_eq!(linked(store, &alice, at(10)).await, std::slice::from_ref(&b));
+    assert_eq!(
+        linked(store, &alice, at(10)).await,
+        std::slice::from_ref(&b)
+    );
     assert_eq!(linked(store, &bob, at(10)).await, [a]);
     // An expired link granted nothing: removing it reports nothing removed.
     assert_eq!(store.unlink_user(&alice, &b, at(100)).await, Ok(false));

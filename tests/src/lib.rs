@@ -7,6 +7,7 @@ pub mod logs;
 pub mod moto;
 pub mod runtime_api;
 pub mod serve;
+pub mod silent;
 
 /// Instantiates the store conformance suite ([`conformance`]) for one
 /// `Store` implementation: one `#[tokio::test]` per case, inside a module
@@ -62,6 +63,7 @@ macro_rules! conformance_suite {
             more_holders_than_one_item_could_list_do_not_stop_commits,
             a_token_is_single_use,
             an_expired_token_is_not_taken,
+            a_peeked_token_stays_until_taken,
             concurrent_takes_of_a_token_have_one_winner,
             putting_a_live_token_twice_is_duplicate,
             token_liveness_is_judged_by_the_now_passed,

@@ -243,7 +243,12 @@ async fn a_copy_found_pending_claims_the_content_before_a_new_id_can(store: Arc<
         let world = Arc::clone(&world);
         async move { world.post("d").await }
     });
-    reached.await.expect("the first copy reaches its claim");
+    // A bound, not a synchronization: code that never claims the content
+    // fails here instead of hanging.
+    tokio::time::timeout(std::time::Duration::from_secs(30), reached)
+        .await
+        .expect("the first copy never claimed its content")
+        .expect("the first copy reaches its claim");
 
     let second = world.post("d").await;
     assert_eq!(second, (StatusCode::OK, "applied".to_owned()));

@@ -250,11 +250,10 @@ async fn github_sqlite_every_fault_at_every_call_is_recovered_exactly_once() {
 
 /// A delivery recorded but not answered (record failed after it took
 /// effect), or whose content claim failed, is finished by replay or a
-/// redelivery without ever claiming its content: the same signed body
-/// under a new delivery id is then processed again (invariant 2). Found
-/// with `Fail at call 1 (put_token)`: the content is logged under two ids.
+/// redelivery, which claim its content too: the same signed body under a
+/// new delivery id afterwards applies nothing (invariant 2; found with
+/// `Fail at call 1 (put_token)` when only the first copy claimed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a delivery finished by replay/redelivery never claims its content, so the same body under a new id is processed again"]
 async fn github_content_replayed_under_a_new_id_after_any_fault_applies_nothing() {
     github_sweep(Backend::Sqlite, &Fault::ALL, true).await;
 }

@@ -198,6 +198,7 @@ tollgate_tests::on_both_stores!(World;
     a_second_sign_up_duplicates_nothing,
     a_rotated_google_key_is_fetched_once,
     a_private_offer_renews_and_outlives_its_discount,
+    a_google_user_who_signs_up_for_a_second_account_keeps_the_first,
 );
 
 async fn an_order_before_sign_up_waits_and_is_approved_at_sign_up(w: World) {
@@ -599,4 +600,55 @@ async fn a_private_offer_renews_and_outlives_its_discount(w: World) {
             .any(|p| p.event_type() == "ENTITLEMENT_OFFER_ENDED")
     );
     assert_ne!(w.state(&ent).await.status, Status::Pending);
+}
+
+/// A sign-up names one procurement account; a Google user who belongs to
+/// two billing accounts signs up for each. The second sign-up adds its link
+/// and keeps the first (unlike GitHub's sign-in, which lists every account
+/// at once and replaces); each link lives the default link TTL, 30 days.
+async fn a_google_user_who_signs_up_for_a_second_account_keeps_the_first(w: World) {
+    use tollgate::model::{AppUser, CustomerKey};
+    for account in ["acct-20", "acct-21"] {
+        all_acked(&w.sim.order(account, "team-monthly").await.unwrap().pushed);
+    }
+    let first = w.sim.signup_claims("acct-20");
+    let identity = first
+        .google
+        .as_ref()
+        .and_then(|g| g.user_identity.clone())
+        .unwrap();
+    let before = chrono::Utc::now();
+    assert_eq!(
+        w.sign_up_with(&w.sim.mint_signup_token(&first)).await.0,
+        200
+    );
+    let mut second = w.sim.signup_claims("acct-21");
+    if let Some(g) = second.google.as_mut() {
+        g.user_identity = Some(identity.clone());
+    }
+    assert_eq!(
+        w.sign_up_with(&w.sim.mint_signup_token(&second)).await.0,
+        200
+    );
+    let after = chrono::Utc::now();
+
+    let links = w
+        .store
+        .user_links(&AppUser(format!("google:{identity}")), after)
+        .await
+        .unwrap();
+    let accounts: Vec<&CustomerKey> = links.iter().map(|l| &l.customer).collect();
+    assert_eq!(
+        accounts,
+        [
+            &CustomerKey::new(Marketplace::Gcp, "acct-20"),
+            &CustomerKey::new(Marketplace::Gcp, "acct-21")
+        ]
+    );
+    for l in &links {
+        // Whole seconds: the stored expiry keeps the clock's nanoseconds.
+        let ttl = l.expires_at - l.linked_at;
+        assert_eq!(ttl, chrono::Duration::days(30), "{l:?}");
+        assert!(before <= l.linked_at && l.linked_at <= after, "{l:?}");
+    }
 }

@@ -121,17 +121,13 @@ fn strip_comments(src: &str, empty_strings: bool) -> String {
                     }
                 }
             }
-            b'"' => {
+            _ if string_end(b, i).is_some() => {
                 let start = i;
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
-                }
-                i += 1;
+                i = string_end(b, i).unwrap_or(b.len());
                 if empty_strings {
                     out.push_str("\"\"");
                 } else {
-                    out.push_str(&src[start..i.min(b.len())]);
+                    out.push_str(&src[start..i]);
                 }
             }
             // A char literal ('"', '\'', 'x'); a lifetime ('a) falls through.
@@ -154,19 +150,69 @@ fn strip_comments(src: &str, empty_strings: bool) -> String {
     out
 }
 
+/// Whether the `r` at `i` starts a raw string literal rather than ending an
+/// identifier: nothing identifier-like before it, or only a `b` (`br"…"`).
+fn raw_prefix_ends_at(b: &[u8], i: usize) -> bool {
+    let before = |k: usize| i.checked_sub(k).and_then(|j| b.get(j)).copied();
+    match before(1) {
+        None => true,
+        Some(b'b') => before(2).is_none_or(|c| !is_ident(char::from(c))),
+        Some(c) => !is_ident(char::from(c)),
+    }
+}
+
+/// Where the string literal starting at `i` ends (one past its closing
+/// quote), if one starts there: `"…"` with escapes, or a raw string (`r"…"`,
+/// `r#"…"#`, `br#"…"#`), which ends at a quote followed by as many `#` as
+/// it opened with.
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            Some((j + 1).min(b.len()))
+        }
+        b'r' if raw_prefix_ends_at(b, i) => {
+            let hashes = b[i + 1..].iter().take_while(|&&c| c == b'#').count();
+            if b.get(i + 1 + hashes) != Some(&b'"') {
+                return None;
+            }
+            let closing: Vec<u8> = std::iter::once(b'"')
+                .chain(std::iter::repeat_n(b'#', hashes))
+                .collect();
+            let mut j = i + 2 + hashes;
+            while j < b.len() && !b[j..].starts_with(&closing) {
+                j += 1;
+            }
+            Some((j + closing.len()).min(b.len()))
+        }
+        _ => None,
+    }
+}
+
 fn matching_brace(s: &str, open: usize) -> usize {
+    // Braces inside string literals (a JSON fragment in a test) don't count.
+    let b = s.as_bytes();
     let mut depth = 0usize;
-    for (i, c) in s[open..].char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => {
+    let mut i = open;
+    while i < b.len() {
+        if let Some(end) = string_end(b, i) {
+            i = end;
+            continue;
+        }
+        match b[i] {
+            b'{' => depth += 1,
+            b'}' => {
                 depth -= 1;
                 if depth == 0 {
-                    return open + i;
+                    return i;
                 }
             }
             _ => {}
         }
+        i += 1;
     }
     panic!("unbalanced braces");
 }

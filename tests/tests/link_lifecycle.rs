@@ -215,7 +215,8 @@ async fn leaving_an_organization_removal_and_expiry_each_end_an_entitlement() {
     // is entitled, at its end she is not.
     w.sign_in().await;
     let signed_in = w.clock.now();
-    w.clock.set(signed_in + Duration::days(7) - Duration::seconds(1));
+    w.clock
+        .set(signed_in + Duration::days(7) - Duration::seconds(1));
     assert_eq!(w.mona_may_use("app").await, Reason::Ok);
     w.clock.set(signed_in + Duration::days(7));
     assert_eq!(w.mona_may_use("app").await, Reason::NoSubscription);

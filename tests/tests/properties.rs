@@ -302,10 +302,17 @@ async fn github_case(store: &Arc<dyn Store>, s: GhScenario) -> Result<(), TestCa
         prop_assert_eq!(answer.status, StatusCode::OK, "{}: {}", id, answer.json);
     }
 
-    let pending = store
+    // Only this case's deliveries: the store is shared by every case, and
+    // one case's leftover must not fail (and so misdirect the shrinking
+    // of) every case after it.
+    let pending: Vec<_> = store
         .pending_deliveries(Marketplace::Github, clock.now())
         .await
-        .expect("pending");
+        .expect("pending")
+        .into_iter()
+        .filter(|d| requests.iter().any(|(id, _)| *id == d.id))
+        .map(|d| d.id)
+        .collect();
     prop_assert!(pending.is_empty(), "left pending: {:?}", pending);
 
     // Nothing applies twice: each event's content is logged under exactly
@@ -351,10 +358,14 @@ fn github_sqlite_converges_whatever_the_order_duplicates_and_replays() {
     check(64, sqlite, gh_scenario(), github_case);
 }
 
-/// Found on its first run: with concurrent deliveries on DynamoDB (moto) an
-/// event's content was logged twice (under its id and once more).
+/// Found on its first run: with concurrent deliveries an event's content
+/// was logged twice, under its id and under a replay's (a copy of the id
+/// found pending applied it without claiming the content, so the replay's
+/// claim succeeded too). Fixed by claiming in `Pipeline::process`; see
+/// `tests/content_claims.rs`. Many more cases than the default slow moto
+/// down (each transaction copies the shared table) until deliveries answer
+/// 503 past the pipeline's 5 s bound.
 #[test]
-#[ignore = "bug: concurrent GitHub deliveries on DynamoDB logged one event's content twice; under investigation"]
 fn github_dynamodb_converges_whatever_the_order_duplicates_and_replays() {
     check(24, dynamodb, gh_scenario(), github_case);
 }

@@ -6,40 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
-use tokio::net::TcpListener;
 use tollgate::api::auth::Authenticator;
 use tollgate::model::{Marketplace, SubscriptionKey};
-use tollgate::store::dynamo::DynamoStore;
 use tollgate::store::prelude::*;
 use tollgate::store::{Store, StoreError};
 use tollgate::testing::TestApp;
 use tollgate::web::{Body, serve};
-
-/// A server that takes connections and holds them, silent, until dropped.
-async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    (url, task)
-}
-
-fn store_on(url: &str) -> DynamoStore {
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(url)
-        .timeout_config(DynamoStore::timeouts())
-        .build();
-    DynamoStore::new(Client::from_conf(conf), "tollgate")
-}
+use tollgate_tests::silent::{silent_server, store_on};
 
 /// Far above the store's own 3 s bound: only a missing bound trips it.
 const GUARD: Duration = Duration::from_secs(20);
@@ -79,47 +52,6 @@ async fn a_check_against_a_silent_store_answers_503() {
     assert_eq!(res.status(), 503);
     let body: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
     assert_eq!(body["error"]["code"], "store_unavailable");
-}
-
-/// The operator's log says which store call failed and why (the SDK's own
-/// error chain), not just "storage failure"; the caller's answer stays short.
-#[tokio::test]
-async fn a_failed_store_call_is_logged_with_its_source() {
-    let (url, _server) = silent_server().await;
-    let store: Arc<dyn Store> = Arc::new(store_on(&url));
-    let check = TestApp::new()
-        .store(store)
-        .entitlement_check(Authenticator::new(vec![], true));
-    let req = http::Request::builder()
-        .method("POST")
-        .uri("/v1/check")
-        .header("content-type", "application/json")
-        .body(Body::from(
-            r#"{"marketplace":"github","customer_id":"77","product":"acme-ci"}"#.to_owned(),
-        ))
-        .unwrap();
-    let (logs, _guard) = tollgate_tests::logs::capture();
-    let res = tokio::time::timeout(GUARD, serve(&check, req))
-        .await
-        .expect("answered within the store's bound");
-    assert_eq!(res.status(), 503);
-    let body = String::from_utf8_lossy(res.body().as_ref()).into_owned();
-    assert!(
-        !body.contains("CUST#"),
-        "the answer names no store key: {body}"
-    );
-    let failed = logs
-        .text()
-        .lines()
-        .find(|l| l.contains("request failed"))
-        .map(str::to_owned)
-        .expect("the failure is logged");
-    let line: serde_json::Value = serde_json::from_str(&failed).unwrap();
-    let cause = line["fields"]["cause"].as_str().unwrap_or_default();
-    assert!(
-        cause.contains("subscriptions of CUST#github#77") && cause.contains("timeout"),
-        "the cause names the call and the SDK's reason: {failed}"
-    );
 }
 
 /// A token's id (an OAuth `state`) is a secret until used: a failing token

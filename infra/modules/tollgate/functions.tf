@@ -107,6 +107,7 @@ locals {
       TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT = var.gcp_push_service_account
       TOLLGATE_GCP_SIGNUP_AUDIENCE      = var.gcp_signup_audience
       TOLLGATE_GCP_EXTERNAL_ACCOUNT     = var.gcp_external_account_json
+      TOLLGATE_LINK_TTL                 = var.link_ttl
     } : k => v if v != null && v != "" },
   )
 }

@@ -73,6 +73,17 @@ variable "public_url" {
   }
 }
 
+variable "link_ttl" {
+  description = "TOLLGATE_LINK_TTL: how long a link from an app user to a customer lives after the sign-in that wrote it (`30d`, `12h`, `90m`, `3600s`). Null: 30 days."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.link_ttl == null || can(regex("^[0-9]+[dhms]?$", var.link_ttl))
+    error_message = "link_ttl: a number with an optional unit d, h, m or s, e.g. \"30d\"."
+  }
+}
+
 variable "gcp_provider_id" {
   description = "TOLLGATE_GCP_PROVIDER_ID: your provider id in Google's Producer Portal. Null leaves Google Cloud Marketplace off."
   type        = string

@@ -30,6 +30,7 @@
 pub mod clock;
 pub mod config;
 pub mod entitlement;
+pub mod json_error;
 pub mod marketplace;
 pub mod model;
 pub mod reconcile;

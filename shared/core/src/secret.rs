@@ -29,10 +29,11 @@ impl fmt::Debug for Secret {
 /// Why a secrets document or lookup failed. Never carries a secret value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretsError {
-    /// Not a flat JSON object of strings. Only the position is reported:
-    /// serde's own message may quote the offending value.
-    #[error("expected a JSON object of strings (error at line {line} column {column})")]
-    Malformed { line: usize, column: usize },
+    /// Not a flat JSON object of strings. Described by
+    /// [`crate::json_error::describe`]: serde's own message would quote the
+    /// offending value, which is a secret.
+    #[error("expected a JSON object of strings: {0}")]
+    Malformed(String),
     #[error("missing secret `{0}` (add it to the secrets source named by TOLLGATE_SECRETS)")]
     Missing(String),
 }
@@ -49,11 +50,8 @@ impl fmt::Debug for Secrets {
 
 impl Secrets {
     pub fn from_json(text: &str) -> Result<Self, SecretsError> {
-        let map: BTreeMap<String, String> =
-            serde_json::from_str(text).map_err(|e| SecretsError::Malformed {
-                line: e.line(),
-                column: e.column(),
-            })?;
+        let map: BTreeMap<String, String> = serde_json::from_str(text)
+            .map_err(|e| SecretsError::Malformed(crate::json_error::describe(&e)))?;
         Ok(Self(map.into_iter().map(|(k, v)| (k, Secret(v))).collect()))
     }
 
@@ -109,5 +107,23 @@ mod tests {
         let shown = err.to_string();
         assert!(!shown.contains("12345678"), "{shown}");
         assert!(shown.contains("line 1"), "{shown}");
+        // A secret of the wrong type (an object, a list): the kind and the
+        // position, never the value.
+        for doc in [
+            r#"{"ok":"x","github_webhook_secret":{"value":"hunter2-leak"}}"#,
+            r#"{"github_webhook_secret":["hunter2-leak"]}"#,
+            r#"{"github_webhook_secret":"hunter2-leak","x":true}"#,
+            r#"{"github_webhook_secret":"hunter2-leak"#,
+        ] {
+            let shown = format!("{0} {0:?}", Secrets::from_json(doc).unwrap_err());
+            assert!(!shown.contains("hunter2"), "{doc}: {shown}");
+            assert!(shown.contains("at line 1 column"), "{doc}: {shown}");
+        }
+        assert_eq!(
+            Secrets::from_json(r#"{"a":["hunter2-leak"]}"#)
+                .unwrap_err()
+                .to_string(),
+            "expected a JSON object of strings: invalid type: sequence, expected a string at line 1 column 5"
+        );
     }
 }

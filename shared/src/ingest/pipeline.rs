@@ -445,7 +445,7 @@ impl<A: Adapter> Pipeline<A> {
         if delivery.body.is_none() {
             return Err(Failure::MissingBody(delivery.id.clone()));
         }
-        if delivery.kind.is_empty() && self.claim_content(delivery, now).await? == Claim::Theirs {
+        if self.claim_content(delivery, now).await? == Claim::Theirs {
             return self.replay_of_known_content(delivery, now).await;
         }
         let mark = DeliveryMark {

@@ -269,6 +269,9 @@ pub enum CredentialsError {
         endpoint: &'static str,
         message: String,
     },
+    /// The reply passed its size cap; reading stopped there.
+    #[error("reply from {endpoint} larger than {cap} bytes")]
+    TooLarge { endpoint: &'static str, cap: usize },
     #[error("cannot sign the {0}")]
     Signing(&'static str),
     #[error("invalid URL for {0}")]
@@ -304,7 +307,7 @@ impl From<CredentialsError> for crate::web::ApiError {
             E::Timeout { .. } => {
                 ApiError::new(StatusCode::GATEWAY_TIMEOUT, "gcp_token_timeout", message)
             }
-            E::Unreachable { .. } | E::Decode { .. } => {
+            E::Unreachable { .. } | E::Decode { .. } | E::TooLarge { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "gcp_token_error", message)
             }
             E::Refused { .. } => {
@@ -391,7 +394,7 @@ pub(crate) async fn exchange(
     let status = res.status().as_u16();
     let body = read_limited(res)
         .await
-        .map_err(|e| e.into_credentials(endpoint))?;
+        .map_err(|e| read_error(endpoint, e))?;
     if (200..300).contains(&status) {
         return Ok(body);
     }
@@ -419,6 +422,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 }
 
 pub(crate) use crate::marketplace::github::webhook::describe_json_error;
+use crate::outbound::{ReadError, read_capped};
 
 fn transport(endpoint: &'static str, e: reqwest::Error) -> CredentialsError {
     if e.is_timeout() {
@@ -441,45 +445,16 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     message
 }
 
-/// Reading a body failed.
-pub(crate) enum ReadError {
-    TooLarge,
-    Transport(reqwest::Error),
-}
-
-impl ReadError {
-    fn into_credentials(self, endpoint: &'static str) -> CredentialsError {
-        match self {
-            Self::TooLarge => CredentialsError::Decode {
-                endpoint,
-                message: "reply too large".into(),
-            },
-            Self::Transport(e) => transport(endpoint, e),
-        }
-    }
-}
-
-/// Reads at most [`MAX_REPLY_BYTES`], chunk by chunk.
+/// Reads a token reply, at most [`MAX_REPLY_BYTES`], while streaming.
 async fn read_limited(res: reqwest::Response) -> Result<Vec<u8>, ReadError> {
-    read_body(res, MAX_REPLY_BYTES).await
+    read_capped(res, MAX_REPLY_BYTES).await
 }
 
-/// Reads a body of at most `max` bytes without buffering more.
-pub(crate) async fn read_body(
-    mut res: reqwest::Response,
-    max: usize,
-) -> Result<Vec<u8>, ReadError> {
-    if res.content_length().is_some_and(|n| n > max as u64) {
-        return Err(ReadError::TooLarge);
+fn read_error(endpoint: &'static str, e: ReadError) -> CredentialsError {
+    match e {
+        ReadError::TooLarge { cap } => CredentialsError::TooLarge { endpoint, cap },
+        ReadError::Transport(e) => transport(endpoint, e),
     }
-    let mut body = Vec::new();
-    while let Some(chunk) = res.chunk().await.map_err(ReadError::Transport)? {
-        if body.len() + chunk.len() > max {
-            return Err(ReadError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// The error code and description of a refusal, in either shape Google

@@ -159,13 +159,18 @@ impl KeyCache {
         if !res.status().is_success() {
             return Err(unavailable(format!("answered {}", res.status())));
         }
-        let body = res
-            .bytes()
+        // Read while streaming, stopping at the cap: the key URL is
+        // fetched on unknown key ids, which a caller chooses.
+        let body = crate::outbound::read_capped(res, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| unavailable(format!("body unreadable: {}", without_url(&e))))?;
-        if body.len() > MAX_DOCUMENT_BYTES {
-            return Err(unavailable("key document too large".into()));
-        }
+            .map_err(|e| match e {
+                crate::outbound::ReadError::TooLarge { cap } => {
+                    unavailable(format!("key document larger than {cap} bytes"))
+                }
+                crate::outbound::ReadError::Transport(e) => {
+                    unavailable(format!("body unreadable: {}", without_url(&e)))
+                }
+            })?;
         let keys = match self.format {
             KeyFormat::Jwks => parse_jwks(&body),
             KeyFormat::X509Map => parse_x509_map(&body),
@@ -235,7 +240,7 @@ fn without_url(e: &reqwest::Error) -> String {
 
 fn parse_jwks(body: &[u8]) -> Result<HashMap<String, DecodingKey>, String> {
     let set: JwkSet = serde_json::from_slice(body)
-        .map_err(|e| format!("not a JWK set (line {} column {})", e.line(), e.column()))?;
+        .map_err(|e| format!("not a JWK set: {}", tollgate_core::json_error::describe(&e)))?;
     let mut keys = HashMap::new();
     for jwk in &set.keys {
         let Some(kid) = jwk.common.key_id.clone() else {
@@ -257,9 +262,8 @@ fn parse_jwks(body: &[u8]) -> Result<HashMap<String, DecodingKey>, String> {
 fn parse_x509_map(body: &[u8]) -> Result<HashMap<String, DecodingKey>, String> {
     let map: HashMap<String, String> = serde_json::from_slice(body).map_err(|e| {
         format!(
-            "not a certificate map (line {} column {})",
-            e.line(),
-            e.column()
+            "not a certificate map: {}",
+            tollgate_core::json_error::describe(&e)
         )
     })?;
     let mut keys = HashMap::new();
@@ -306,6 +310,73 @@ mod tests {
         assert!(
             !f.may_refetch("made-up-3"),
             "no more than {MAX_REFETCHES} fetches per window"
+        );
+    }
+
+    use crate::outbound::testing::{Body, IN_FLIGHT, serve};
+
+    /// Upper bound only: a capped read ends as soon as the cap is passed.
+    const LIMIT: Duration = Duration::from_secs(20);
+
+    #[tokio::test]
+    async fn an_endless_key_document_stops_at_the_cap() {
+        let server = serve(Body::Endless { chunk: 16 * 1024 }, 1).await;
+        let cache = KeyCache::new(server.base.clone(), KeyFormat::Jwks, reqwest::Client::new());
+        let got = tokio::time::timeout(LIMIT, cache.key("k1"))
+            .await
+            .expect("the fetch must stop at the cap");
+        match got {
+            Err(KeyError::Unavailable(why)) => {
+                assert_eq!(
+                    why,
+                    format!("key document larger than {MAX_DOCUMENT_BYTES} bytes")
+                );
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let written = server.finish().await;
+        assert!(written < MAX_DOCUMENT_BYTES as u64 + IN_FLIGHT, "{written}");
+    }
+
+    #[tokio::test]
+    async fn a_key_document_declaring_a_huge_length_is_not_read() {
+        let server = serve(
+            Body::Declared {
+                declared: 1 << 40,
+                sent: 1024 * 1024,
+            },
+            1,
+        )
+        .await;
+        let cache = KeyCache::new(
+            server.base.clone(),
+            KeyFormat::X509Map,
+            reqwest::Client::new(),
+        );
+        let got = tokio::time::timeout(LIMIT, cache.key("k1")).await.unwrap();
+        assert!(
+            matches!(&got, Err(KeyError::Unavailable(why)) if why.contains("larger than")),
+            "{:?}",
+            got.map(|_| ())
+        );
+    }
+
+    #[test]
+    fn unreadable_key_documents_quote_no_value() {
+        for body in [
+            &br#"{"keys":"hunter2-leak"}"#[..],
+            br#"{"keys":[1,"hunter2-leak"]}"#,
+        ] {
+            let why = parse_jwks(body).map(|_| ()).unwrap_err();
+            assert!(!why.contains("hunter2"), "{why}");
+            assert!(why.contains("at line 1 column"), "{why}");
+        }
+        let why = parse_x509_map(br#"{"kid":["hunter2-leak"]}"#)
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(
+            why,
+            "not a certificate map: invalid type: sequence, expected a string at line 1 column 7"
         );
     }
 }

@@ -133,7 +133,11 @@ impl Procurement for ProcurementClient {
             .list_entitlements_page(filter, None, page_token)
             .await?;
         Ok(EntitlementPage {
-            entitlements: page.entitlements.into_iter().map(entitlement_view).collect(),
+            entitlements: page
+                .entitlements
+                .into_iter()
+                .map(entitlement_view)
+                .collect(),
             next_page_token: page.next_page_token.filter(|t| !t.is_empty()),
         })
     }

@@ -357,6 +357,10 @@ impl Q2Adapter {
     }
 }
 
+/// Bound on the log read that names an unstamped delivery (the same as the
+/// pipeline's bound on recording a delivery).
+const LOG_READ_TIMEOUT: std::time::Duration = crate::ingest::pipeline::RECORD_TIMEOUT;
+
 impl Q2Adapter {
     /// The delivery id of an event without Q2's `created`/`processed`
     /// stamps (a bare AppDirect event). Its content digest alone cannot
@@ -372,7 +376,15 @@ impl Q2Adapter {
         digest: String,
     ) -> Result<String, StoreError> {
         let key = SubscriptionKey::new(Marketplace::Q2, event.subscription_id.clone());
-        let log = self.subscriptions.log(&key).await?;
+        // Bounded like the pipeline's own record step: this read happens
+        // before the delivery is recorded, outside the pipeline's bounds.
+        let log = tokio::time::timeout(LOG_READ_TIMEOUT, self.subscriptions.log(&key))
+            .await
+            .map_err(|_| {
+                StoreError::Transient(format!(
+                    "reading the log of {key} took longer than {LOG_READ_TIMEOUT:?}"
+                ))
+            })??;
         let occurrence = |id: &str| {
             id == digest
                 || id

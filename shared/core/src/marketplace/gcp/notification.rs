@@ -61,9 +61,8 @@ pub struct Envelope {
 
 impl Envelope {
     pub fn parse(body: &[u8]) -> Result<Self, NotificationError> {
-        let raw: RawEnvelope = serde_json::from_slice(body).map_err(|e| {
-            NotificationError::Envelope(format!("line {} column {}", e.line(), e.column()))
-        })?;
+        let raw: RawEnvelope = serde_json::from_slice(body)
+            .map_err(|e| NotificationError::Envelope(crate::json_error::describe(&e)))?;
         let data = match raw.message.data.as_deref().map(str::trim) {
             None | Some("") => Vec::new(),
             Some(b64) => base64::engine::general_purpose::STANDARD
@@ -122,9 +121,8 @@ pub struct Notification {
 
 impl Notification {
     pub fn parse(data: &[u8]) -> Result<Self, NotificationError> {
-        let raw: RawNotification = serde_json::from_slice(data).map_err(|e| {
-            NotificationError::Notification(format!("line {} column {}", e.line(), e.column()))
-        })?;
+        let raw: RawNotification = serde_json::from_slice(data)
+            .map_err(|e| NotificationError::Notification(crate::json_error::describe(&e)))?;
         let (resource, update_time) = match (raw.entitlement, raw.account) {
             (Some(e), _) if !e.id.trim().is_empty() => {
                 (Resource::Entitlement(e.id.trim().to_owned()), e.update_time)

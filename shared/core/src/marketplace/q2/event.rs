@@ -91,8 +91,9 @@ pub struct Q2Event {
 /// Messages name fields, never their values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
-    #[error("the body is not JSON (line {line} column {column})")]
-    NotJson { line: usize, column: usize },
+    /// Described by [`crate::json_error::describe`]: position, no value.
+    #[error("the body is not JSON: {0}")]
+    NotJson(String),
     #[error("the body is not a JSON object")]
     NotAnObject,
     #[error("`event` is neither an object nor a JSON object in a string")]
@@ -116,10 +117,8 @@ const MAX_ID: usize = 256;
 
 /// Reads `body` as a Q2 event.
 pub fn parse(body: &[u8]) -> Result<Q2Event, EventError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| EventError::NotJson {
-        line: e.line(),
-        column: e.column(),
-    })?;
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| EventError::NotJson(crate::json_error::describe(&e)))?;
     let top = value.as_object().ok_or(EventError::NotAnObject)?;
     let nested;
     let appdirect: &Map<String, Value> = match top.get("event") {
@@ -536,6 +535,13 @@ mod tests {
             assert_eq!(read(&v), Err(expected.clone()), "{v}");
         }
         assert!(matches!(parse(b"{nope"), Err(EventError::NotJson { .. })));
+        let err = parse(br#"{"event_type":"SUBSCRIPTION_ORDER","token":"hunter2-leak"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "the body is not JSON: invalid JSON (EOF while parsing a string) at line 1 column 56"
+        );
         assert!(matches!(parse(b""), Err(EventError::NotJson { .. })));
     }
 

@@ -244,7 +244,7 @@ mod tests {
             ),
             (
                 r#"{"client_email":"a@b","private_key":secretstuff}"#,
-                "invalid JSON at line 1 column 37",
+                "invalid JSON (expected value) at line 1 column 37",
             ),
             (
                 r#"{"type":"authorized_user","client_email":"a@b","private_key":"secretstuff"}"#,
@@ -275,7 +275,7 @@ mod tests {
         assert!(reply(r#"{"access_token":"ya29.x","token_type":"mac"}"#).is_err());
         let err = reply(r#"{"access_token":42}"#).unwrap_err().to_string();
         assert!(
-            err.ends_with("a field has the wrong type at line 1 column 18"),
+            err.ends_with("invalid type: integer, expected a string at line 1 column 18"),
             "{err}"
         );
     }

@@ -165,6 +165,9 @@ pub enum ProcurementError {
         endpoint: &'static str,
         message: String,
     },
+    /// The reply passed its size cap; reading stopped there.
+    #[error("{endpoint}: reply from Google larger than {cap} bytes")]
+    TooLarge { endpoint: &'static str, cap: usize },
     #[error("{endpoint} has more than {max} pages; stopped")]
     TooManyPages { endpoint: &'static str, max: usize },
     /// A name or argument we were given cannot be sent (not quoted: it may
@@ -244,6 +247,7 @@ impl From<ProcurementError> for crate::web::ApiError {
             E::InvalidArgument { .. }
             | E::Status { .. }
             | E::Decode { .. }
+            | E::TooLarge { .. }
             | E::TooManyPages { .. } => gateway("gcp_procurement_error"),
             E::InvalidInput { .. } => ApiError::bad_request("gcp_invalid_input", message),
             E::Credentials(e) => e.into(),

@@ -22,9 +22,10 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
 use super::super::credentials::{
-    AccessToken, ReadError, describe_json_error, error_chain, read_body, safe_code, safe_text,
+    AccessToken, describe_json_error, error_chain, safe_code, safe_text,
 };
 use super::{ProcurementClient, ProcurementError};
+use crate::outbound::{ReadError, read_capped};
 
 /// Replies larger than this are refused rather than buffered (a page of
 /// 200 entitlements is well under 1 MiB).
@@ -165,14 +166,11 @@ impl ProcurementClient {
         let res = req.send().await.map_err(|e| transport(endpoint, e))?;
         let status = res.status();
         let retry_after = retry_after(res.headers(), Utc::now());
-        let body = match read_body(res, MAX_REPLY_BYTES).await {
+        let body = match read_capped(res, MAX_REPLY_BYTES).await {
             Ok(body) => body,
             Err(_) if status.is_success() && !call.wants_body => Vec::new(),
-            Err(ReadError::TooLarge) => {
-                return Err(Failure::new(ProcurementError::Decode {
-                    endpoint,
-                    message: "reply too large".into(),
-                }));
+            Err(ReadError::TooLarge { cap }) => {
+                return Err(Failure::new(ProcurementError::TooLarge { endpoint, cap }));
             }
             // Google answered, so the request was processed.
             Err(ReadError::Transport(e)) => {
@@ -424,15 +422,15 @@ mod tests {
         let cases: [(&str, &str); 3] = [
             (
                 r#"{"name":"providers/p/entitlements/e","state":["ya29.leaked"]}"#,
-                "a field has the wrong type at line 1 column 45",
+                "invalid type: sequence, expected a string at line 1 column 45",
             ),
             (
                 r#"{"name":"providers/p/entitlements/e","createTime":12345678901}"#,
-                "a field has the wrong type at line 1 column 61",
+                "invalid type: integer, expected a string at line 1 column 61",
             ),
             (
                 "<html>ya29.leaked</html>",
-                "invalid JSON at line 1 column 1",
+                "invalid JSON (expected value) at line 1 column 1",
             ),
         ];
         for (body, want) in cases {

@@ -111,6 +111,9 @@ pub enum GithubError {
         endpoint: &'static str,
         message: String,
     },
+    /// The reply passed its size cap; reading stopped there.
+    #[error("reply from GitHub to {endpoint} larger than {cap} bytes")]
+    TooLarge { endpoint: &'static str, cap: usize },
     #[error("{endpoint} has more than {max} pages; stopped")]
     TooManyPages { endpoint: &'static str, max: usize },
     #[error("GitHub's next-page link for {endpoint} points off the API host; not followed")]
@@ -258,6 +261,7 @@ impl From<GithubError> for crate::web::ApiError {
             }
             E::Status { .. }
             | E::Decode { .. }
+            | E::TooLarge { .. }
             | E::TooManyPages { .. }
             | E::ForeignLink { .. } => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "github_error", message)

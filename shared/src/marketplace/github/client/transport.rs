@@ -9,10 +9,11 @@ use serde::de::DeserializeOwned;
 use super::super::app_jwt::AppJwtSigner;
 use super::super::webhook::{describe_json_error, parse_time};
 use super::{GithubClient, GithubError, UserToken};
+use crate::outbound::{ReadError, read_capped};
 
 /// GitHub's largest page.
 pub(super) const PER_PAGE: &str = "100";
-/// Replies larger than this are refused rather than buffered.
+/// Replies larger than this are refused, the read stopped at the cap.
 const MAX_REPLY_BYTES: usize = 8 * 1024 * 1024;
 /// Wait suggested when GitHub rate-limits without saying until when: "wait
 /// for at least one minute before retrying"
@@ -188,22 +189,12 @@ pub(super) async fn read_json<T: DeserializeOwned>(
     endpoint: &'static str,
     res: reqwest::Response,
 ) -> Result<T, GithubError> {
-    if res
-        .content_length()
-        .is_some_and(|n| n > MAX_REPLY_BYTES as u64)
-    {
-        return Err(GithubError::Decode {
-            endpoint,
-            message: "reply too large".into(),
-        });
-    }
-    let bytes = res.bytes().await.map_err(|e| transport(endpoint, e))?;
-    if bytes.len() > MAX_REPLY_BYTES {
-        return Err(GithubError::Decode {
-            endpoint,
-            message: "reply too large".into(),
-        });
-    }
+    let bytes = read_capped(res, MAX_REPLY_BYTES)
+        .await
+        .map_err(|e| match e {
+            ReadError::TooLarge { cap } => GithubError::TooLarge { endpoint, cap },
+            ReadError::Transport(e) => transport(endpoint, e),
+        })?;
     decode(endpoint, &bytes)
 }
 
@@ -288,12 +279,12 @@ mod tests {
             // A token-like string where a number belongs.
             (
                 r#"[{"account":{"id":"gho_leaked_token","login":"u","type":"User"},"plan":{"id":1,"name":"P"}}]"#,
-                "a field has the wrong type at line 1 column 36",
+                "invalid type: string, expected u64 at line 1 column 36",
             ),
             // A number out of range for the field.
             (
                 r#"[{"account":{"id":-4242424242,"login":"u","type":"User"},"plan":{"id":1,"name":"P"}}]"#,
-                "a field has the wrong type at line 1 column 29",
+                "invalid value: integer, expected u64 at line 1 column 29",
             ),
             // A required field absent: named, it is ours.
             (
@@ -303,7 +294,7 @@ mod tests {
             // Not JSON at all.
             (
                 "<html>gho_leaked_token</html>",
-                "invalid JSON at line 1 column 1",
+                "invalid JSON (expected value) at line 1 column 1",
             ),
         ];
         for (body, want) in cases {
@@ -327,8 +318,51 @@ mod tests {
         .to_string();
         assert!(!err.contains("billing@acme.test"), "{err}");
         assert!(
-            err.ends_with("a field has the wrong type at line 1 column 98"),
+            err.ends_with("invalid type: string, expected u64 at line 1 column 98"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn an_endless_reply_stops_at_the_cap() {
+        use crate::outbound::testing::{Body, IN_FLIGHT, serve};
+        let server = serve(Body::Endless { chunk: 64 * 1024 }, 1).await;
+        let client = GithubClient::with_urls(&server.base, &server.base).unwrap();
+        // Upper bound only: the read ends as soon as the cap is passed.
+        let err = tokio::time::timeout(
+            std::time::Duration::from_secs(20),
+            client.user(&UserToken::new("gho_x")),
+        )
+        .await
+        .expect("the read must stop at the cap")
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                GithubError::TooLarge {
+                    cap: MAX_REPLY_BYTES,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let written = server.finish().await;
+        assert!(written < MAX_REPLY_BYTES as u64 + IN_FLIGHT, "{written}");
+    }
+
+    #[tokio::test]
+    async fn a_reply_declaring_a_huge_length_is_not_read() {
+        use crate::outbound::testing::{Body, serve};
+        let server = serve(
+            Body::Declared {
+                declared: 1 << 40,
+                sent: 1024 * 1024,
+            },
+            1,
+        )
+        .await;
+        let client = GithubClient::with_urls(&server.base, &server.base).unwrap();
+        let err = client.user(&UserToken::new("gho_x")).await.unwrap_err();
+        assert!(matches!(err, GithubError::TooLarge { .. }), "{err:?}");
     }
 }
