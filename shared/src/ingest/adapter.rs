@@ -97,6 +97,11 @@ pub trait ResolveFailure: std::error::Error + Send + Sync + 'static {
 pub trait Adapter: Send + Sync + 'static {
     const MARKETPLACE: Marketplace;
     const DURABILITY: Durability;
+    /// Whether the same content under another delivery id is a replay
+    /// (claimed by digest, see [`Adapter::content_digest`]). Off only for a
+    /// marketplace whose delivery ids already name the content, where a
+    /// repeat under a new id is by construction a new request (Q2).
+    const CONTENT_CLAIMS: bool = true;
 
     /// Why a request was refused before anything was stored. Each adapter
     /// maps its own refusals to HTTP answers (`impl From<_> for ApiError`

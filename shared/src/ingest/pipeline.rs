@@ -301,8 +301,10 @@ impl<A: Adapter> Pipeline<A> {
             payload: delivery.id.clone(),
             expires_at: now + DEDUPE_TTL,
         };
-        let bounded = |e: StoreError| Failure::NotRecorded(e.to_string());
-        let late = || Failure::NotRecorded(format!("no answer within {:?}", self.record_timeout));
+        // The delivery is recorded (pending) by now: a failed claim leaves
+        // it for a redelivery or `tollgate replay`, like any store failure.
+        let bounded = Failure::Store;
+        let late = || Failure::TimedOut(self.record_timeout);
         // A claim that expires between the refused put and the read is
         // free again: take it on the second round.
         for _ in 0..2 {
@@ -328,10 +330,10 @@ impl<A: Adapter> Pipeline<A> {
                 None => {}
             }
         }
-        Err(Failure::NotRecorded(format!(
+        Err(Failure::Store(StoreError::Transient(format!(
             "the content claim of delivery {} was neither free nor held",
             delivery.id
-        )))
+        ))))
     }
 
     /// Whether the delivery recorded under this id carried other content.
@@ -445,7 +447,7 @@ impl<A: Adapter> Pipeline<A> {
         if delivery.body.is_none() {
             return Err(Failure::MissingBody(delivery.id.clone()));
         }
-        if self.claim_content(delivery, now).await? == Claim::Theirs {
+        if A::CONTENT_CLAIMS && self.claim_content(delivery, now).await? == Claim::Theirs {
             return self.replay_of_known_content(delivery, now).await;
         }
         let mark = DeliveryMark {

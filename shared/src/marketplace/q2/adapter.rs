@@ -415,6 +415,11 @@ impl Q2Adapter {
 impl Adapter for Q2Adapter {
     const MARKETPLACE: Marketplace = Marketplace::Q2;
     const DURABILITY: Durability = Durability::Synchronous;
+    // Q2's delivery id is already a digest of the content (and its
+    // stamps); an unstamped repeat gets a new id only when it is a new
+    // request (`unstamped_delivery_id`), which a content claim would
+    // wrongly turn into a replay.
+    const CONTENT_CLAIMS: bool = false;
     type Refusal = RequestError;
     type ResolveError = ResolveError;
     type Context = Option<Release>;
