@@ -12,9 +12,9 @@ use crate::marketplace::github::app_jwt::AppJwtSigner;
 use crate::marketplace::github::client::{
     AccountPurchase, GithubClient, ListingPlan, PendingChange as ListedChange, parse_price_model,
 };
-use crate::marketplace::github::webhook::subscription_key;
+use crate::marketplace::github::webhook::{billing_cycle, subscription_key};
 use crate::model::{
-    BillingCycle, Customer, CustomerKey, Marketplace, PendingChange, Plan, PlanTerms, PriceModel,
+    Customer, CustomerKey, Marketplace, PendingChange, Plan, PlanTerms, PriceModel,
 };
 
 /// The GitHub listing, read as the app.
@@ -192,18 +192,6 @@ fn pending_of(change: &ListedChange, current: &Plan, seats: Option<u32>) -> Opti
     })
 }
 
-/// `billing_cycle` in any casing, as the webhook reads it.
-fn billing_cycle(raw: &str) -> Option<BillingCycle> {
-    let raw = raw.trim();
-    if raw.eq_ignore_ascii_case("monthly") {
-        Some(BillingCycle::Monthly)
-    } else if raw.eq_ignore_ascii_case("yearly") {
-        Some(BillingCycle::Yearly)
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,7 +221,7 @@ mod tests {
         };
         assert_eq!(s.terms.plan.id, "1002");
         assert_eq!(s.terms.seats, Some(5));
-        assert_eq!(s.terms.billing_cycle, Some(BillingCycle::Monthly));
+        assert_eq!(s.terms.billing_cycle, Some(crate::model::BillingCycle::Monthly));
         assert!(s.on_free_trial);
         assert_eq!(
             s.terms.trial_ends_at,

@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{CancellationReason, Delete, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
 
+use super::counted::Cancelled;
 use super::items::{attr_s, item_name};
 use super::keys::{COUNT_SK, Item, MEMBER_SK_PREFIX, PK, SK, group_pk, member_sk, n, s};
 use super::{DynamoStore, build_error, sdk_error};
@@ -20,24 +20,9 @@ const MEMBER: &str = "member";
 const SUBSCRIPTION: &str = "subscription";
 const SINCE: &str = "since";
 
-/// Positions of the actions in an enroll/unenroll transaction.
-const TX_MEMBER: usize = 0;
-const TX_COUNT: usize = 1;
-
 /// Attempts when other transactions keep touching the same count item.
 /// Enrollments of one group are rare (people buying); a burst settles fast.
 const MAX_ATTEMPTS: u32 = 32;
-
-/// How a cancelled transaction on the group ended.
-enum Cancelled {
-    /// The member item's condition failed.
-    Member,
-    /// The count's condition failed (the cap).
-    Count,
-    /// Another transaction held an item: try again.
-    Conflict,
-    Other(StoreError),
-}
 
 #[async_trait]
 impl Enrollments for DynamoStore {
@@ -87,7 +72,7 @@ impl Enrollments for DynamoStore {
                 TransactWriteItem::builder().put(put).build(),
                 TransactWriteItem::builder().update(count).build(),
             ];
-            match self.transact(&what, actions).await {
+            match self.transact_counted(&what, actions).await {
                 Ok(()) => return Ok(Enrolled::New),
                 Err(Cancelled::Member) => match self.enrollment(group, member).await? {
                     Some(held) => return Ok(verdict(held, subscription)),
@@ -210,7 +195,7 @@ impl Enrollments for DynamoStore {
                 TransactWriteItem::builder().delete(delete).build(),
                 TransactWriteItem::builder().update(count).build(),
             ];
-            match self.transact(&what, actions).await {
+            match self.transact_counted(&what, actions).await {
                 Ok(()) => return Ok(true),
                 Err(Cancelled::Member) => return Ok(false),
                 Err(Cancelled::Conflict) => backoff(attempt).await,
@@ -224,63 +209,6 @@ impl Enrollments for DynamoStore {
         }
         Err(gave_up(&what))
     }
-}
-
-impl DynamoStore {
-    /// Runs a two-action group transaction (member, count).
-    async fn transact(&self, what: &str, actions: Vec<TransactWriteItem>) -> Result<(), Cancelled> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(se)) => match se.err() {
-                TransactWriteItemsError::TransactionCanceledException(tce) => {
-                    Err(cancelled(what, tce.cancellation_reasons()))
-                }
-                // A transaction in flight on the same items (DynamoDB's
-                // own idempotency window) is a conflict like any other.
-                TransactWriteItemsError::TransactionInProgressException(_) => {
-                    Err(Cancelled::Conflict)
-                }
-                _ => Err(Cancelled::Other(sdk_error(
-                    what,
-                    SdkError::ServiceError(se),
-                ))),
-            },
-            Err(e) => Err(Cancelled::Other(sdk_error(what, e))),
-        }
-    }
-}
-
-/// Reads the cancellation reasons of a group transaction by position.
-fn cancelled(what: &str, reasons: &[CancellationReason]) -> Cancelled {
-    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-    if code(TX_MEMBER) == "ConditionalCheckFailed" {
-        return Cancelled::Member;
-    }
-    if code(TX_COUNT) == "ConditionalCheckFailed" {
-        return Cancelled::Count;
-    }
-    let codes: Vec<&str> = (0..reasons.len()).map(code).collect();
-    if codes.contains(&"TransactionConflict") {
-        return Cancelled::Conflict;
-    }
-    let throttled = codes.iter().any(|c| {
-        matches!(
-            *c,
-            "ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded"
-        )
-    });
-    let message = format!("{what} cancelled: {codes:?}");
-    Cancelled::Other(if throttled {
-        StoreError::Transient(message)
-    } else {
-        StoreError::Backend(message)
-    })
 }
 
 fn verdict(held: Enrollment, subscription: &str) -> Enrolled {
@@ -315,37 +243,4 @@ pub(super) async fn backoff(attempt: u32) {
         Err(_) => cap_us / 2,
     };
     tokio::time::sleep(Duration::from_micros(jitter.min(50_000))).await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reason(code: &str) -> CancellationReason {
-        CancellationReason::builder().code(code).build()
-    }
-
-    #[test]
-    fn cancellation_reasons_are_read_by_position() {
-        let read = |codes: &[&str]| {
-            let reasons: Vec<_> = codes.iter().map(|c| reason(c)).collect();
-            match cancelled("x", &reasons) {
-                Cancelled::Member => "member",
-                Cancelled::Count => "count",
-                Cancelled::Conflict => "conflict",
-                Cancelled::Other(StoreError::Transient(_)) => "transient",
-                Cancelled::Other(_) => "other",
-            }
-        };
-        assert_eq!(read(&["ConditionalCheckFailed", "None"]), "member");
-        assert_eq!(
-            read(&["ConditionalCheckFailed", "ConditionalCheckFailed"]),
-            "member",
-            "a member already there wins: its place may be its own"
-        );
-        assert_eq!(read(&["None", "ConditionalCheckFailed"]), "count");
-        assert_eq!(read(&["None", "TransactionConflict"]), "conflict");
-        assert_eq!(read(&["ThrottlingError", "None"]), "transient");
-        assert_eq!(read(&["ValidationError", "None"]), "other");
-    }
 }

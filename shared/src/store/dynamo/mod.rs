@@ -158,6 +158,7 @@ use super::{Commits, Store, Subscriptions};
 use crate::model::{LogEntry, Subscription};
 
 mod commits;
+mod counted;
 mod deliveries;
 mod enrollments;
 mod inventory;

@@ -5,11 +5,9 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_get_items::TransactGetItemsError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    CancellationReason, Delete, Get, Put, TransactGetItem, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{Delete, Get, Put, TransactGetItem, TransactWriteItem, Update};
 
+use super::counted::Cancelled;
 use super::enrollments::backoff;
 use super::items::{seat_limit, seats_used};
 use super::keys::{
@@ -18,11 +16,6 @@ use super::keys::{
 use super::{DynamoStore, build_error, sdk_error};
 use crate::model::SubscriptionKey;
 use crate::store::{SeatClaim, SeatClaims, SeatLimit, StoreError, codec};
-
-/// Positions of the actions in a claim or release transaction; the
-/// cancellation reasons come back in the same order.
-const TX_SEAT: usize = 0;
-const TX_STATE: usize = 1;
 
 /// Attempts when other transactions keep touching the same state item (a
 /// rush of logins on one subscription, or a commit in flight).
@@ -57,17 +50,6 @@ enum Seen {
     Now(Option<Counted>, bool),
     /// A write transaction on one of the items was in flight: read again.
     Busy,
-}
-
-/// How a seat transaction ended, short of success.
-enum Cancelled {
-    /// The seat item's condition failed.
-    Seat,
-    /// The state item's condition failed.
-    State,
-    /// Another transaction held one of the items: try again.
-    Conflict,
-    Other(StoreError),
 }
 
 #[async_trait]
@@ -113,7 +95,7 @@ impl SeatClaims for DynamoStore {
                 });
             }
             let actions = self.claim_actions(&pk, user, limit, &what)?;
-            match self.transact_seat(&what, actions).await {
+            match self.transact_counted(&what, actions).await {
                 Ok(()) => {
                     return Ok(SeatClaim::Granted {
                         used: state.used.saturating_add(1),
@@ -122,7 +104,7 @@ impl SeatClaims for DynamoStore {
                 }
                 // The same user claimed, or the count or limit moved, in
                 // between: the next read says which.
-                Err(Cancelled::Seat | Cancelled::State) => {}
+                Err(Cancelled::Member | Cancelled::Count) => {}
                 Err(Cancelled::Conflict) => backoff(attempt).await,
                 Err(Cancelled::Other(e)) => return Err(e),
             }
@@ -157,10 +139,10 @@ impl SeatClaims for DynamoStore {
                 TransactWriteItem::builder().delete(delete).build(),
                 TransactWriteItem::builder().update(count).build(),
             ];
-            match self.transact_seat(&what, actions).await {
+            match self.transact_counted(&what, actions).await {
                 Ok(()) => return Ok(true),
-                Err(Cancelled::Seat) => return Ok(false),
-                Err(Cancelled::State) => {
+                Err(Cancelled::Member) => return Ok(false),
+                Err(Cancelled::Count) => {
                     return Err(StoreError::Backend(format!(
                         "{what}: the seat of {user} exists but the subscription's seat count \
                          is missing or 0"
@@ -290,63 +272,6 @@ impl DynamoStore {
             TransactWriteItem::builder().update(count).build(),
         ])
     }
-
-    /// Runs a two-action seat transaction (seat item, state item).
-    async fn transact_seat(
-        &self,
-        what: &str,
-        actions: Vec<TransactWriteItem>,
-    ) -> Result<(), Cancelled> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(actions))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(SdkError::ServiceError(se)) => match se.err() {
-                TransactWriteItemsError::TransactionCanceledException(tce) => {
-                    Err(cancelled(what, tce.cancellation_reasons()))
-                }
-                TransactWriteItemsError::TransactionInProgressException(_) => {
-                    Err(Cancelled::Conflict)
-                }
-                _ => Err(Cancelled::Other(sdk_error(
-                    what,
-                    SdkError::ServiceError(se),
-                ))),
-            },
-            Err(e) => Err(Cancelled::Other(sdk_error(what, e))),
-        }
-    }
-}
-
-/// Reads the cancellation reasons of a seat transaction by position.
-fn cancelled(what: &str, reasons: &[CancellationReason]) -> Cancelled {
-    let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-    if code(TX_SEAT) == "ConditionalCheckFailed" {
-        return Cancelled::Seat;
-    }
-    if code(TX_STATE) == "ConditionalCheckFailed" {
-        return Cancelled::State;
-    }
-    let codes: Vec<&str> = (0..reasons.len()).map(code).collect();
-    if codes.contains(&"TransactionConflict") {
-        return Cancelled::Conflict;
-    }
-    let throttled = codes.iter().any(|c| {
-        matches!(
-            *c,
-            "ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded"
-        )
-    });
-    let message = format!("{what} cancelled: {codes:?}");
-    Cancelled::Other(if throttled {
-        StoreError::Transient(message)
-    } else {
-        StoreError::Backend(message)
-    })
 }
 
 /// The user a seat item is for, from its sort key (the `user` attribute
@@ -370,34 +295,6 @@ fn gave_up(what: &str) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reason(code: &str) -> CancellationReason {
-        CancellationReason::builder().code(code).build()
-    }
-
-    #[test]
-    fn cancellation_reasons_are_read_by_position() {
-        let read = |codes: &[&str]| {
-            let reasons: Vec<_> = codes.iter().map(|c| reason(c)).collect();
-            match cancelled("x", &reasons) {
-                Cancelled::Seat => "seat",
-                Cancelled::State => "state",
-                Cancelled::Conflict => "conflict",
-                Cancelled::Other(StoreError::Transient(_)) => "transient",
-                Cancelled::Other(_) => "other",
-            }
-        };
-        assert_eq!(read(&["ConditionalCheckFailed", "None"]), "seat");
-        assert_eq!(
-            read(&["ConditionalCheckFailed", "ConditionalCheckFailed"]),
-            "seat",
-            "a held seat wins: the claim is idempotent whatever the count"
-        );
-        assert_eq!(read(&["None", "ConditionalCheckFailed"]), "state");
-        assert_eq!(read(&["TransactionConflict", "None"]), "conflict");
-        assert_eq!(read(&["None", "ThrottlingError"]), "transient");
-        assert_eq!(read(&["ValidationError", "None"]), "other");
-    }
 
     #[test]
     fn a_seat_item_names_its_holder_by_its_sort_key() {

@@ -496,7 +496,9 @@ pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
 /// name for the modules that import it from here).
 pub use crate::json_error::describe as describe_json_error;
 
-fn billing_cycle(raw: &str) -> Option<BillingCycle> {
+/// GitHub's `billing_cycle` in any casing (the webhook and the listing API
+/// alike).
+pub fn billing_cycle(raw: &str) -> Option<BillingCycle> {
     let raw = raw.trim();
     if raw.eq_ignore_ascii_case("monthly") {
         Some(BillingCycle::Monthly)
