@@ -221,7 +221,10 @@ mod tests {
         };
         assert_eq!(s.terms.plan.id, "1002");
         assert_eq!(s.terms.seats, Some(5));
-        assert_eq!(s.terms.billing_cycle, Some(crate::model::BillingCycle::Monthly));
+        assert_eq!(
+            s.terms.billing_cycle,
+            Some(crate::model::BillingCycle::Monthly)
+        );
         assert!(s.on_free_trial);
         assert_eq!(
             s.terms.trial_ends_at,
