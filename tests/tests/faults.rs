@@ -425,3 +425,290 @@ async fn q2_sqlite_every_failure_at_every_call_is_answered_and_retried_exactly_o
 async fn q2_sqlite_every_hang_at_every_call_is_bounded_and_retried_exactly_once() {
     q2_sweep(Backend::Sqlite, &[Fault::Hang, Fault::HangAfter]).await;
 }
+
+// -------------------------------------------------------------- Google --
+
+/// Google's Procurement API fails at one call a push makes, for each
+/// [`GcpFault`] the stand-in has: once (the client retries inside the
+/// push) and, for 503, at every attempt within the push's deadline (the
+/// push is answered with an error and Pub/Sub redelivers it). Scenario:
+/// order → sign-up → plan change → cancel. The calls are counted by a proxy
+/// in front of the stand-in, which arms `fail_next` just before the chosen
+/// one. After Pub/Sub's redeliveries the state is the one of the run
+/// without faults and every notification is logged once.
+mod gcp {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::{Body as AxumBody, to_bytes};
+    use axum::extract::{Request as AxumRequest, State};
+    use axum::response::Response as AxumResponse;
+    use tollgate::model::{Marketplace, Status, SubscriptionKey};
+    use tollgate::store::Store;
+    use tollgate::store::sqlite::SqliteStore;
+    use tollgate::testing::TestApp;
+    use tollgate_sim::gcp::{EntitlementState, Fault as GcpFault, GcpSim, PushConfig, Running};
+    use tollgate_tests::serve::{Served, serve_function};
+
+    const AUDIENCE: &str = "https://tollgate.example/pubsub";
+
+    /// Forwards to the stand-in; counts Procurement (`/v1/`) calls and
+    /// arms the stand-in's fault just before call number `at`.
+    #[derive(Clone)]
+    struct Proxy {
+        sim: GcpSim,
+        upstream: String,
+        http: reqwest::Client,
+        calls: Arc<AtomicUsize>,
+        armed: Arc<Mutex<Option<(usize, usize, GcpFault)>>>,
+        fired: Arc<AtomicBool>,
+    }
+
+    async fn forward(State(p): State<Proxy>, req: AxumRequest) -> AxumResponse {
+        let (parts, body) = req.into_parts();
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        if path.starts_with("/v1/") {
+            let n = p.calls.fetch_add(1, Ordering::SeqCst);
+            let armed = *p.armed.lock().unwrap();
+            if let Some((at, count, fault)) = armed
+                && at == n
+            {
+                p.sim.fail_next(count, fault);
+                p.fired.store(true, Ordering::SeqCst);
+            }
+        }
+        let bytes = to_bytes(body, 1 << 20).await.unwrap_or_default();
+        let mut out = p
+            .http
+            .request(parts.method, format!("{}{path}", p.upstream))
+            .body(bytes.to_vec());
+        for name in ["authorization", "content-type"] {
+            if let Some(v) = parts.headers.get(name) {
+                out = out.header(name, v);
+            }
+        }
+        let res = out.send().await.expect("the stand-in answers");
+        let status = res.status();
+        let content_type = res.headers().get("content-type").cloned();
+        let body = res.bytes().await.unwrap_or_default();
+        let mut reply = AxumResponse::new(AxumBody::from(body));
+        *reply.status_mut() = status;
+        if let Some(ct) = content_type {
+            reply.headers_mut().insert("content-type", ct);
+        }
+        reply
+    }
+
+    struct World {
+        sim: GcpSim,
+        _google: Running,
+        proxy: Proxy,
+        _proxy_task: tokio::task::JoinHandle<()>,
+        store: Arc<dyn Store>,
+        _pubsub: Served,
+        oauth: Served,
+        http: reqwest::Client,
+        /// Pushes answered with an error (left for Pub/Sub to redeliver).
+        unacked: AtomicUsize,
+    }
+
+    impl World {
+        async fn start(store: Arc<dyn Store>) -> Self {
+            let sim = GcpSim::generate().expect("stand-in keys");
+            let google = sim.start().await.expect("stand-in starts");
+            let proxy = Proxy {
+                sim: sim.clone(),
+                upstream: google.procurement_url.trim_end_matches('/').to_owned(),
+                http: reqwest::Client::new(),
+                calls: Arc::default(),
+                armed: Arc::default(),
+                fired: Arc::default(),
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+            let router = axum::Router::new()
+                .fallback(forward)
+                .with_state(proxy.clone());
+            let proxy_task = tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            });
+            let listing = sim.listing();
+            let app = TestApp::new()
+                .store(Arc::clone(&store))
+                .system_clock()
+                .setting("TOLLGATE_GOOGLE_TOKEN_URL", &google.token_url)
+                .setting("TOLLGATE_GOOGLE_OIDC_CERTS_URL", &google.oidc_certs_url)
+                .setting("TOLLGATE_GCP_SIGNUP_CERTS_URL", &google.signup_certs_url)
+                .setting("TOLLGATE_PROCUREMENT_URL", &proxy_url)
+                .setting("TOLLGATE_GCP_PROVIDER_ID", &listing.provider_id)
+                .setting("TOLLGATE_GCP_PUSH_AUDIENCE", AUDIENCE)
+                .setting(
+                    "TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT",
+                    &sim.push_service_account(),
+                )
+                .setting("TOLLGATE_GCP_SIGNUP_AUDIENCE", &listing.signup_audience)
+                .secret(
+                    "gcp_service_account_key",
+                    &sim.service_account_key().to_json(),
+                );
+            let pubsub = serve_function(app.pubsub_push().expect("pubsub-push")).await;
+            let oauth = serve_function(app.oauth_callback().expect("oauth-callback")).await;
+            sim.set_push(PushConfig::new(pubsub.url("/")).with_audience(AUDIENCE));
+            sim.hold_deliveries(true);
+            World {
+                sim,
+                _google: google,
+                proxy,
+                _proxy_task: proxy_task,
+                store,
+                _pubsub: pubsub,
+                oauth,
+                http: reqwest::Client::new(),
+                unacked: AtomicUsize::new(0),
+            }
+        }
+
+        fn calls(&self) -> usize {
+            self.proxy.calls.load(Ordering::SeqCst)
+        }
+
+        /// Pub/Sub: pushes what is queued, keeps what was not acknowledged
+        /// and redelivers it, until nothing is left. The Procurement call
+        /// numbers the pushes made.
+        async fn pubsub(&self, what: &str, push_calls: &mut Vec<usize>) {
+            for round in 0.. {
+                if self.sim.queued().is_empty() {
+                    return;
+                }
+                assert!(
+                    round < 6,
+                    "{what}: never acknowledged: {:?}",
+                    self.sim.queued()
+                );
+                let start = self.calls();
+                for p in self.sim.deliver_queued().await {
+                    if !p.acked() {
+                        self.unacked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    assert!(
+                        p.acked() || matches!(p.status, Some(500..)),
+                        "{what}: {} answered {:?} {}",
+                        p.event_type(),
+                        p.status,
+                        p.reply
+                    );
+                }
+                push_calls.extend(start..self.calls());
+            }
+        }
+
+        /// order → sign-up → plan change → cancel for `account`, faults
+        /// armed by the caller. The Procurement calls pushes made (relative
+        /// to the run's first call), and the final stored state and log.
+        async fn run(&self, account: &str) -> (Vec<usize>, Outcome) {
+            let base = self.calls();
+            let mut push_calls = Vec::new();
+            let order = self.sim.order(account, "team-monthly").await.unwrap();
+            let ent = order.entitlement_id;
+            self.pubsub(account, &mut push_calls).await;
+            let res = self
+                .http
+                .post(self.oauth.url("/gcp/signup"))
+                .form(&[("x-gcp-marketplace-token", self.sim.signup_token(account))])
+                .send()
+                .await
+                .expect("oauth-callback answers");
+            assert_eq!(res.status(), 200, "{account}: sign-up");
+            self.pubsub(account, &mut push_calls).await;
+            self.sim
+                .request_plan_change(&ent, "business-yearly")
+                .await
+                .unwrap();
+            self.pubsub(account, &mut push_calls).await;
+            self.sim.cancel(&ent).await.unwrap();
+            self.pubsub(account, &mut push_calls).await;
+
+            let key = SubscriptionKey::new(Marketplace::Gcp, &ent);
+            let stored = self.store.get(&key).await.unwrap().expect("stored");
+            let log = self.store.log(&key).await.unwrap();
+            let mut ids: Vec<String> = log.iter().map(|e| e.event_id.clone()).collect();
+            ids.sort();
+            let logged = ids.len();
+            ids.dedup();
+            assert_eq!(logged, ids.len(), "{account}: logged twice: {log:#?}");
+            let mut events: Vec<String> = log.iter().map(|e| e.event.clone()).collect();
+            events.sort();
+            let google = self.sim.entitlement(&ent).expect("at Google");
+            let pending = self
+                .store
+                .pending_deliveries(Marketplace::Gcp, chrono::Utc::now())
+                .await
+                .unwrap();
+            assert!(pending.is_empty(), "{account}: left pending {pending:?}");
+            let push_calls = push_calls.into_iter().map(|c| c - base).collect();
+            (
+                push_calls,
+                Outcome {
+                    google: (google.state, google.plan),
+                    stored: (stored.status, stored.plan.id),
+                    events,
+                },
+            )
+        }
+    }
+
+    #[derive(Debug, PartialEq, Eq)]
+    struct Outcome {
+        google: (EntitlementState, String),
+        stored: (Status, String),
+        events: Vec<String>,
+    }
+
+    async fn sweep(store: Arc<dyn Store>) {
+        let w = World::start(store).await;
+        let (push_calls, clean) = w.run("gcp-clean").await;
+        assert_eq!(
+            (clean.google.0, clean.stored.0, clean.stored.1.as_str()),
+            (
+                EntitlementState::PendingCancellation,
+                Status::PendingCancellation,
+                "business-yearly"
+            ),
+            "{clean:?}"
+        );
+        assert!(push_calls.len() >= 4, "{push_calls:?}");
+        let faults = [
+            (1, GcpFault::Unavailable),
+            (1, GcpFault::RateLimited),
+            (1, GcpFault::Internal),
+            // Every attempt the client makes within the push's deadline:
+            // the push fails and Pub/Sub redelivers it.
+            (5, GcpFault::Unavailable),
+        ];
+        for (count, fault) in faults {
+            let unacked = w.unacked.load(Ordering::SeqCst);
+            for &at in &push_calls {
+                let what = format!("gcp-{fault:?}x{count}-at-{at}");
+                *w.proxy.armed.lock().unwrap() = Some((w.calls() + at, count, fault));
+                w.proxy.fired.store(false, Ordering::SeqCst);
+                let (_, outcome) = w.run(&what).await;
+                assert!(w.proxy.fired.load(Ordering::SeqCst), "{what} never fired");
+                assert_eq!(outcome, clean, "{what}");
+            }
+            // Failing every attempt of a call fails its push: redelivery
+            // is exercised, not only the client's own retries.
+            if count > 1 {
+                assert!(
+                    w.unacked.load(Ordering::SeqCst) > unacked,
+                    "{fault:?}x{count}"
+                );
+            }
+        }
+        *w.proxy.armed.lock().unwrap() = None;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn gcp_sqlite_a_procurement_failure_at_every_push_call_is_recovered_exactly_once() {
+        sweep(Arc::new(SqliteStore::open_in_memory().expect("sqlite"))).await;
+    }
+}

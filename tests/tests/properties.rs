@@ -13,7 +13,8 @@
 //!   user cap, and a redelivery answered as the first time.
 //! - Google: Procurement is the source of truth; after any order of
 //!   held, duplicated and reordered pushes the stored state is what the
-//!   Google stand-in says the entitlement is.
+//!   Google stand-in says the entitlement is (in `gcp_properties.rs`,
+//!   which serves the stand-in and the functions over HTTP).
 //!
 //! Case counts: `TOLLGATE_PROPTEST_CASES` (or `PROPTEST_CASES`) overrides
 //! every default below (README "Testing").
