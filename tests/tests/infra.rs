@@ -310,8 +310,9 @@ fn grants_of_role_file(file: &str, code: &str) -> Grants {
         ("Get::builder(", "GetItem"),
     ] {
         if code.contains(builder) {
-            let in_transaction =
-                code.contains(".transact_write_items(") || code.contains(".transact_get_items(");
+            let in_transaction = code.contains(".transact_write_items(")
+                || code.contains(".transact_get_items(")
+                || code.contains(".transact_counted(");
             assert!(
                 in_transaction,
                 "{file}: `{builder}` outside a transaction: this test cannot tell which call sends it"
@@ -382,6 +383,18 @@ fn role_grants() -> BTreeMap<String, Grants> {
                 assert!(
                     allowed.contains(&op.as_str()),
                     "{file}: DynamoDB call `{op}` in the shared helpers: this test attributes helpers' calls to no role; call it from the role's own file, or teach tests/tests/infra.rs which roles use it"
+                );
+            }
+            continue;
+        }
+        if name == "counted.rs" {
+            // The counted-transaction helper: it only sends the
+            // `TransactWriteItems` whose items the seat and enrollment role
+            // files build (and whose grants are counted there).
+            for op in client_operations(&code) {
+                assert_eq!(
+                    op, "transact_write_items",
+                    "{file}: the counted-transaction helper makes only that call"
                 );
             }
             continue;
