@@ -1,5 +1,5 @@
-//! One content, one apply, whatever the delivery ids (DESIGN §2 invariant
-//! 2): a GitHub body delivered under its own id, again under that id (a
+//! One content, one apply, whatever the delivery ids (ARCHITECTURE.md,
+//! step 3 of a delivery's way): a GitHub body delivered under its own id, again under that id (a
 //! copy found pending, or `tollgate replay`) and under new ids (a replay of
 //! its content) is applied by one id's commit and only logged as a replay
 //! for the others — whichever copy reaches the content claim first, and

@@ -2,7 +2,7 @@
 //! (`make mutants`) found behaviour no unit test held. Subscriptions are
 //! built the way production builds them, by folding events through
 //! `rules::apply`, so these tests hold through changes of the model's
-//! fields; each asserts the rule (module docs, DESIGN), not today's output.
+//! fields; each asserts the rule (module docs, ARCHITECTURE.md), not today's output.
 
 use std::path::Path;
 
