@@ -227,21 +227,7 @@ impl GcpStandIn {
     /// the push subscription (`push_url` as audience, the stand-in's push
     /// service account).
     pub fn settings(&self, push_url: &str) -> Vec<(&'static str, String)> {
-        let r = &self.running;
-        let listing = self.sim.listing();
-        vec![
-            ("TOLLGATE_GOOGLE_TOKEN_URL", r.token_url.clone()),
-            ("TOLLGATE_GOOGLE_OIDC_CERTS_URL", r.oidc_certs_url.clone()),
-            ("TOLLGATE_GCP_SIGNUP_CERTS_URL", r.signup_certs_url.clone()),
-            ("TOLLGATE_PROCUREMENT_URL", r.procurement_url.clone()),
-            ("TOLLGATE_GCP_PROVIDER_ID", listing.provider_id),
-            ("TOLLGATE_GCP_PUSH_AUDIENCE", push_url.to_owned()),
-            (
-                "TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT",
-                self.sim.push_service_account(),
-            ),
-            ("TOLLGATE_GCP_SIGNUP_AUDIENCE", listing.signup_audience),
-        ]
+        self.sim.tollgate_settings(&self.running, push_url)
     }
 
     /// `settings` with [`GcpStandIn::settings`] applied, field by field (the

@@ -96,6 +96,20 @@ impl TestApp {
         self
     }
 
+    /// Several settings at once, e.g. a stand-in's `tollgate_settings`; as
+    /// with [`TestApp::setting`], a later value for a name wins.
+    pub fn settings<N: AsRef<str>, V: AsRef<str>>(
+        mut self,
+        settings: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        self.settings.extend(
+            settings
+                .into_iter()
+                .map(|(n, v)| (n.as_ref().to_owned(), v.as_ref().to_owned())),
+        );
+        self
+    }
+
     /// The store to use instead of a fresh in-memory SQLite one.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);

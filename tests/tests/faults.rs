@@ -532,21 +532,11 @@ mod gcp {
             let proxy_task = tokio::spawn(async move {
                 let _ = axum::serve(listener, router).await;
             });
-            let listing = sim.listing();
             let app = TestApp::new()
                 .store(Arc::clone(&store))
                 .system_clock()
-                .setting("TOLLGATE_GOOGLE_TOKEN_URL", &google.token_url)
-                .setting("TOLLGATE_GOOGLE_OIDC_CERTS_URL", &google.oidc_certs_url)
-                .setting("TOLLGATE_GCP_SIGNUP_CERTS_URL", &google.signup_certs_url)
+                .settings(sim.tollgate_settings(&google, AUDIENCE))
                 .setting("TOLLGATE_PROCUREMENT_URL", &proxy_url)
-                .setting("TOLLGATE_GCP_PROVIDER_ID", &listing.provider_id)
-                .setting("TOLLGATE_GCP_PUSH_AUDIENCE", AUDIENCE)
-                .setting(
-                    "TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT",
-                    &sim.push_service_account(),
-                )
-                .setting("TOLLGATE_GCP_SIGNUP_AUDIENCE", &listing.signup_audience)
                 .secret(
                     "gcp_service_account_key",
                     &sim.service_account_key().to_json(),

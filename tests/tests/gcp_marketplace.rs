@@ -52,22 +52,11 @@ impl World {
     async fn start(store: Arc<dyn Store>, guard: Box<dyn Send + Sync>) -> Self {
         let sim = GcpSim::generate().expect("stand-in keys");
         let google = sim.start().await.expect("stand-in starts");
-        let listing = sim.listing();
         // Tokens are minted on the real clock, so the functions use it too.
         let app = TestApp::new()
             .store(Arc::clone(&store))
             .system_clock()
-            .setting("TOLLGATE_GOOGLE_TOKEN_URL", &google.token_url)
-            .setting("TOLLGATE_GOOGLE_OIDC_CERTS_URL", &google.oidc_certs_url)
-            .setting("TOLLGATE_GCP_SIGNUP_CERTS_URL", &google.signup_certs_url)
-            .setting("TOLLGATE_PROCUREMENT_URL", &google.procurement_url)
-            .setting("TOLLGATE_GCP_PROVIDER_ID", &listing.provider_id)
-            .setting("TOLLGATE_GCP_PUSH_AUDIENCE", AUDIENCE)
-            .setting(
-                "TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT",
-                &sim.push_service_account(),
-            )
-            .setting("TOLLGATE_GCP_SIGNUP_AUDIENCE", &listing.signup_audience)
+            .settings(sim.tollgate_settings(&google, AUDIENCE))
             .secret(
                 "gcp_service_account_key",
                 &sim.service_account_key().to_json(),

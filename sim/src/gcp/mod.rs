@@ -748,6 +748,38 @@ impl GcpSim {
             .with_state(self.clone())
     }
 
+    /// The settings that point Tollgate at this stand-in once it runs, by
+    /// variable name: Google's URLs, the listing's provider id and sign-up
+    /// audience, and the push subscription (`push_audience`, the stand-in's
+    /// push service account). The one list `tollgate sim`/`dev` and the
+    /// tests configure Tollgate from.
+    pub fn tollgate_settings(
+        &self,
+        running: &Running,
+        push_audience: &str,
+    ) -> Vec<(&'static str, String)> {
+        let listing = self.listing();
+        vec![
+            ("TOLLGATE_GOOGLE_TOKEN_URL", running.token_url.clone()),
+            (
+                "TOLLGATE_GOOGLE_OIDC_CERTS_URL",
+                running.oidc_certs_url.clone(),
+            ),
+            (
+                "TOLLGATE_GCP_SIGNUP_CERTS_URL",
+                running.signup_certs_url.clone(),
+            ),
+            ("TOLLGATE_PROCUREMENT_URL", running.procurement_url.clone()),
+            ("TOLLGATE_GCP_PROVIDER_ID", listing.provider_id),
+            ("TOLLGATE_GCP_PUSH_AUDIENCE", push_audience.to_owned()),
+            (
+                "TOLLGATE_GCP_PUSH_SERVICE_ACCOUNT",
+                self.push_service_account(),
+            ),
+            ("TOLLGATE_GCP_SIGNUP_AUDIENCE", listing.signup_audience),
+        ]
+    }
+
     /// Serves on 127.0.0.1 on a port the OS picks.
     pub async fn start(&self) -> Result<Running, SimError> {
         self.start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
