@@ -14,11 +14,14 @@ FUNCTIONS := purchase-webhook pubsub-push oauth-callback entitlement-check
 # moto_server for the DynamoDB tests; the test harness starts and stops it.
 export TOLLGATE_MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 
-.PHONY: help dev test lint build deploy plan infra-check bench mutants deny clean-venv rust-components
+.PHONY: help dev dev-reset demo test lint build deploy plan infra-check bench mutants deny clean-venv rust-components
 
 help:
 	@echo "make dev     run the four functions locally on the embedded store"
+	@echo "make dev-reset  make dev from a clean store (secrets kept)"
+	@echo "make demo    a narrated tour of GitHub, Google and Q2 against make dev (starts one if none runs)"
 	@echo "make test    fmt check, clippy -D warnings, every test (DynamoDB ones on moto)"
+	@echo "make screenshots  the customer pages in headless Chromium, desktop and phone, into SCREENSHOTS_DIR"
 	@echo "make build   release arm64 Lambda zips (cargo-lambda)"
 	@echo "make bench   criterion benchmarks (decision, webhook verify+parse, rules)"
 	@echo "make deny    supply-chain policy (deny.toml): licenses, bans, sources, advisories when fetchable"
@@ -66,6 +69,37 @@ dev:
 	TOLLGATE_SECRETS=file:.tollgate/secrets.json \
 	  ./target/debug/tollgate dev --port $(DEV_PORT)
 
+# `make dev` from a clean slate: `tollgate dev --reset` deletes the dev store
+# (.tollgate/dev.db) first; the stand-ins always start fresh, and the secrets
+# file (.tollgate/secrets.json) keeps its generated secrets.
+dev-reset:
+	$(CARGO) build --locked -p tollgate-cli
+	@mkdir -p .tollgate
+	TOLLGATE_CONFIG=$${TOLLGATE_CONFIG:-$$( [ -f tollgate.toml ] && echo tollgate.toml || echo tollgate.example.toml )} \
+	TOLLGATE_ALLOW_UNAUTHENTICATED=1 \
+	TOLLGATE_STORE=sqlite:.tollgate/dev.db \
+	TOLLGATE_SECRETS=file:.tollgate/secrets.json \
+	  ./target/debug/tollgate dev --port $(DEV_PORT) --reset
+
+# A narrated tour of GitHub, Google and Q2 (`tollgate demo`) against the dev
+# server on DEV_PORT. When nothing listens there, it starts `tollgate dev`
+# in the background for the tour (log: .tollgate/demo-dev.log) and stops it
+# (by its PID) afterwards; a running `make dev` is used as it is. Each run
+# plays new customers, so it needs no reset.
+demo:
+	$(CARGO) build --locked -p tollgate-cli
+	@mkdir -p .tollgate
+	@export TOLLGATE_CONFIG=$${TOLLGATE_CONFIG:-$$( [ -f tollgate.toml ] && echo tollgate.toml || echo tollgate.example.toml )}; \
+	if (exec 3<>/dev/tcp/127.0.0.1/$(DEV_PORT)) 2>/dev/null; then \
+	  ./target/debug/tollgate demo --port $(DEV_PORT); \
+	else \
+	  echo "make demo: no dev server on port $(DEV_PORT); starting tollgate dev for the tour (log: .tollgate/demo-dev.log)"; \
+	  TOLLGATE_ALLOW_UNAUTHENTICATED=1 TOLLGATE_STORE=sqlite:.tollgate/dev.db TOLLGATE_SECRETS=file:.tollgate/secrets.json \
+	    ./target/debug/tollgate dev --port $(DEV_PORT) > .tollgate/demo-dev.log 2>&1 & pid=$$!; \
+	  trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null || true' EXIT; \
+	  ./target/debug/tollgate demo --port $(DEV_PORT) --wait 30; \
+	fi
+
 lint: rust-components
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
@@ -73,9 +107,30 @@ lint: rust-components
 # The release binaries first: tests/tests/lambda_runtime.rs runs them under a
 # local Lambda Runtime API (the same build, for the host; alone, so features
 # resolve as in `make build`). The test builds them too if run without make.
-test: lint deny $(VENV)/.test-tools infra-check
+test: lint deny $(VENV)/.test-tools infra-check browser-tools
 	$(CARGO) build --locked --release $(addprefix -p ,$(FUNCTIONS))
 	$(CARGO) test --locked --workspace --all-targets
+
+# Headless Chromium and its WebDriver for tests/tests/browser.rs: Debian's
+# chromium and chromium-driver, installed with apt-get when missing (nothing
+# is downloaded from anywhere else; apt-get needs root).
+.PHONY: browser-tools screenshots
+browser-tools:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "the browser tests need Debian's chromium and chromium-driver: run as root, or apt-get install chromium chromium-driver"; exit 1; \
+	else \
+	  echo "installing Debian's chromium and chromium-driver for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	fi
+
+# Every customer page (GitHub sign-in, Google sign-up, their error pages)
+# as the browser test sees it, desktop and phone (390x844), as PNGs.
+SCREENSHOTS_DIR ?= target/screenshots/pages
+screenshots: browser-tools
+	rm -rf $(SCREENSHOTS_DIR) && mkdir -p $(SCREENSHOTS_DIR)
+	TOLLGATE_SCREENSHOTS=$(abspath $(SCREENSHOTS_DIR)) $(CARGO) test --locked -p tollgate-tests --test browser
+	@echo "screenshots: $$(ls $(SCREENSHOTS_DIR) | wc -l) files in $(SCREENSHOTS_DIR)"
 
 build: $(VENV)/.build-tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip \

@@ -8,6 +8,7 @@
 
 mod api_key;
 mod args;
+mod demo;
 mod dev;
 mod fire;
 mod link;
@@ -31,11 +32,13 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the four functions locally on the embedded store, with GitHub and Google stand-ins
+    /// Run the four functions locally on the embedded store, with the GitHub, Google and Q2 stand-ins
     Dev(dev::Args),
-    /// Send a signed marketplace event to the functions of `tollgate dev`, as the marketplace would
+    /// Play a marketplace against `tollgate dev`: its stand-in changes the customer's purchase and sends the signed event
     #[command(subcommand)]
     Fire(fire::Marketplace),
+    /// A narrated tour of GitHub, Google and Q2 against a running `tollgate dev` (what `make demo` runs)
+    Demo(demo::Args),
     /// Create API keys for entitlement-check
     #[command(subcommand)]
     ApiKey(api_key::Command),
@@ -46,7 +49,7 @@ pub enum Command {
     Replay(replay::Args),
     /// Compare every subscription with its marketplace and fix drift (exit 3: --dry-run found drift)
     Reconcile(reconcile::Args),
-    /// Run the local stand-ins for github.com, api.github.com and Google (token, keys, Procurement API, Pub/Sub push)
+    /// Run the local stand-ins for github.com, api.github.com, Google (token, keys, Procurement API, Pub/Sub push) and Q2
     Sim(sim::Args),
     /// Show a customer's subscriptions and recent events, and pending deliveries (exit 1 if any)
     Status(status::Args),
@@ -60,6 +63,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Dev(args) => dev::run(args).await,
         Command::Fire(marketplace) => fire::run(marketplace).await,
+        Command::Demo(args) => demo::run(args).await,
         Command::ApiKey(command) => api_key::run(command).map(|out| print!("{out}")),
         Command::Link(command) => link::run(command).await,
         Command::Replay(args) => replay::run(args).await,

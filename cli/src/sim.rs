@@ -1,10 +1,14 @@
 //! `tollgate sim`: the local stand-ins for github.com and api.github.com
-//! (`tollgate-sim`), seeded with a demo buyer, and for Google's services
+//! (`tollgate-sim`), seeded with a demo buyer, for Google's services
 //! (token endpoint, key documents, Partner Procurement API, Marketplace
-//! publishing through Pub/Sub push). `tollgate dev` starts the same
-//! stand-ins in-process through [`start`], [`start_gcp`] and
-//! [`write_secrets`]; this command runs them on their own, e.g. beside
-//! `tollgate dev --no-sim`.
+//! publishing through Pub/Sub push) and for Q2's marketplace. `tollgate
+//! dev` starts the same stand-ins in-process through [`start`],
+//! [`start_gcp`], [`start_q2`], [`write_secrets`] and [`connect`]; this
+//! command runs them on their own, e.g. beside `tollgate dev --no-sim`.
+//!
+//! The GitHub and Q2 stand-ins send the marketplace's events themselves
+//! (`tollgate fire github|q2` asks them to): [`connect`] points them at
+//! purchase-webhook and hands them the secrets it checks.
 //!
 //! Point the functions at the printed URLs (`TOLLGATE_GITHUB_URL`,
 //! `TOLLGATE_GITHUB_API_URL`). With `--secrets-out`, the stand-in app's
@@ -43,6 +47,7 @@ use tollgate::marketplace::github::oauth_state::STATE_KEY_SECRET;
 use tollgate::setup::Settings;
 use tollgate_sim::gcp::{GcpSim, PushConfig, Running as GcpRunning};
 use tollgate_sim::github::{App, GithubSim, Org, Plan, PriceModel, Purchase, Running, User};
+use tollgate_sim::q2::stand_in::{Q2Sim, Running as Q2Running};
 
 use crate::args::Listen;
 
@@ -60,6 +65,11 @@ pub const DEMO_UNITS: u64 = 5;
 
 /// The Google stand-in listens this far above github.com's stand-in.
 pub const GCP_PORT_OFFSET: u16 = 2;
+/// The Q2 stand-in listens this far above github.com's stand-in.
+pub const Q2_PORT_OFFSET: u16 = 3;
+/// purchase-webhook under `make dev`: where the GitHub stand-in delivers
+/// (`/github`) and the Q2 stand-in relays (`/q2`) by default.
+pub const DEFAULT_PURCHASE_WEBHOOK_URL: &str = "http://127.0.0.1:9101";
 /// pubsub-push under `make dev`: where the Google stand-in pushes by default.
 pub const DEFAULT_GCP_PUSH_URL: &str = "http://127.0.0.1:9102/";
 /// The Google plans of the demo listing (`[products.acme-ci.plans.gcp]` of
@@ -88,6 +98,9 @@ pub struct Args {
     /// Where the Google stand-in pushes Marketplace's Pub/Sub messages (pubsub-push; also the push audience)
     #[arg(long, value_name = "URL", default_value = DEFAULT_GCP_PUSH_URL)]
     pub gcp_push_url: String,
+    /// purchase-webhook: the GitHub stand-in delivers to its /github, the Q2 stand-in relays to its /q2 (with --secrets-out, signed with that file's secrets)
+    #[arg(long, value_name = "URL", default_value = DEFAULT_PURCHASE_WEBHOOK_URL)]
+    pub purchase_webhook_url: String,
 }
 
 pub async fn run(args: Args) -> Result<(), String> {
@@ -98,19 +111,33 @@ pub async fn run(args: Args) -> Result<(), String> {
             .checked_add(GCP_PORT_OFFSET)
             .ok_or("--port too high for the Google stand-in at +2")?,
     };
+    let q2_port = match port {
+        0 => 0,
+        p => p
+            .checked_add(Q2_PORT_OFFSET)
+            .ok_or("--port too high for the Q2 stand-in at +3")?,
+    };
     let stand_ins = start(host, port, args.callback_url.as_deref()).await?;
     let gcp = start_gcp(host, gcp_port, Some(&args.gcp_push_url)).await?;
+    let q2 = start_q2(host, q2_port).await?;
     let secrets_out = args.secrets_out.as_deref().map(|p| p.display().to_string());
     if let Some(path) = &args.secrets_out {
         write_secrets(path, Some(&stand_ins.sim.app()))
             .map_err(|e| format!("--secrets-out {e}"))?;
         write_gcp_key(path, &gcp.sim).map_err(|e| format!("--secrets-out {e}"))?;
+        crate::fire::q2::ensure_signing_secret(path).map_err(|e| format!("--secrets-out {e}"))?;
+        connect(path, &args.purchase_webhook_url, &stand_ins.sim, &q2.sim)
+            .map_err(|e| format!("--secrets-out {e}"))?;
     }
     print!("{}", summary(&stand_ins, secrets_out.as_deref()));
     print!(
         "{}",
         gcp_summary(&gcp, &args.gcp_push_url, secrets_out.as_deref(), true)
     );
+    let relay = secrets_out
+        .is_some()
+        .then_some(args.purchase_webhook_url.as_str());
+    print!("{}", q2_summary(&q2, relay));
     println!("Ready (Ctrl-C to stop)");
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
@@ -191,6 +218,73 @@ fn seed(sim: &GithubSim) {
     );
     sim.add_purchase(Purchase::new(DEMO_USER_ID, 1001).unbilled());
     sim.sign_in(DEMO_USER_ID);
+}
+
+/// The Q2 stand-in, listening.
+pub struct Q2StandIn {
+    pub sim: Q2Sim,
+    /// Dropping this stops the server.
+    pub running: Q2Running,
+}
+
+/// Starts the Q2 stand-in on `port` (0: a port the OS picks), holding no
+/// subscriptions; [`connect`] tells it where to relay.
+pub async fn start_q2(host: IpAddr, port: u16) -> Result<Q2StandIn, String> {
+    let sim = Q2Sim::new();
+    let running = sim
+        .start_on(SocketAddr::new(host, port))
+        .await
+        .map_err(|e| format!("Q2 stand-in: {e}"))?;
+    Ok(Q2StandIn { sim, running })
+}
+
+/// Points the GitHub stand-in's webhook at `purchase_webhook`'s `/github`
+/// and the Q2 stand-in's relay at its `/q2`, signed with the
+/// `github_webhook_secret` and `q2_signing_secret` of the secrets file at
+/// `path` (the functions' secrets: the marketplace and Tollgate share them).
+pub fn connect(
+    path: &Path,
+    purchase_webhook: &str,
+    github: &GithubSim,
+    q2: &Q2Sim,
+) -> Result<(), String> {
+    let base = purchase_webhook.trim_end_matches('/');
+    let webhook = read_secret(path, WEBHOOK_SECRET)?;
+    github.set_webhook(format!("{base}/github"), webhook.into_bytes());
+    let q2_secret = read_secret(path, tollgate::marketplace::q2::SECRET_NAME)?;
+    q2.set_relay(format!("{base}/q2"), q2_secret.into_bytes());
+    Ok(())
+}
+
+/// The secret `name` of the JSON secrets file at `path`. Errors start with
+/// the path and never contain a value.
+pub fn read_secret(path: &Path, name: &str) -> Result<String, String> {
+    let fail = |e: &str| format!("{}: {e}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| fail(&e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|_| fail("is not JSON"))?;
+    value[name]
+        .as_str()
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| fail(&format!("has no `{name}`")))
+}
+
+/// The Q2 stand-in's block of the startup banner; `relay`: where it relays.
+pub fn q2_summary(q2: &Q2StandIn, relay: Option<&str>) -> String {
+    let base = &q2.running.base_url;
+    let mut out = format!(
+        "Q2 stand-in (tollgate-sim): the Q2 marketplace and the vendor's extension\n  q2-marketplace      {base}\n"
+    );
+    match relay {
+        Some(url) => out.push_str(&format!(
+            "  relays each event to {}/q2, signed with q2_signing_secret; `tollgate fire q2` drives {base}/_sim\n",
+            url.trim_end_matches('/')
+        )),
+        None => out.push_str(
+            "  (pass --secrets-out <secrets.json> so it can sign and relay events to purchase-webhook)\n",
+        ),
+    }
+    out
 }
 
 /// The Google stand-in, listening.

@@ -1,24 +1,18 @@
 //! Q2 under `make dev`, end to end and offline: the real `tollgate dev
-//! --port 0`, events sent by the real `tollgate fire q2` (signed with the
-//! `q2_signing_secret` the dev server wrote), Q2's answers and the
-//! entitlement per extension read from what `fire` prints.
+//! --port 0` with its Q2 stand-in, every event played by the real `tollgate
+//! fire q2` (the stand-in changes the user's subscription and relays the
+//! event signed with the `q2_signing_secret` the dev server wrote), Q2's
+//! answers and the entitlement per extension read from what `fire` prints.
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Output;
 
-use common::{Tollgate, config_path, stdout};
+use common::{Tollgate, stdout};
 
-/// Runs `tollgate fire q2 <args>` at this server, with its secrets (or
-/// `secrets_file`).
-fn fire(dev: &Tollgate, args: &[&str], secrets_file: Option<&PathBuf>) -> Output {
-    dev.fire_command("q2", args, secrets_file.map(PathBuf::as_path))
-        .args([
-            "--check-url",
-            &format!("{}/v1/check", dev.url("entitlement-check")),
-        ])
-        .env("TOLLGATE_CONFIG", config_path())
+/// Runs `tollgate fire q2 <args>` at this server.
+fn fire(dev: &Tollgate, args: &[&str]) -> Output {
+    dev.fire_command("q2", args)
         .output()
         .expect("run tollgate fire")
 }
@@ -31,24 +25,29 @@ fn line_for<'a>(printed: &'a str, extension: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line for {extension} in:\n{printed}"))
 }
 
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
-fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
-    let dev = Tollgate::dev(&["--no-sim"]);
+fn fired_q2_events_start_from_the_subscription_q2_holds_and_entitle_per_extension() {
+    let dev = Tollgate::dev(&[]);
     assert!(
         dev.printed.iter().any(|l| l.contains("fire q2 subscribe")),
         "the banner says how to fire Q2 events: {:#?}",
         dev.printed
     );
 
-    let out = fire(&dev, &["subscribe"], None);
+    let out = fire(&dev, &["subscribe"]);
     let text = stdout(&out);
-    assert!(out.status.success(), "{text}");
+    assert!(out.status.success(), "{text}{}", stderr(&out));
     assert!(
-        text.contains("200 OK") && text.contains(r#""success": true"#),
+        text.contains("SUBSCRIPTION_ORDER relayed by the extension")
+            && text.contains(r#""success":true"#),
         "{text}"
     );
     assert!(
-        text.contains(r#""accountIdentifier": "9b0d6a52-2f0e-4e4f-9a39-0c1f7c1d2e11""#),
+        text.contains("after:  ACTIVE PREMIUM, 1 user(s), MONTHLY"),
         "{text}"
     );
     assert!(
@@ -56,34 +55,57 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
         "{text}"
     );
     assert!(
-        line_for(&text, "BudgetHelperReports").contains("allowed (reason ok"),
+        line_for(&text, "BudgetHelperReports").contains("allowed, status active"),
         "{text}"
     );
 
-    let out = fire(&dev, &["update", "--edition", "STANDARD"], None);
+    // Only the users change: the edition stays PREMIUM.
+    let out = fire(&dev, &["update", "--users", "3"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("after:  ACTIVE PREMIUM, 3 user(s)"), "{text}");
+    assert!(
+        line_for(&text, "BudgetHelperReports").contains("allowed"),
+        "{text}"
+    );
+
+    let out = fire(&dev, &["update", "--edition", "STANDARD"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("after:  ACTIVE STANDARD, 3 user(s)"),
+        "{text}"
+    );
     assert!(
         line_for(&text, "BudgetHelper").contains("allowed"),
         "{text}"
     );
     assert!(
-        line_for(&text, "BudgetHelperReports").contains("denied (reason feature_not_in_plan"),
+        line_for(&text, "BudgetHelperReports").contains("denied (feature_not_in_plan)"),
         "{text}"
     );
+
+    // An update that names nothing is refused before anything is sent.
+    let out = fire(&dev, &["update"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nothing changes"), "{}", stderr(&out));
 
     // A second subscription for the same user: a failure answer, non-zero.
-    let out = fire(&dev, &["subscribe", "--subscription", "new"], None);
+    let out = fire(
+        &dev,
+        &[
+            "subscribe",
+            "--subscription",
+            "0c9a4f1e-8d7b-4e2a-9f3c-5b6d7e8f9a0b",
+        ],
+    );
     let text = stdout(&out);
     assert!(!out.status.success(), "{text}");
-    assert!(
-        text.contains(r#""errorCode": "USER_ALREADY_EXISTS""#),
-        "{text}"
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("USER_ALREADY_EXISTS"));
+    assert!(text.contains("USER_ALREADY_EXISTS"), "{text}");
+    assert!(stderr(&out).contains("USER_ALREADY_EXISTS"));
 
     // Cancelled: access to the end of the month already paid.
-    let out = fire(&dev, &["cancel"], None);
+    let out = fire(&dev, &["cancel"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     let line = line_for(&text, "BudgetHelper");
@@ -93,12 +115,19 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
             && line.contains("access_until"),
         "{text}"
     );
+    // Nothing live is left to cancel at Q2.
+    let out = fire(&dev, &["cancel"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("no live subscription"),
+        "{}",
+        stderr(&out)
+    );
 
     // An unknown product: CONFIGURATION_ERROR, non-zero.
     let out = fire(
         &dev,
         &["subscribe", "--product", "not-configured", "--user", "9"],
-        None,
     );
     assert!(!out.status.success());
     assert!(
@@ -112,23 +141,4 @@ fn fired_q2_events_are_answered_as_q2_reads_them_and_entitle_per_extension() {
     let secret = stored["q2_signing_secret"].as_str().unwrap();
     assert!(secret.len() >= 32);
     assert!(dev.printed.iter().all(|l| !l.contains(secret)));
-}
-
-#[test]
-fn an_event_signed_with_another_secret_is_refused_and_stores_nothing() {
-    let dev = Tollgate::dev(&["--no-sim"]);
-    let wrong = dev.dir.path().join("wrong.json");
-    std::fs::write(&wrong, r#"{"q2_signing_secret":"not-the-shared-secret"}"#).unwrap();
-
-    let out = fire(&dev, &["subscribe", "--user", "77"], Some(&wrong));
-    assert!(!out.status.success());
-    assert!(stdout(&out).contains("401"), "{}", stdout(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
-
-    // Nothing was stored: the real secret's cancel of that subscription
-    // finds nothing to end, and the user has no access.
-    let out = fire(&dev, &["cancel", "--user", "77"], None);
-    let text = stdout(&out);
-    assert!(out.status.success(), "{text}");
-    assert!(line_for(&text, "BudgetHelper").contains("denied"), "{text}");
 }

@@ -7,15 +7,17 @@ use std::process::{Command, Output};
 
 /// Every command with its own `--help`, and flags its help must mention.
 const COMMANDS: &[(&[&str], &[&str])] = &[
-    (&["dev"], &["--host", "--port", "--no-sim"]),
-    (&["fire"], &["github"]),
+    (&["dev"], &["--host", "--port", "--no-sim", "--reset"]),
+    (&["demo"], &["--port", "--wait", "--check-url", "make demo"]),
+    (&["fire"], &["github", "gcp", "q2"]),
     (
         &["fire", "github"],
         &[
             "<ACTION>",
             "purchased",
             "pending_change_cancelled",
-            "--url",
+            "--sim-url",
+            "--check-url",
             "--account",
             "--login",
             "--org",
@@ -23,9 +25,20 @@ const COMMANDS: &[(&[&str], &[&str])] = &[
             "--plan",
             "--units",
             "--trial",
+            "--now",
             "--effective-date",
-            "--from-plan",
-            "--from-units",
+            "--json",
+        ],
+    ),
+    (
+        &["fire", "q2"],
+        &[
+            "<ACTION>",
+            "subscribe",
+            "--sim-url",
+            "--edition",
+            "--users",
+            "--json",
         ],
     ),
     (&["api-key"], &["new"]),
@@ -68,7 +81,13 @@ const COMMANDS: &[(&[&str], &[&str])] = &[
     ),
     (
         &["sim"],
-        &["--host", "--port", "--callback-url", "--secrets-out"],
+        &[
+            "--host",
+            "--port",
+            "--callback-url",
+            "--secrets-out",
+            "--purchase-webhook-url",
+        ],
     ),
     (
         &["status"],
@@ -171,6 +190,22 @@ fn dev_help_works_in_an_empty_directory() {
 }
 
 #[test]
+fn dev_without_a_config_says_how_to_get_one_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tollgate_in(dir.path(), &["dev", "--port", "0"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("./tollgate.toml")
+            && err.contains("cp tollgate.example.toml tollgate.toml")
+            && err.contains("TOLLGATE_CONFIG"),
+        "{err}"
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
 fn version_is_the_package_version() {
     let dir = tempfile::tempdir().unwrap();
     for args in [["--version"], ["-V"]] {
@@ -238,6 +273,8 @@ fn usage_errors_exit_2_with_a_usage_message() {
         ],
         &["status", "--events", "-1"],
         &["dev", "--port", "99999"],
+        &["demo", "--port", "x"],
+        &["fire", "github", "changed", "--from-plan", "1002"],
         &["sim", "--host", "localhost"],
     ] {
         let out = tollgate_in(dir.path(), argv);

@@ -32,6 +32,15 @@ fn sim_serves_github_and_writes_the_app_credentials_to_the_secrets_file() {
     let sim = Tollgate::sim(dir, &[]);
     let web = sim.url("github.com");
     let api = sim.url("api.github.com");
+    // The Q2 stand-in too, told to relay signed events to purchase-webhook.
+    assert!(sim.url("q2-marketplace").starts_with("http://127.0.0.1:"));
+    assert!(
+        sim.printed
+            .iter()
+            .any(|l| l.contains("relays each event to http://127.0.0.1:9101/q2")),
+        "{:#?}",
+        sim.printed
+    );
 
     let stored = sim.secrets();
     assert_eq!(

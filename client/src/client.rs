@@ -148,6 +148,13 @@ impl EntitlementClient {
     }
 
     /// `POST /v1/check`: may this customer (and user) use this product/feature now?
+    ///
+    /// A denial is an `Ok` [`Decision`] with `allowed: false` and its
+    /// [`Reason`]. A product or feature that the deployment's `tollgate.toml`
+    /// does not define is such a denial too, with [`Reason::UnknownProduct`]
+    /// or [`Reason::UnknownFeature`] ([`Reason::is_undefined_name`]): a bug
+    /// in the question, not the customer's state. A reason newer than this
+    /// version reads as [`Reason::Unrecognized`], also a denial.
     pub async fn check(&self, request: &CheckRequest) -> Result<Decision, ClientError> {
         let res = self
             .http

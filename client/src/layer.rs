@@ -2,10 +2,13 @@
 //! when Tollgate says the customer is entitled, and the [`Entitled`] axum
 //! extractor that hands the [`Decision`] to the handler.
 //!
-//! Refusals are JSON, `{"error":{"code":<reason>,"message":...},"decision":{...}}`:
-//! 402 when buying something fixes it, 403 when the customer bought but
-//! access is withheld (see [`refusal_status`]), 401 when the request names
-//! no customer, 503 when Tollgate cannot be asked (fail closed).
+//! Refusals are JSON, `{"error":{"code":<reason>,"message":...}}` (plus
+//! `"decision"` with [`RequireEntitlement::expose_decision`]): 402 when
+//! buying something fixes it, 403 when the customer bought but access is
+//! withheld, 500 when the layer asks about a product or feature Tollgate's
+//! configuration does not define (a bug in the app, not the customer's; see
+//! [`refusal_status`]), 401 when the request names no customer, 503 when
+//! Tollgate cannot be asked. Every one of them fails closed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -207,7 +210,11 @@ where
 
 /// 402 Payment Required when a purchase (or upgrade, or more seats) fixes
 /// the refusal; 403 Forbidden when the customer has bought but access is
-/// withheld (sign-up or approval pending, suspended, plan not configured).
+/// withheld (sign-up or approval pending, suspended, plan not configured,
+/// or a reason this version does not know); 500 Internal Server Error when
+/// the layer's own product or feature is not defined in Tollgate's
+/// `tollgate.toml` ([`Reason::is_undefined_name`]): nothing the customer
+/// does fixes that, the app (or the file) must change.
 pub fn refusal_status(reason: &Reason) -> StatusCode {
     match reason {
         Reason::NoSubscription
@@ -215,6 +222,7 @@ pub fn refusal_status(reason: &Reason) -> StatusCode {
         | Reason::Cancelled
         | Reason::FeatureNotInPlan
         | Reason::SeatLimitReached => StatusCode::PAYMENT_REQUIRED,
+        Reason::UnknownProduct | Reason::UnknownFeature => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::FORBIDDEN,
     }
 }
@@ -230,6 +238,8 @@ fn refusal_message(reason: &Reason) -> &'static str {
         Reason::FeatureNotInPlan => "the current plan does not include this feature",
         Reason::SeatLimitReached => "every seat of this subscription is taken",
         Reason::UnknownPlan => "the plan is not configured for this product",
+        Reason::UnknownProduct => "this app asks about a product Tollgate does not define",
+        Reason::UnknownFeature => "this app asks about a feature the product does not define",
         Reason::Ok | Reason::Unrecognized => "access is not granted",
     }
 }
@@ -325,6 +335,21 @@ mod tests {
         assert_eq!(refusal_status(&Reason::Suspended), 403);
         assert_eq!(refusal_status(&Reason::UnknownPlan), 403);
         assert_eq!(refusal_status(&Reason::Unrecognized), 403);
+        // The app's own mistake: a server error, still closed.
+        assert_eq!(refusal_status(&Reason::UnknownProduct), 500);
+        assert_eq!(refusal_status(&Reason::UnknownFeature), 500);
+        for reason in Reason::ALL.into_iter().filter(|r| *r != Reason::Ok) {
+            let status = refusal_status(&reason);
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{reason}: {status}"
+            );
+            assert_ne!(
+                refusal_message(&reason),
+                refusal_message(&Reason::Ok),
+                "{reason}"
+            );
+        }
     }
 
     async fn body_of(res: Response) -> serde_json::Value {

@@ -3,7 +3,8 @@
 //! - [`EntitlementClient`]: `check`, `customer`, `claim_seat`, `release_seat`,
 //!   `seats`, `remove_link` over HTTP, with typed answers and errors.
 //! - [`RequireEntitlement`]: a `tower` layer that refuses a request (402/403
-//!   with the reason as JSON) unless the customer is entitled, and hands the
+//!   with the reason as JSON; 500 when its product or feature is not defined
+//!   in `tollgate.toml`) unless the customer is entitled, and hands the
 //!   [`Decision`] to the handler — read it with the [`Entitled`] axum
 //!   extractor. The counterpart of Q2's `Q2MarketplaceMixin`.
 //!

@@ -23,6 +23,7 @@
 
 pub mod api;
 pub mod functions;
+pub mod https;
 pub mod ingest;
 pub mod marketplace;
 pub mod outbound;

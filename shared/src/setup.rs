@@ -79,7 +79,8 @@ async fn secrets_from_extension_at(
         source_name: format!("aws-sm:{id}"),
         message,
     };
-    let client = reqwest::Client::builder()
+    let client = crate::https::client_builder()
+        .map_err(|e| fail(e.to_string()))?
         .timeout(std::time::Duration::from_secs(3))
         .build()
         .map_err(|e| fail(e.to_string()))?;

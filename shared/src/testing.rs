@@ -160,8 +160,10 @@ impl TestApp {
                 .find(|(name, _)| name == k)
                 .map(|(_, v)| v.clone())
         });
-        let catalog = Catalog::parse(&self.config, &self.config_path)
-            .unwrap_or_else(|e| panic!("test config: {e}"));
+        // A `branding.logo` is read beside the config file, as at cold start.
+        let catalog =
+            Catalog::parse_with_files(&self.config, &self.config_path, &|p| std::fs::read(p))
+                .unwrap_or_else(|e| panic!("test config: {e}"));
         let store = match &self.store {
             Some(store) => Arc::clone(store),
             None => Arc::new(

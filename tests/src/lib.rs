@@ -3,11 +3,13 @@
 pub mod conformance;
 pub mod deliver;
 pub mod faults;
+pub mod lambda;
 pub mod logs;
 pub mod moto;
 pub mod runtime_api;
 pub mod serve;
 pub mod silent;
+pub mod webdriver;
 
 /// Instantiates the store conformance suite ([`conformance`]) for one
 /// `Store` implementation: one `#[tokio::test]` per case, inside a module

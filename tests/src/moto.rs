@@ -97,6 +97,7 @@ pub fn endpoint() -> &'static str {
 pub fn client() -> Client {
     let conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(tollgate::https::SdkHttpClient::new())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "moto-static"))
         .endpoint_url(endpoint())

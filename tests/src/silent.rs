@@ -32,6 +32,7 @@ pub async fn silent_server() -> (String, tokio::task::JoinHandle<()>) {
 pub fn store_on(url: &str) -> DynamoStore {
     let conf = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(tollgate::https::SdkHttpClient::new())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "static"))
         .endpoint_url(url)

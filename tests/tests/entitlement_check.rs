@@ -137,6 +137,18 @@ async fn every_reason_code_comes_back_through_the_handler() {
     expect(Reason::UnknownPlan, false, &d);
     assert_eq!((&d["tier"], &d["features"]), (&Value::Null, &json!([])));
 
+    expect(
+        Reason::UnknownProduct,
+        false,
+        &tg.check(ask("1", "acme-cl")).await,
+    );
+    expect(
+        Reason::UnknownFeature,
+        false,
+        &tg.check(ask_with("1", "acme-ci", json!({"feature": "private-repo"})))
+            .await,
+    );
+
     let all: BTreeSet<_> = Reason::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(seen, all, "every documented reason was produced");
 }
@@ -354,6 +366,23 @@ async fn a_check_by_customer_costs_exactly_one_store_read() {
         counting.take_calls(),
         ["user_links", "customer_subscriptions"]
     );
+
+    // A product or feature tollgate.toml does not define: answered
+    // without reading anything, whoever is asked about.
+    for body in [
+        ask("80", "acme-cl"),
+        ask_with("80", "acme-ci", json!({"feature": "private-repo"})),
+        ask_with(
+            "80",
+            "acme-ci",
+            json!({"feature": "ssso", "user": "zed", "claim_seat": true}),
+        ),
+        json!({"app_user": "u-80", "product": "acme-cl", "user": "zed"}),
+    ] {
+        let d = tg.check(body.clone()).await;
+        assert!(d["reason"].as_str().unwrap().starts_with("unknown_"), "{d}");
+        assert_eq!(counting.take_calls(), Vec::<&str>::new(), "{body}");
+    }
 
     // Refused before any read: no credentials, bad body.
     tg.post("/v1/check", None, &ask("80", "acme-ci")).await;
@@ -902,12 +931,271 @@ async fn unknown_routes_are_json_404_and_wrong_methods_405() {
         (r.status, r.body["error"]["code"].as_str()),
         (400, Some("invalid_request"))
     );
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("aws"));
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`github`") && !message.contains("aws"),
+        "{message}"
+    );
     let r = tg.get("/nope", None).await;
     assert_eq!(
         r.status, 404,
         "unknown routes are 404 even without credentials"
     );
+}
+
+// ------------------------------------------------ undefined product or feature --
+
+/// A check naming a product or feature tollgate.toml does not define is told
+/// apart from a denial: `unknown_product` / `unknown_feature`, HTTP 200 like
+/// every decision, the same for a paying customer, an unknown one and an app
+/// user, naming no subscription, and never taking a seat.
+async fn undefined_names_are_not_denials(tg: Tollgate) {
+    tg.purchase("1", "acme-ci", "1002", Some(1)).await;
+    tg.store
+        .link_user(
+            &AppUser("u-1".into()),
+            &UserLink::new(
+                CustomerKey::new(Marketplace::Github, "1"),
+                t0(),
+                Duration::days(30),
+            ),
+        )
+        .await
+        .unwrap();
+    let subjects = [
+        json!({"marketplace": "github", "customer_id": "1"}),
+        json!({"marketplace": "github", "customer_id": "404"}),
+        json!({"app_user": "u-1"}),
+    ];
+    let with = |subject: &Value, extra: Value| {
+        let mut body = subject.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for subject in &subjects {
+        for (extra, reason) in [
+            (json!({"product": "acme-cl"}), "unknown_product"),
+            (
+                json!({"product": "acme-cl", "feature": "private-repos"}),
+                "unknown_product",
+            ),
+            (
+                json!({"product": "acme-ci", "feature": "private-repo"}),
+                "unknown_feature",
+            ),
+            (
+                json!({"product": "acme-ci", "feature": "priv", "user": "bob", "claim_seat": true}),
+                "unknown_feature",
+            ),
+            // A feature of another product is not this product's.
+            (
+                json!({"product": "acme-ci", "feature": "write"}),
+                "unknown_feature",
+            ),
+        ] {
+            let body = with(subject, extra);
+            let reply = tg.post("/v1/check", Some(&tg.keys.all), &body).await;
+            assert_eq!(reply.status, 200, "{body}: {}", reply.body);
+            assert_eq!(
+                reply.body,
+                json!({
+                    "allowed": false, "reason": reason, "subscription": null,
+                    "status": null, "plan": null, "tier": null, "features": [],
+                    "trial_days_left": null, "access_until": null, "seats": null
+                }),
+                "{body}"
+            );
+        }
+        // Defined names are real questions: a feature of a higher tier is
+        // not in the plan (or there is no subscription at all).
+        let d = tg
+            .check(with(
+                subject,
+                json!({"product": "acme-ci", "feature": "sso"}),
+            ))
+            .await;
+        assert!(
+            ["feature_not_in_plan", "no_subscription"].contains(&d["reason"].as_str().unwrap()),
+            "{d}"
+        );
+    }
+    let seats = tg.get("/v1/seats/github/1", Some(&tg.keys.all)).await;
+    assert_eq!(seats.body["holders"], json!([]), "no seat was taken");
+}
+
+#[tokio::test]
+async fn undefined_names_are_not_denials_on_sqlite() {
+    undefined_names_are_not_denials(Tollgate::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undefined_names_are_not_denials_on_dynamodb() {
+    let store = tollgate_tests::moto::fresh_store().await;
+    undefined_names_are_not_denials(Tollgate::on(Arc::new(store))).await;
+}
+
+/// The app's side, over real HTTP: `RequireEntitlement` asking about a
+/// product or feature Tollgate does not define answers 500 with the reason
+/// (the app needs fixing; the customer can do nothing) and never calls the
+/// app; a defined one passes.
+#[tokio::test]
+async fn the_entitlement_layer_fails_closed_with_500_on_an_undefined_name() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tollgate_client::{CustomerRef, EntitlementClient, RequireEntitlement, Subject};
+    use tower::{Layer, ServiceExt};
+
+    let tg = Tollgate::sqlite();
+    tg.purchase("1", "acme-ci", "1002", Some(5)).await;
+    let served = tollgate_tests::serve::serve_function(Arc::clone(&tg.handler)).await;
+    let client = EntitlementClient::new(&served.url(""), Some(&tg.keys.all)).unwrap();
+    let reached = Arc::new(AtomicUsize::new(0));
+    let customer = CustomerRef::customer(Marketplace::Github, "1");
+    for (product, feature, status, code) in [
+        ("acme-cl", None, 500, Some("unknown_product")),
+        (
+            "acme-ci",
+            Some("private-repo"),
+            500,
+            Some("unknown_feature"),
+        ),
+        ("acme-ci", Some("sso"), 402, Some("feature_not_in_plan")),
+        ("acme-ci", Some("private-repos"), 200, None),
+    ] {
+        let app = {
+            let reached = Arc::clone(&reached);
+            tower::service_fn(move |_req: http::Request<()>| {
+                reached.fetch_add(1, Ordering::SeqCst);
+                async {
+                    Ok::<_, std::convert::Infallible>(axum::response::Response::new(
+                        axum::body::Body::empty(),
+                    ))
+                }
+            })
+        };
+        let customer = customer.clone();
+        let mut layer = RequireEntitlement::new(client.clone(), product, move |_| {
+            Some(Subject::new(customer.clone(), None))
+        });
+        if let Some(feature) = feature {
+            layer = layer.feature(feature);
+        }
+        let before = reached.load(Ordering::SeqCst);
+        let res = layer
+            .layer(app)
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), status, "{product} {feature:?}");
+        let passed = reached.load(Ordering::SeqCst) > before;
+        assert_eq!(passed, status == 200, "{product} {feature:?}");
+        if let Some(code) = code {
+            let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(body["error"]["code"], code, "{body}");
+        }
+    }
+}
+
+/// Every function answers a method its path does not take with 405 and an
+/// `Allow` header naming the methods it does (RFC 9110 requires it), and an
+/// unknown path with 404 and no `Allow`: entitlement-check's routes, and the
+/// webhook, Pub/Sub and page routes of the other three functions.
+#[tokio::test]
+async fn every_functions_wrong_methods_are_405_with_allow() {
+    use tollgate::testing::TestApp;
+    use tollgate::web::{Function, serve};
+
+    async fn answer(f: &dyn Function, method: &str, path: &str) -> (u16, Option<String>, Value) {
+        let res = serve(f, request(method, path, None, None)).await;
+        let allow = res
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = serde_json::from_slice(res.body().as_ref()).unwrap_or(Value::Null);
+        (res.status().as_u16(), allow, body)
+    }
+
+    let tg = Tollgate::sqlite();
+    let app = TestApp::new();
+    /// A function and its routes: (method, path or template).
+    type Served = (
+        &'static str,
+        Box<dyn Function>,
+        Vec<(&'static str, &'static str)>,
+    );
+    let fill = |template: &str| {
+        template
+            .replace("{marketplace}", "github")
+            .replace("{app_user}", "github:7")
+            .replace("{customer_id}", "1")
+            .replace("{subscription_id}", "1")
+    };
+    let functions: [Served; 4] = [
+        (
+            "entitlement-check",
+            Box::new(Arc::clone(&tg.handler)),
+            tollgate::api::routes::ROUTES
+                .iter()
+                .map(|r| (r.method, r.path))
+                .collect(),
+        ),
+        (
+            "purchase-webhook",
+            Box::new(app.purchase_webhook().unwrap()),
+            vec![
+                ("GET", "/healthz"),
+                ("POST", "/github"),
+                ("POST", "/"),
+                ("POST", "/q2"),
+            ],
+        ),
+        (
+            "pubsub-push",
+            Box::new(app.pubsub_push().unwrap()),
+            vec![("GET", "/healthz"), ("POST", "/")],
+        ),
+        (
+            "oauth-callback",
+            Box::new(app.oauth_callback().unwrap()),
+            vec![
+                ("GET", "/healthz"),
+                ("GET", "/github/setup"),
+                ("GET", "/github/callback"),
+                ("POST", "/gcp/signup"),
+                ("GET", "/gcp/login"),
+                ("POST", "/gcp/login"),
+            ],
+        ),
+    ];
+    for (name, f, routes) in &functions {
+        let paths: BTreeSet<String> = routes.iter().map(|(_, p)| fill(p)).collect();
+        for path in paths {
+            let template_methods: Vec<&str> = routes
+                .iter()
+                .filter(|(_, p)| fill(p) == path)
+                .map(|(m, _)| *m)
+                .collect();
+            for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+                if template_methods.contains(&method) {
+                    continue;
+                }
+                let (status, allow, body) = answer(&**f, method, &path).await;
+                assert_eq!(status, 405, "{name}: {method} {path}");
+                assert_eq!(
+                    allow.as_deref(),
+                    Some(template_methods.join(", ").as_str()),
+                    "{name}: {method} {path}"
+                );
+                assert_eq!(body["error"]["code"], "method_not_allowed", "{name}");
+            }
+        }
+        let (status, allow, _) = answer(&**f, "GET", "/no/such/path").await;
+        assert_eq!((status, allow), (404, None), "{name}");
+    }
 }
 
 // ------------------------------------------------------ concurrent seat race --

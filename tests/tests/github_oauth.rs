@@ -301,6 +301,15 @@ async fn a_buyer_goes_from_the_setup_url_to_a_page_with_plan_seats_and_trial_day
             .starts_with("text/html")
     );
     assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+    // Nothing loads but the page's own style, allowed by its hash.
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.starts_with("default-src 'none'; style-src 'sha256-")
+            && csp.ends_with("; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+            && !csp.contains("unsafe-inline")
+            && !csp.contains("img-src"),
+        "{csp}"
+    );
     assert!(html.contains("Welcome, Mona Lisa"), "{html}");
     assert!(
         html.contains("<h2>Team</h2>") && html.contains("acme (organization)"),

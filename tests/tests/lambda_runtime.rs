@@ -15,462 +15,33 @@
 //! Each function's peak resident memory (`VmHWM`) is read before it is
 //! stopped, printed next to the budget, and must stay under Lambda's 128 MB.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use chrono::Utc;
-use serde_json::{Map, Value, json};
-use tollgate::api::auth::{Scopes, generate};
+use serde_json::{Value, json};
 use tollgate::ingest::ingest;
-use tollgate::marketplace::github::SECRET_NAME as WEBHOOK_SECRET;
 use tollgate::marketplace::github::webhook::subscription_key;
 use tollgate::model::{
     BillingCycle, Customer, CustomerKey, Disposition, EventKind, MarketEvent, Marketplace,
     PendingChange, Plan as ModelPlan, PlanTerms, PriceModel as ModelPriceModel, Status,
 };
-use tollgate::store::dynamo::{DynamoStore, create_table};
 use tollgate::store::{Deliveries, DeliveryStatus, SeatClaims, Subscriptions};
 use tollgate_sim::github::webhook::{Account, Action, Delivery, PurchaseEvent};
 use tollgate_sim::github::{Org, Plan, PriceModel, Purchase, User};
-use tollgate_tests::runtime_api::{FunctionConfig, FunctionProcess, Outcome};
-
-const FUNCTIONS: [&str; 4] = [
-    "purchase-webhook",
-    "pubsub-push",
-    "oauth-callback",
-    "entitlement-check",
-];
+use tollgate_tests::lambda::{Deployment, FUNCTIONS, UrlRequest, call, say, workspace_root};
+use tollgate_tests::runtime_api::{FunctionProcess, Outcome};
 
 /// Lambda's hard limit at the configured memory size.
 const LAMBDA_MEMORY_MB: u32 = 128;
 /// The budget for peak RSS per function.
 const BUDGET_MB: f64 = 48.0;
 
-// ------------------------------------------------------------ binaries --
-
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
-/// The target directory this test binary was built in
-/// (`<target>/<profile>/deps/<test>`), so the release binaries land where
-/// `make build`/`make test` put them.
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.ancestors()
-        .nth(3)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
-/// Builds (if anything changed) the four release binaries, once per test
-/// binary, and returns the directory they are in.
-fn release_binaries() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target = target_dir();
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut command = Command::new(cargo);
-        command
-            .current_dir(workspace_root())
-            .args(["build", "--release", "--target-dir"])
-            .arg(&target);
-        for f in FUNCTIONS {
-            command.args(["-p", f]);
-        }
-        let status = command
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run cargo to build the release binaries: {e}"));
-        assert!(
-            status.success(),
-            "building the release binaries failed: {status}"
-        );
-        let dir = target.join("release");
-        for f in FUNCTIONS {
-            assert!(
-                dir.join(f).is_file(),
-                "no release binary {}",
-                dir.join(f).display()
-            );
-        }
-        dir
-    })
-}
-
-// -------------------------------------------------------- environment --
-
-static TABLES: AtomicU64 = AtomicU64::new(0);
-
-/// One deployment: a fresh table on moto, a secrets file, the example
-/// configuration, and the functions' environment.
-struct Deployment {
-    store: DynamoStore,
-    table: String,
-    webhook_secret: String,
-    api_key: String,
-    dir: tempfile::TempDir,
-}
-
-impl Deployment {
-    async fn new() -> Self {
-        let client = tollgate_tests::moto::client();
-        let table = format!(
-            "tollgate-lambda-{}-{}",
-            std::process::id(),
-            TABLES.fetch_add(1, Ordering::Relaxed)
-        );
-        create_table(&client, &table)
-            .await
-            .unwrap_or_else(|e| panic!("creating table {table} on moto: {e}"));
-        let dir = tempfile::tempdir().expect("temp dir");
-        let webhook_secret = tollgate::web::random_token(32).expect("OS random source");
-        let key = generate("lambda-test", Scopes::ALL).expect("a new API key");
-        let secrets = json!({
-            WEBHOOK_SECRET: webhook_secret,
-            key.entry.secret_name(): key.entry.secret_value(),
-        });
-        std::fs::write(dir.path().join("secrets.json"), secrets.to_string()).unwrap();
-        Self {
-            store: DynamoStore::new(client, table.clone()),
-            table,
-            webhook_secret,
-            api_key: key.key.expose().to_owned(),
-            dir,
-        }
-    }
-
-    /// The function's configured environment variables (what the Terraform
-    /// sets), pointed at moto and the temp secrets file.
-    fn env(&self) -> Vec<(String, String)> {
-        let mut env = vec![
-            (
-                "AWS_ENDPOINT_URL_DYNAMODB".into(),
-                tollgate_tests::moto::endpoint().into(),
-            ),
-            ("TOLLGATE_STORE".into(), format!("dynamodb:{}", self.table)),
-            (
-                "TOLLGATE_SECRETS".into(),
-                format!("file:{}", self.dir.path().join("secrets.json").display()),
-            ),
-            (
-                "TOLLGATE_CONFIG".into(),
-                workspace_root()
-                    .join("tollgate.example.toml")
-                    .display()
-                    .to_string(),
-            ),
-            ("RUST_LOG".into(), "info".into()),
-        ];
-        // The Lambda configuration names one CA bundle (see the README's
-        // cold start notes); use the host's, if it has one.
-        if let Some(bundle) = [
-            "/etc/ssl/certs/ca-certificates.crt",
-            "/etc/pki/tls/certs/ca-bundle.crt",
-        ]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        {
-            env.push(("SSL_CERT_FILE".into(), bundle.into()));
-        }
-        env
-    }
-
-    /// Adds `extra` to the deployment's secrets file (read at cold start).
-    fn add_secrets(&self, extra: &Value) {
-        let path = self.dir.path().join("secrets.json");
-        let mut secrets: Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).expect("secrets are JSON");
-        if let (Some(secrets), Some(extra)) = (secrets.as_object_mut(), extra.as_object()) {
-            secrets.extend(extra.clone());
-        }
-        std::fs::write(&path, secrets.to_string()).unwrap();
-    }
-
-    /// Starts `function`'s release binary and waits for its cold start.
-    async fn start(&self, function: &str) -> FunctionProcess {
-        self.start_with(function, &[]).await
-    }
-
-    /// [`Deployment::start`] with `extra` variables in its environment.
-    async fn start_with(&self, function: &str, extra: &[(&str, &str)]) -> FunctionProcess {
-        let binary = tokio::task::spawn_blocking(release_binaries)
-            .await
-            .expect("build the release binaries")
-            .join(function);
-        let log_dir = target_dir().join("lambda-runtime");
-        std::fs::create_dir_all(&log_dir).unwrap();
-        // Kept when the test fails (its path is in the message), removed
-        // when it passes.
-        let log = log_dir.join(format!("{function}-{}.log", self.table));
-        let mut env = self.env();
-        env.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let mut process =
-            FunctionProcess::spawn(&binary, FunctionConfig::new(function), &env, &log).await;
-        let cold = process.cold_start().await;
-        say(&format!(
-            "{function}: release binary {} polled the Runtime API {:.1} ms after spawn",
-            binary.display(),
-            cold.as_secs_f64() * 1000.0
-        ));
-        process
-    }
-}
-
-/// Written to the real stderr, so it shows in `cargo test` output even when
-/// the test passes (libtest captures only `print!`/`eprint!`).
-fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
-
-// --------------------------------------------------- function-URL events --
-
-/// One HTTP request to a function URL, as Lambda turns it into an event.
-struct UrlRequest {
-    method: &'static str,
-    path: String,
-    query: String,
-    headers: Vec<(String, String)>,
-    body: Option<Vec<u8>>,
-    base64: bool,
-    iam: bool,
-}
-
-impl UrlRequest {
-    fn get(path: &str) -> Self {
-        let (path, query) = path.split_once('?').unwrap_or((path, ""));
-        Self {
-            method: "GET",
-            path: path.into(),
-            query: query.into(),
-            headers: vec![("accept".into(), "application/json".into())],
-            body: None,
-            base64: false,
-            iam: false,
-        }
-    }
-
-    fn post_json(path: &str, body: &Value) -> Self {
-        Self {
-            method: "POST",
-            path: path.into(),
-            query: String::new(),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: Some(serde_json::to_vec(body).unwrap()),
-            base64: false,
-            iam: false,
-        }
-    }
-
-    /// A GitHub delivery, headers and body as GitHub sends them.
-    fn github(delivery: &Delivery, secret: &str) -> Self {
-        Self {
-            method: "POST",
-            path: "/github".into(),
-            query: String::new(),
-            headers: delivery
-                .headers(secret.as_bytes())
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
-            body: Some(delivery.body.clone()),
-            base64: false,
-            iam: false,
-        }
-    }
-
-    fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.retain(|(k, _)| k != name);
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// The function URL hands the body over base64-encoded.
-    fn base64(mut self) -> Self {
-        self.base64 = true;
-        self
-    }
-
-    /// Signed with SigV4 through an `AWS_IAM` function URL: Lambda puts the
-    /// caller in `requestContext.authorizer.iam`.
-    fn iam(mut self) -> Self {
-        self.iam = true;
-        self
-    }
-
-    /// The payload format 2.0 event Lambda builds for this request.
-    fn event(&self, url_id: &str) -> Value {
-        let domain = format!("{url_id}.lambda-url.us-east-1.on.aws");
-        let now = Utc::now();
-        let mut headers = Map::new();
-        for (k, v) in [
-            ("host", domain.as_str()),
-            ("x-forwarded-proto", "https"),
-            ("x-forwarded-port", "443"),
-            ("x-forwarded-for", "203.0.113.7"),
-            (
-                "x-amzn-trace-id",
-                "Root=1-6660c0de-0123456789abcdef01234567",
-            ),
-        ] {
-            headers.insert(k.into(), json!(v));
-        }
-        for (k, v) in &self.headers {
-            // Repeated headers are joined with commas, as function URLs do.
-            let joined = match headers.get(k).and_then(Value::as_str) {
-                Some(prev) if k != "host" && !k.starts_with("x-") => format!("{prev},{v}"),
-                _ => v.clone(),
-            };
-            headers.insert(k.clone(), json!(joined));
-        }
-        if let Some(body) = &self.body {
-            headers.insert("content-length".into(), json!(body.len().to_string()));
-        }
-        let user_agent = headers
-            .get("user-agent")
-            .and_then(Value::as_str)
-            .unwrap_or("test-client/1.0")
-            .to_owned();
-        let mut context = json!({
-            "accountId": "anonymous",
-            "apiId": url_id,
-            "domainName": domain,
-            "domainPrefix": url_id,
-            "http": {
-                "method": self.method,
-                "path": self.path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
-                "userAgent": user_agent,
-            },
-            "requestId": tollgate_tests::runtime_api::uuid_v4(),
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": now.format("%d/%b/%Y:%H:%M:%S +0000").to_string(),
-            "timeEpoch": now.timestamp_millis(),
-        });
-        if self.iam {
-            context["accountId"] = json!("123456789012");
-            context["authorizer"] = json!({ "iam": {
-                "accessKey": "ASIAEXAMPLE",
-                "accountId": "123456789012",
-                "callerId": "AROAEXAMPLE:acme-ci-app",
-                "cognitoIdentity": null,
-                "principalOrgId": null,
-                "userArn": "arn:aws:sts::123456789012:assumed-role/acme-ci-app/acme-ci-app",
-                "userId": "AROAEXAMPLE:acme-ci-app",
-            }});
-        }
-        let mut event = json!({
-            "version": "2.0",
-            "routeKey": "$default",
-            "rawPath": self.path,
-            "rawQueryString": self.query,
-            "headers": headers,
-            "requestContext": context,
-            "isBase64Encoded": self.base64,
-        });
-        if !self.query.is_empty() {
-            let params: Map<String, Value> = url::form_urlencoded::parse(self.query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), json!(v)))
-                .collect();
-            event["queryStringParameters"] = Value::Object(params);
-        }
-        if let Some(body) = &self.body {
-            event["body"] = if self.base64 {
-                json!(B64.encode(body))
-            } else {
-                json!(String::from_utf8(body.clone()).expect("a text body"))
-            };
-        }
-        event
-    }
-}
-
-/// The function URL's HTTP response, decoded from the function's answer.
-#[derive(Debug)]
-struct UrlResponse {
-    request_id: String,
-    status: u16,
-    headers: Map<String, Value>,
-    body: Vec<u8>,
-}
-
-impl UrlResponse {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "{}: body is not JSON ({e}): {}",
-                self.status,
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(Value::as_str)
-    }
-}
-
-/// Sends `req` to `f` as a function-URL event; checks the answer is a
-/// well-formed function-URL response carrying the Lambda request id.
-async fn call(f: &mut FunctionProcess, req: UrlRequest) -> UrlResponse {
-    let url_id = format!("{}0123456789abcdef", f.config.name.replace('-', ""));
-    let event = req.event(&url_id[..24.min(url_id.len())]);
-    let (request_id, answer) = match f.invoke(&event).await {
-        Outcome::Response { request_id, body } => (request_id, body),
-        Outcome::Error {
-            request_id,
-            error_type,
-            body,
-        } => f.fail(&format!(
-            "{} {}: invocation {request_id} failed: {error_type:?} {}",
-            req.method,
-            req.path,
-            String::from_utf8_lossy(&body)
-        )),
-    };
-    let doc: Value = serde_json::from_slice(&answer).unwrap_or_else(|e| {
-        f.fail(&format!(
-            "answer is not JSON ({e}): {}",
-            String::from_utf8_lossy(&answer)
-        ))
-    });
-    let status = doc["statusCode"]
-        .as_u64()
-        .unwrap_or_else(|| f.fail(&format!("no statusCode in {doc}")));
-    let headers = doc["headers"].as_object().cloned().unwrap_or_default();
-    let body = match (doc["body"].as_str(), doc["isBase64Encoded"].as_bool()) {
-        (None, _) => Vec::new(),
-        (Some(b), Some(true)) => B64
-            .decode(b)
-            .unwrap_or_else(|e| f.fail(&format!("body is not base64: {e}"))),
-        (Some(b), _) => b.as_bytes().to_vec(),
-    };
-    let res = UrlResponse {
-        request_id,
-        status: u16::try_from(status).unwrap_or(0),
-        headers,
-        body,
-    };
-    // Request ids come from the Lambda context, not the event or a header.
-    assert_eq!(
-        res.header("x-request-id"),
-        Some(res.request_id.as_str()),
-        "{} {}: x-request-id is the Lambda request id",
-        req.method,
-        req.path
-    );
-    res
+/// A GitHub delivery as a function-URL request, headers and body as GitHub
+/// sends them.
+fn github(delivery: &Delivery, secret: &str) -> UrlRequest {
+    UrlRequest::post(
+        "/github",
+        delivery.headers(secret.as_bytes()),
+        delivery.body.clone(),
+    )
 }
 
 /// Peak RSS of `f` once it is idle again (it has answered everything and
@@ -602,11 +173,7 @@ async fn github_lifecycle_and_entitlement_checks_through_the_release_binaries() 
     let purchased = event(Action::Purchased, team(), team_seats(3))
         .delivery()
         .unwrap();
-    let r = call(
-        &mut webhook,
-        UrlRequest::github(&purchased, &secret).base64(),
-    )
-    .await;
+    let r = call(&mut webhook, github(&purchased, &secret).base64()).await;
     assert_eq!(r.status, 200, "{}", r.json());
     assert_eq!(r.json()["status"], "applied", "{}", r.json());
     assert_eq!(r.json()["delivery"], json!(purchased.id));
@@ -708,7 +275,7 @@ async fn github_lifecycle_and_entitlement_checks_through_the_release_binaries() 
         .unwrap()
         .delivery()
         .unwrap();
-    let r = call(&mut webhook, UrlRequest::github(&changed, &secret)).await;
+    let r = call(&mut webhook, github(&changed, &secret)).await;
     assert_eq!(
         (r.status, r.json()["status"].clone()),
         (200, json!("applied")),
@@ -727,7 +294,7 @@ async fn github_lifecycle_and_entitlement_checks_through_the_release_binaries() 
         .effective_on(at)
         .delivery()
         .unwrap();
-    let r = call(&mut webhook, UrlRequest::github(&pending, &secret).base64()).await;
+    let r = call(&mut webhook, github(&pending, &secret).base64()).await;
     assert_eq!(
         (r.status, r.json()["status"].clone()),
         (200, json!("applied")),
@@ -761,7 +328,7 @@ async fn github_lifecycle_and_entitlement_checks_through_the_release_binaries() 
         .unwrap();
     let r = call(
         &mut webhook,
-        UrlRequest::github(&forged, &secret).header(
+        github(&forged, &secret).header(
             "x-hub-signature-256",
             &tollgate_sim::github::webhook::sign(b"not the secret", &forged.body),
         ),
@@ -787,11 +354,7 @@ async fn github_lifecycle_and_entitlement_checks_through_the_release_binaries() 
     let cancelled = event(Action::Cancelled, business(), business_purchase())
         .delivery()
         .unwrap();
-    let r = call(
-        &mut webhook,
-        UrlRequest::github(&cancelled, &secret).base64(),
-    )
-    .await;
+    let r = call(&mut webhook, github(&cancelled, &secret).base64()).await;
     assert_eq!(
         (r.status, r.json()["status"].clone()),
         (200, json!("applied")),
@@ -800,11 +363,7 @@ async fn github_lifecycle_and_entitlement_checks_through_the_release_binaries() 
     );
 
     // GitHub redelivers the purchase: answered duplicate, nothing applied.
-    let r = call(
-        &mut webhook,
-        UrlRequest::github(&purchased, &secret).base64(),
-    )
-    .await;
+    let r = call(&mut webhook, github(&purchased, &secret).base64()).await;
     assert_eq!(
         (r.status, r.json()["status"].clone()),
         (200, json!("duplicate")),

@@ -214,33 +214,55 @@ struct Report {
 }
 
 pub async fn run(step: Step) -> Result<(), String> {
+    let json = step.parts().1.json.json;
+    let played = play(&step).await;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&played.json).unwrap_or_default()
+        );
+    } else {
+        print!("{}", played.text);
+    }
+    match played.failure {
+        Some(why) => Err(why),
+        None => Ok(()),
+    }
+}
+
+/// What one step did, as `fire gcp` prints it (text or `--json`).
+#[derive(Debug)]
+pub struct Played {
+    pub text: String,
+    pub json: Value,
+    /// entitlement-check's answer afterwards.
+    pub check: Option<Value>,
+    pub failure: Option<String>,
+}
+
+/// Plays one step (what `fire gcp` and the demo run).
+pub async fn play(step: &Step) -> Played {
     let (name, common) = step.parts();
     let common = common.clone();
     let mut report = Report {
         step: name,
         ..Report::default()
     };
-    let outcome = execute(&step, &common, &mut report).await;
+    let outcome = execute(step, &common, &mut report).await;
     if let Err(e) = outcome {
         report.failure.get_or_insert(e);
     }
-    if let Some(why) = unacknowledged(&report.pushed) {
+    if let Some(why) = unacknowledged(&report.pushed).or_else(|| not_applied(&report.pushed)) {
         report.failure = Some(match report.failure.take() {
             Some(also) => format!("{why}; and {also}"),
             None => why,
         });
     }
-    if common.json.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
-        );
-    } else {
-        print!("{}", report.text());
-    }
-    match report.failure {
-        Some(why) => Err(why),
-        None => Ok(()),
+    Played {
+        text: report.text(),
+        json: report.to_json(),
+        check: report.check.clone(),
+        failure: report.failure.clone(),
     }
 }
 
@@ -478,6 +500,43 @@ fn google_view(state: &Value, account: &str) -> (Option<Value>, Vec<Value>) {
     (acc, ents)
 }
 
+/// Why the run fails when the step's entitlement messages were all
+/// acknowledged but none applied (each `stale` or `ignored`): Tollgate's
+/// store holds something later for that entitlement, so the step changed
+/// nothing there. (Account messages are only recorded, and a step may push
+/// a message that is stale beside one that applied: neither fails.)
+fn not_applied(pushed: &[PushOutcome]) -> Option<String> {
+    let about_entitlements: Vec<&PushOutcome> = pushed
+        .iter()
+        .filter(|p| p.entitlement_id.is_some())
+        .collect();
+    let said = |p: &PushOutcome| {
+        serde_json::from_str::<Value>(&p.reply)
+            .ok()
+            .and_then(|v| v["status"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let any_took = about_entitlements
+        .iter()
+        .any(|p| matches!(said(p).as_str(), "applied" | "duplicate"));
+    if about_entitlements.is_empty() || any_took {
+        return None;
+    }
+    let refused: Vec<String> = about_entitlements
+        .iter()
+        .filter(|p| matches!(said(p).as_str(), "stale" | "ignored"))
+        .map(|p| format!("{} ({})", p.event_type, reply_summary(&p.reply)))
+        .collect();
+    if refused.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "pubsub-push did not apply the step: {}. {}",
+        refused.join("; "),
+        super::RESET_HINT
+    ))
+}
+
 /// Why the run fails when a push was not acknowledged, naming each.
 fn unacknowledged(pushed: &[PushOutcome]) -> Option<String> {
     let nacked: Vec<String> = pushed
@@ -618,7 +677,7 @@ async fn check(common: &Common, account: &str) -> Result<Value, String> {
 
 /// What an HTML page says: the text of its `<main>` (else the whole page),
 /// one line per block, tags dropped and entities decoded.
-fn page_text(html: &str) -> Vec<String> {
+pub fn page_text(html: &str) -> Vec<String> {
     let main = match (html.find("<main>"), html.find("</main>")) {
         (Some(start), Some(end)) if start < end => &html[start + "<main>".len()..end],
         _ => html,
@@ -817,6 +876,44 @@ fn decision_text(d: &Value) -> String {
         parts.push(format!("access until {until}"));
     }
     parts.join(", ")
+}
+
+#[cfg(test)]
+mod not_applied_tests {
+    use super::*;
+
+    fn push(event: &str, entitlement: bool, reply: &str) -> PushOutcome {
+        PushOutcome {
+            event_type: event.into(),
+            event_id: "e".into(),
+            message_id: "m".into(),
+            account_id: Some("a".into()),
+            entitlement_id: entitlement.then(|| "x".into()),
+            status: Some(200),
+            acked: true,
+            error: None,
+            reply: reply.into(),
+        }
+    }
+
+    #[test]
+    fn a_step_fails_only_when_none_of_its_entitlement_messages_applied() {
+        let applied = push("ENTITLEMENT_CANCELLING", true, r#"{"status":"applied"}"#);
+        let stale = push(
+            "ENTITLEMENT_CANCELLED",
+            true,
+            r#"{"status":"stale","note":"stale: x"}"#,
+        );
+        let account = push("ACCOUNT_ACTIVE", false, r#"{"status":"ignored"}"#);
+        assert_eq!(not_applied(&[applied, stale.clone()]), None);
+        assert_eq!(not_applied(std::slice::from_ref(&account)), None);
+        assert_eq!(not_applied(&[]), None);
+        let why = not_applied(&[account, stale]).unwrap();
+        assert!(
+            why.contains("ENTITLEMENT_CANCELLED") && why.contains("make dev-reset"),
+            "{why}"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -128,28 +128,26 @@ impl Tollgate {
         serde_json::from_str(&std::fs::read_to_string(self.secrets_path()).unwrap()).unwrap()
     }
 
-    /// `tollgate fire <marketplace> <args> --url
-    /// <purchase-webhook>/<marketplace>`, signed with the server's secrets
-    /// (or `secrets_file`'s), ready to take more flags and run.
+    /// `tollgate fire <marketplace> <args>` at this server: `--sim-url`
+    /// its stand-in for the marketplace, `--check-url` its
+    /// entitlement-check, the demo configuration; ready to take more flags
+    /// and run.
     #[allow(dead_code)]
-    pub fn fire_command(
-        &self,
-        marketplace: &str,
-        args: &[&str],
-        secrets_file: Option<&Path>,
-    ) -> Command {
-        let secrets_file = secrets_file.map_or_else(|| self.secrets_path(), Path::to_path_buf);
+    pub fn fire_command(&self, marketplace: &str, args: &[&str]) -> Command {
+        let sim = match marketplace {
+            "github" => "github.com",
+            "gcp" => "googleapis.com",
+            _ => "q2-marketplace",
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tollgate"));
         cmd.args(["fire", marketplace])
             .args(args)
+            .args(["--sim-url", self.url(sim)])
             .args([
-                "--url",
-                &format!("{}/{marketplace}", self.url("purchase-webhook")),
+                "--check-url",
+                &format!("{}/v1/check", self.url("entitlement-check")),
             ])
-            .env(
-                "TOLLGATE_SECRETS",
-                format!("file:{}", secrets_file.display()),
-            )
+            .env("TOLLGATE_CONFIG", config_path())
             .env("RUST_LOG", "warn");
         cmd
     }

@@ -13,6 +13,11 @@ use serde::Deserialize;
 
 use crate::model::Marketplace;
 
+mod branding;
+pub use branding::{
+    AppUrl, Branding, BrandingConfig, Colour, Logo, MAX_APP_URL_LEN, MAX_LOGO_BYTES,
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -85,6 +90,10 @@ pub struct Product {
     /// How the product is sold on Q2's marketplace, if it is.
     #[serde(default)]
     pub q2: Option<Q2Product>,
+    /// How the product looks on the customer's pages, as written; the
+    /// validated form is [`Catalog::branding`].
+    #[serde(default)]
+    branding: Option<BrandingConfig>,
 }
 
 /// A product on Q2's marketplace: what `q2 create_marketplace_product`
@@ -169,6 +178,8 @@ struct RawCatalog {
 pub struct Catalog {
     products: BTreeMap<String, Product>,
     marketplaces: BTreeMap<Marketplace, MarketplaceProducts>,
+    /// Validated `[products.<id>.branding]`, by product.
+    branding: BTreeMap<String, Branding>,
 }
 
 /// What a plan id resolves to.
@@ -184,11 +195,27 @@ impl Catalog {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text, path)
+        Self::parse_with_files(&text, path, &branding::read_logo_file)
     }
 
-    /// Parses and validates; `path` only names the file in errors.
+    /// Parses and validates; `path` only names the file in errors. Reads
+    /// no file: a `logo` is refused here (it is read by [`Catalog::load`],
+    /// or by [`Catalog::parse_with_files`] with the caller's reader).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        Self::parse_with_files(text, path, &|_| {
+            Err(std::io::Error::other(
+                "logo files are read only when the config is loaded from a file",
+            ))
+        })
+    }
+
+    /// [`Catalog::parse`], reading the files the config names (a product's
+    /// `branding.logo`, relative to `path`'s directory) with `read_file`.
+    pub fn parse_with_files(
+        text: &str,
+        path: &Path,
+        read_file: &dyn Fn(&Path) -> std::io::Result<Vec<u8>>,
+    ) -> Result<Self, ConfigError> {
         let raw: RawCatalog = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.to_string(),
@@ -216,7 +243,10 @@ impl Catalog {
                     if !product.tiers.contains_key(tier) {
                         return Err(invalid(
                             format!("products.{pid}.plans.{mkt}.{plan}"),
-                            format!("tier `{tier}` is not defined under products.{pid}.tiers"),
+                            format!(
+                                "tier `{tier}` is not defined under products.{pid}.tiers ({})",
+                                defined(product.tiers.keys())
+                            ),
                         ));
                     }
                 }
@@ -226,7 +256,10 @@ impl Catalog {
             {
                 return Err(invalid(
                     format!("products.{pid}.cancelled_tier"),
-                    format!("tier `{tier}` is not defined under products.{pid}.tiers"),
+                    format!(
+                        "tier `{tier}` is not defined under products.{pid}.tiers ({})",
+                        defined(product.tiers.keys())
+                    ),
                 ));
             }
         }
@@ -243,16 +276,36 @@ impl Catalog {
                 if !raw.products.contains_key(product) {
                     return Err(invalid(
                         key,
-                        format!("product `{product}` is not defined under products"),
+                        format!(
+                            "product `{product}` is not defined under products ({})",
+                            defined(raw.products.keys())
+                        ),
                     ));
                 }
             }
         }
         check_q2(&raw).map_err(|(key, message)| invalid(key, message))?;
+        let config_dir = path.parent().unwrap_or(Path::new(""));
+        let mut branding = BTreeMap::new();
+        for (pid, product) in &raw.products {
+            if let Some(raw_branding) = &product.branding {
+                let key = |field: &str| format!("products.{pid}.branding.{field}");
+                let checked = branding::check(raw_branding, &key, config_dir, read_file)
+                    .map_err(|(key, message)| invalid(key, message))?;
+                branding.insert(pid.clone(), checked);
+            }
+        }
         Ok(Self {
             products: raw.products,
             marketplaces: raw.marketplaces,
+            branding,
         })
+    }
+
+    /// How `product` looks on the customer's pages (defaults when it has
+    /// no `branding`).
+    pub fn branding(&self, product: &str) -> Option<&Branding> {
+        self.branding.get(product)
     }
 
     pub fn product(&self, id: &str) -> Option<&Product> {
@@ -317,6 +370,21 @@ impl Catalog {
     }
 }
 
+/// The names a key could have named, for an error about one that is not
+/// defined: "defined: `a`, `b`" (sorted, as the maps keep them), so a typo
+/// is seen at a glance.
+fn defined<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|n| format!("`{}`", n.as_ref()))
+        .collect();
+    if names.is_empty() {
+        "none defined".into()
+    } else {
+        format!("defined: {}", names.join(", "))
+    }
+}
+
 /// Q2 products: identifiers unique and non-empty, extensions granted by some
 /// tier (a misspelt one would never be allowed), the default edition mapped.
 /// Q2 events always name their product, so a marketplace-wide Q2 product
@@ -362,7 +430,14 @@ fn check_q2(raw: &RawCatalog) -> Result<(), (String, String)> {
                 return Err((
                     key("extensions"),
                     format!(
-                        "extension `{extension}` is not a feature of any tier under products.{pid}.tiers"
+                        "extension `{extension}` is not a feature of any tier under products.{pid}.tiers ({})",
+                        defined(
+                            product
+                                .tiers
+                                .values()
+                                .flat_map(|t| &t.features)
+                                .collect::<BTreeSet<_>>()
+                        )
                     ),
                 ));
             }
@@ -375,7 +450,16 @@ fn check_q2(raw: &RawCatalog) -> Result<(), (String, String)> {
             if !mapped {
                 return Err((
                     key("default_edition"),
-                    format!("edition `{edition}` is not mapped under products.{pid}.plans.q2"),
+                    format!(
+                        "edition `{edition}` is not mapped under products.{pid}.plans.q2 ({})",
+                        defined(
+                            product
+                                .plans
+                                .get(&Marketplace::Q2)
+                                .into_iter()
+                                .flat_map(|p| p.keys())
+                        )
+                    ),
                 ));
             }
         }
@@ -457,6 +541,54 @@ mod tests {
         assert!(err.contains("tollgate.toml"), "{err}");
         assert!(err.contains("products.ci.plans.github.9"), "{err}");
         assert!(err.contains("enterprise"), "{err}");
+    }
+
+    #[test]
+    fn an_undefined_name_lists_the_names_that_are_defined() {
+        let cases = [
+            (
+                "[products.ci.tiers.team]\n[products.ci.tiers.free]\n\
+                 [products.ci.plans.github]\n\"1002\" = \"tean\"\n",
+                "key `products.ci.plans.github.1002`: tier `tean` is not defined under \
+                 products.ci.tiers (defined: `free`, `team`)",
+            ),
+            (
+                "[products.ci]\ncancelled_tier = \"fre\"\n[products.ci.tiers.free]\n",
+                "key `products.ci.cancelled_tier`: tier `fre` is not defined under \
+                 products.ci.tiers (defined: `free`)",
+            ),
+            (
+                "[products.ci.tiers.a]\n[products.docs.tiers.a]\n\
+                 [marketplaces.gcp.products]\n\"x.goog\" = \"doc\"\n",
+                "key `marketplaces.gcp.products.x.goog`: product `doc` is not defined under \
+                 products (defined: `ci`, `docs`)",
+            ),
+            (
+                &Q2_PRODUCT.replace(
+                    r#"extensions = ["BudgetHelper", "BudgetReports"]"#,
+                    r#"extensions = ["BudgetHelpr"]"#,
+                ),
+                "extension `BudgetHelpr` is not a feature of any tier under products.bh.tiers \
+                 (defined: `BudgetHelper`, `BudgetReports`)",
+            ),
+            (
+                &Q2_PRODUCT.replace(
+                    r#"default_edition = "STANDARD""#,
+                    r#"default_edition = "GOLD""#,
+                ),
+                "edition `GOLD` is not mapped under products.bh.plans.q2 \
+                 (defined: `PREMIUM`, `STANDARD`)",
+            ),
+            (
+                "[products.p.tiers.t]\n[products.p.q2]\nproduct_identifier = \"x\"\n\
+                 default_edition = \"GOLD\"\n",
+                "edition `GOLD` is not mapped under products.p.plans.q2 (none defined)",
+            ),
+        ];
+        for (text, message) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.ends_with(message), "{err}");
+        }
     }
 
     #[test]

@@ -30,6 +30,13 @@ pub enum Reason {
     FeatureNotInPlan,
     SeatLimitReached,
     UnknownPlan,
+    /// The question names a product `tollgate.toml` does not define: the
+    /// app's mistake (a typo, a product retired from the file), answered
+    /// the same whatever the customer holds.
+    UnknownProduct,
+    /// The question names a feature that no tier of the product grants:
+    /// the app's mistake too, never a matter of the customer's plan.
+    UnknownFeature,
     /// A reason this build does not know, read from a newer server. Never
     /// produced here; clients treat it as a denial (new reasons may be added
     /// in a minor version).
@@ -38,7 +45,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Ok,
         Reason::NoSubscription,
         Reason::PendingSignup,
@@ -49,6 +56,8 @@ impl Reason {
         Reason::FeatureNotInPlan,
         Reason::SeatLimitReached,
         Reason::UnknownPlan,
+        Reason::UnknownProduct,
+        Reason::UnknownFeature,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,8 +72,17 @@ impl Reason {
             Reason::FeatureNotInPlan => "feature_not_in_plan",
             Reason::SeatLimitReached => "seat_limit_reached",
             Reason::UnknownPlan => "unknown_plan",
+            Reason::UnknownProduct => "unknown_product",
+            Reason::UnknownFeature => "unknown_feature",
             Reason::Unrecognized => "unrecognized",
         }
+    }
+
+    /// The question names something `tollgate.toml` does not define
+    /// ([`Reason::UnknownProduct`], [`Reason::UnknownFeature`]): a denial
+    /// that no purchase fixes, only a change to the app or the file.
+    pub fn is_undefined_name(self) -> bool {
+        matches!(self, Reason::UnknownProduct | Reason::UnknownFeature)
     }
 }
 
@@ -128,6 +146,15 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A denial for `reason` that names no subscription: every field
+    /// `null` or empty (what an undefined name in the question gets).
+    fn refused(reason: Reason) -> Self {
+        Decision {
+            reason,
+            ..Decision::none()
+        }
+    }
+
     fn none() -> Self {
         Decision {
             allowed: false,
@@ -144,15 +171,34 @@ impl Decision {
     }
 }
 
-/// Decides for the subscriptions a customer (or linked user) holds. When
-/// several match the product, an allowing one wins; among denials, the one
-/// of the liveliest subscription explains best.
+/// Why `q` cannot be answered from any subscription: its product is not
+/// defined in `catalog` ([`Reason::UnknownProduct`]), or its feature is
+/// granted by no tier of the product ([`Reason::UnknownFeature`]). `None`
+/// when every name it asks about is defined. Needs no store read, so a
+/// caller may answer such a question before reading anything.
+pub fn undefined_name(catalog: &Catalog, q: &Question<'_>) -> Option<Reason> {
+    let Some(product) = catalog.product(q.product) else {
+        return Some(Reason::UnknownProduct);
+    };
+    let feature = q.feature?;
+    let granted = product.tiers.values().any(|t| t.features.contains(feature));
+    (!granted).then_some(Reason::UnknownFeature)
+}
+
+/// Decides for the subscriptions a customer (or linked user) holds. A
+/// question naming an undefined product or feature ([`undefined_name`]) is
+/// answered with that reason alone, whatever the subscriptions. Otherwise,
+/// when several match the product, an allowing one wins; among denials,
+/// the one of the liveliest subscription explains best.
 pub fn decide(
     catalog: &Catalog,
     subscriptions: &[Subscription],
     q: &Question<'_>,
     now: DateTime<Utc>,
 ) -> Decision {
+    if let Some(reason) = undefined_name(catalog, q) {
+        return Decision::refused(reason);
+    }
     let mut best: Option<(u8, Decision)> = None;
     for sub in subscriptions.iter().filter(|s| s.product == q.product) {
         let d = decide_one(catalog, sub, q, now);
@@ -633,6 +679,67 @@ mod tests {
         let d = ask(&catalog(""), &[sub(Status::Active, "999")], None, None);
         assert_eq!((d.allowed, d.reason), (false, Reason::UnknownPlan));
         assert!(d.features.is_empty() && d.tier.is_none());
+    }
+
+    #[test]
+    fn unknown_product_whatever_the_customer_holds() {
+        let subs = [sub(Status::Active, "2")];
+        for (product, feature) in [("cj", None), ("cj", Some("private")), ("", None)] {
+            let q = Question {
+                product,
+                feature,
+                ..Question::default()
+            };
+            let d = decide(&catalog(""), &subs, &q, now());
+            assert_eq!(d, Decision::refused(Reason::UnknownProduct), "{product}");
+            assert_eq!(
+                undefined_name(&catalog(""), &q),
+                Some(Reason::UnknownProduct)
+            );
+        }
+        assert_eq!(
+            ask(&catalog(""), &[], None, None).reason,
+            Reason::NoSubscription,
+            "a defined product without a subscription is a denial"
+        );
+    }
+
+    #[test]
+    fn unknown_feature_when_no_tier_of_the_product_grants_it() {
+        // Even for a customer who could never have it (cancelled), a typo
+        // is reported as a typo.
+        for status in [Status::Active, Status::Cancelled] {
+            let d = ask(&catalog(""), &[sub(status, "2")], Some("privat"), None);
+            assert_eq!(d, Decision::refused(Reason::UnknownFeature), "{status:?}");
+        }
+        // Granted by a tier that no plan maps to, so nobody has it yet: a
+        // real feature, denied as not in the plan.
+        let c = catalog("[products.ci.tiers.enterprise]\nfeatures = [\"audit\"]\n");
+        let d = ask(&c, &[sub(Status::Active, "2")], Some("audit"), None);
+        assert_eq!((d.allowed, d.reason), (false, Reason::FeatureNotInPlan));
+        // A feature of a tier of another product is not this product's.
+        let c = catalog("[products.docs.tiers.pro]\nfeatures = [\"write\"]\n");
+        let q = Question {
+            product: "ci",
+            feature: Some("write"),
+            ..Question::default()
+        };
+        assert_eq!(undefined_name(&c, &q), Some(Reason::UnknownFeature));
+        let q = Question {
+            feature: Some("public"),
+            ..q
+        };
+        assert_eq!(undefined_name(&c, &q), None);
+    }
+
+    #[test]
+    fn undefined_names_are_told_apart_from_denials() {
+        let undefined: Vec<_> = Reason::ALL
+            .into_iter()
+            .filter(|r| r.is_undefined_name())
+            .collect();
+        assert_eq!(undefined, [Reason::UnknownProduct, Reason::UnknownFeature]);
+        assert!(!Reason::Unrecognized.is_undefined_name());
     }
 
     #[test]

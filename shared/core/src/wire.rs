@@ -7,7 +7,11 @@
 //! `openapi/entitlement-check.json`. Optional fields are always present in
 //! answers (as `null` when unknown), so apps can rely on the shape.
 //! Requests reject unknown fields: a misspelt `"feautre"` must fail loudly
-//! rather than silently check the product without the feature.
+//! rather than silently check the product without the feature. A misspelt
+//! *value* is another matter: whether `"product": "acme-cl"` names anything
+//! depends on the deployment's `tollgate.toml`, so it is a well-formed
+//! question, answered with [`Reason::UnknownProduct`] (or
+//! [`Reason::UnknownFeature`]) rather than refused.
 //!
 //! Answers also carry types defined with the model and the decision
 //! ([`Decision`], [`Reason`], [`SeatsView`], [`Status`], the keys, ...);
@@ -32,7 +36,10 @@ pub use crate::model::{
 /// ids are far shorter; the cap keeps store keys well inside DynamoDB's limits.
 pub const MAX_ID_BYTES: usize = 512;
 
-/// Non-empty, at most [`MAX_ID_BYTES`], no control characters.
+/// Non-empty, at most [`MAX_ID_BYTES`] bytes of UTF-8, no control
+/// characters (Unicode's `Cc`: U+0000–U+001F, U+007F–U+009F). The OpenAPI
+/// document states the same rules (`minLength`, `maxLength`, `pattern`);
+/// `tests/tests/entitlement_check_openapi.rs` holds the two together.
 pub fn valid_id(field: &str, value: String) -> Result<String, String> {
     if value.is_empty() {
         return Err(format!("`{field}` must not be empty"));
@@ -122,23 +129,35 @@ impl CheckRequest {
     }
 }
 
-/// `POST /v1/check` as read, before validation.
+/// `POST /v1/check` as read, before validation. An optional field is
+/// absent or holds a value: `"feature": null` is refused, not read as "no
+/// feature" (an app variable left unset must not widen the question).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCheckRequest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     marketplace: Option<Marketplace>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     customer_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     app_user: Option<String>,
     product: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     feature: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     user: Option<String>,
     #[serde(default)]
     claim_seat: bool,
+}
+
+/// A field that is there must hold a `T`; `null` is no `T`. (Absent fields
+/// are `None` through `#[serde(default)]`.)
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// `POST /v1/check` as written: only what is set.
@@ -509,6 +528,18 @@ mod tests {
                 "feautre",
             ),
             (json!([]), "CheckRequest"),
+            (
+                json!({"app_user": "u", "product": "ci", "feature": null}),
+                "null",
+            ),
+            (
+                json!({"marketplace": null, "customer_id": "1", "product": "ci"}),
+                "null",
+            ),
+            (
+                json!({"app_user": "u", "product": "ci", "user": null}),
+                "null",
+            ),
         ] {
             let err = serde_json::from_value::<CheckRequest>(body.clone()).unwrap_err();
             assert!(err.to_string().contains(names), "{body}: {err}");

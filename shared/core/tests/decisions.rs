@@ -359,3 +359,55 @@ fn a_fallback_tier_after_cancellation_does_not_inherit_purchased_seats() {
     let d = ask(std::slice::from_ref(&sub), Some("new-user"));
     assert_eq!(d.reason, Reason::SeatLimitReached);
 }
+
+#[test]
+fn a_misspelt_product_or_feature_is_named_as_such_whatever_the_customer_holds() {
+    // A question about a name tollgate.toml does not define is the app's
+    // mistake: the same answer for a paying customer, a cancelled one and
+    // nobody, so it shows up the first time the app asks.
+    let c = catalog(CONFIG);
+    let active = purchased("a", "2", Some(1));
+    let cancelled = with_status(purchased("c", "2", None), Status::Cancelled);
+    for subs in [vec![active.clone()], vec![cancelled], vec![]] {
+        for (product, feature, reason) in [
+            ("ci-typo", None, Reason::UnknownProduct),
+            ("ci-typo", Some("public"), Reason::UnknownProduct),
+            ("ci", Some("pubic"), Reason::UnknownFeature),
+        ] {
+            let q = Question {
+                product,
+                feature,
+                user: Some("new-user"),
+                ..Question::default()
+            };
+            let d = entitlement::decide(&c, &subs, &q, now());
+            assert_eq!((d.allowed, d.reason), (false, reason), "{q:?} {subs:?}");
+            assert_eq!(d.subscription, None, "names no subscription");
+            assert!(d.features.is_empty() && d.tier.is_none() && d.seats.is_none());
+            assert!(d.reason.is_undefined_name());
+            assert_eq!(entitlement::undefined_name(&c, &q), Some(reason));
+            assert!(entitlement::seat_lookups(&c, &subs, &q, now()).is_empty());
+        }
+    }
+    // Every defined feature, granted or not by the customer's tier, is a
+    // real question.
+    for (feature, allowed) in [("public", true), ("private", true)] {
+        let q = Question {
+            product: "ci",
+            feature: Some(feature),
+            ..Question::default()
+        };
+        assert_eq!(entitlement::undefined_name(&c, &q), None);
+        let d = entitlement::decide(&c, std::slice::from_ref(&active), &q, now());
+        assert_eq!(d.allowed, allowed, "{feature}");
+    }
+    let free = purchased("f", "1", None);
+    let q = Question {
+        product: "ci",
+        feature: Some("private"),
+        ..Question::default()
+    };
+    let d = entitlement::decide(&c, &[free], &q, now());
+    assert_eq!((d.allowed, d.reason), (false, Reason::FeatureNotInPlan));
+    assert!(!d.reason.is_undefined_name());
+}

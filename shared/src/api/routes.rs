@@ -68,7 +68,8 @@ pub struct Matched {
 }
 
 /// Finds the route for `method` and `path`: 404 when no template matches the
-/// path, 405 (naming the allowed methods) when one does but not the method.
+/// path, 405 (naming the allowed methods, also in `Allow`) when one does
+/// but not the method. Messages never quote the path: it is the caller's.
 pub fn match_route(method: &Method, path: &str) -> Result<Matched, ApiError> {
     let mut allowed: Vec<&'static str> = Vec::new();
     for spec in ROUTES {
@@ -84,13 +85,11 @@ pub fn match_route(method: &Method, path: &str) -> Result<Matched, ApiError> {
         allowed.push(spec.method);
     }
     if allowed.is_empty() {
-        return Err(ApiError::not_found(format!(
-            "no route {path}; see GET /v1/openapi.json"
-        )));
+        return Err(ApiError::not_found(
+            "no route has this path; see GET /v1/openapi.json",
+        ));
     }
-    let mut err = ApiError::method_not_allowed();
-    err.message = format!("{path} accepts {}", allowed.join(", "));
-    Err(err)
+    Err(ApiError::method_not_allowed(&allowed))
 }
 
 /// `Some(params)` when `path` fits `template` segment by segment.
@@ -116,9 +115,9 @@ fn match_template(template: &str, path: &str) -> Result<Option<Vec<String>>, Api
 /// Decodes `%XX` escapes of a path segment into UTF-8.
 fn percent_decode(segment: &str) -> Result<String, ApiError> {
     let invalid = || {
-        ApiError::from(Rejection::InvalidRequest(format!(
-            "path segment `{segment}` is not valid percent-encoded UTF-8"
-        )))
+        ApiError::from(Rejection::InvalidRequest(
+            "a path segment is not valid percent-encoded UTF-8".into(),
+        ))
     };
     let hex_digit = |b: Option<u8>| b.and_then(|b| char::from(b).to_digit(16));
     let mut out = Vec::with_capacity(segment.len());
@@ -189,7 +188,12 @@ mod tests {
         );
         let err = match_route(&Method::GET, "/v1/check").unwrap_err();
         assert_eq!(err.status, 405);
+        assert_eq!(err.allow.as_deref(), Some("POST"));
         assert!(err.message.contains("POST"), "{}", err.message);
+        let err = match_route(&Method::POST, "/healthz").unwrap_err();
+        assert_eq!(err.allow.as_deref(), Some("GET"));
+        let err = match_route(&Method::GET, "/v1/nope%0a<b>").unwrap_err();
+        assert!(!err.message.contains("nope"), "{}", err.message);
         // `claim` also fits no GET template with two segments, so this is a
         // 405 for the POST route, not a lookup of marketplace "seats".
         assert_eq!(

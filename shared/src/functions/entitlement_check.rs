@@ -15,6 +15,9 @@
 //!   check stays at one read.
 //! - A check by app user: one more read first, for the user's links, and a
 //!   read per linked customer.
+//! - A check naming a product or feature `tollgate.toml` does not define
+//!   ([`entitlement::undefined_name`]): no read; the answer is
+//!   `unknown_product` / `unknown_feature` whoever is asked about.
 //! - `claim_seat` in a check: instead of the seat lookup, one
 //!   [`SeatClaims::claim_seat`] [a `TransactGetItems` that answers "already
 //!   held" and "full" by itself; a `TransactWriteItems` more when a seat is
@@ -186,7 +189,11 @@ impl EntitlementCheck {
         if q.claim_seat {
             caller.require(Scope::Seats)?;
         }
+        let question = q.question();
         let subscriptions = match &q.subject {
+            // A product or feature tollgate.toml does not define: the answer
+            // is the same for every customer, so nothing is read.
+            _ if entitlement::undefined_name(&self.catalog, &question).is_some() => Vec::new(),
             Subject::Customer(customer) => {
                 self.subscriptions.customer_subscriptions(customer).await?
             }
@@ -204,7 +211,6 @@ impl EntitlementCheck {
             }
         };
         let now = self.clock.now();
-        let question = q.question();
         let mut decision = entitlement::decide(&self.catalog, &subscriptions, &question, now);
         match (q.claim_seat, q.user.as_deref()) {
             (true, Some(user)) => {
@@ -463,9 +469,10 @@ fn key_params(params: &[String], id_name: &str) -> Result<(Marketplace, String),
     let [marketplace, id] = params else {
         return Err(ApiError::internal("route template and handler disagree"));
     };
-    let marketplace = marketplace
-        .parse::<Marketplace>()
-        .map_err(|e| Rejection::InvalidRequest(e.to_string()))?;
+    // The message names the choices, not the segment: it is the caller's.
+    let marketplace = marketplace.parse::<Marketplace>().map_err(|_| {
+        Rejection::InvalidRequest("`marketplace` must be `github`, `gcp` or `q2`".into())
+    })?;
     let id = wire::valid_id(id_name, id.clone()).map_err(Rejection::InvalidRequest)?;
     Ok((marketplace, id))
 }

@@ -102,7 +102,8 @@ pub fn replayer(
 /// The HTTP client the functions share for outbound calls that have no
 /// client of their own (Google's key documents).
 pub(crate) fn http_client() -> Result<reqwest::Client, SetupError> {
-    reqwest::Client::builder()
+    crate::https::client_builder()
+        .map_err(|e| SetupError::Invalid(e.to_string()))?
         .connect_timeout(std::time::Duration::from_secs(2))
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -27,6 +27,7 @@ use crate::marketplace::github::oauth::{
 use crate::marketplace::github::oauth_state::{STATE_KEY_SECRET, StateKeys};
 use crate::model::Marketplace;
 use crate::setup::{Deps, SetupError};
+use crate::web::pages::{Brand, Page, escape, render};
 use crate::web::{
     ApiError, Function, HOST_COOKIE_PREFIX, Request, Response, cookie, header_str, host_cookie,
     html_response, query_param, redirect,
@@ -37,9 +38,12 @@ use super::FromDeps;
 pub struct OauthCallback {
     github: GithubSignIn,
     gcp: GcpSignup,
-    /// The name shown on Google's sign-up page (the first product mapped
-    /// for Google, else the first product).
-    gcp_product_name: String,
+    /// Whose pages the GitHub sign-in shows (`marketplaces.github.product`).
+    github_brand: Brand,
+    /// Whose pages Google's sign-up shows (Google's default product, else
+    /// the first product).
+    gcp_brand: Brand,
+    catalog: Arc<Catalog>,
 }
 
 impl OauthCallback {
@@ -99,19 +103,18 @@ impl OauthCallback {
         Ok(Self {
             github,
             gcp,
-            gcp_product_name: gcp_product_name(&deps.catalog),
+            github_brand: Brand::for_marketplace(&deps.catalog, Marketplace::Github),
+            gcp_brand: Brand::for_marketplace(&deps.catalog, Marketplace::Gcp),
+            catalog: Arc::clone(&deps.catalog),
         })
     }
 
     async fn gcp_signup(&self, req: &Request) -> Response {
         let token = form_field(req, TOKEN_FIELD).unwrap_or_default();
         match self.gcp.finish(&token).await {
-            Ok(done) => page(
-                StatusCode::OK,
-                signed_up_page(&done, &self.gcp_product_name),
-            ),
+            Ok(done) => page(StatusCode::OK, signed_up_page(&done, &self.gcp_brand)),
             Err(e) => {
-                let html = signup_error_page(&e);
+                let html = signup_error_page(&e, &self.gcp_brand);
                 let api = ApiError::from(e);
                 if api.status.is_server_error() {
                     tracing::error!(code = api.code, message = %api.message, "google sign-up failed");
@@ -130,7 +133,7 @@ impl OauthCallback {
         // are deliberately not read: anyone can put them in the URL.
         let started = match self.github.start(request_base(req).as_deref()) {
             Ok(started) => started,
-            Err(e) => return Ok(error_reply(e)),
+            Err(e) => return Ok(error_reply(e, &self.github_brand)),
         };
         let mut res = redirect(&started.location)?;
         let cookie = host_cookie(COOKIE_NAME, &started.cookie_nonce, STATE_TTL.num_seconds())
@@ -155,8 +158,11 @@ impl OauthCallback {
             .err()
             .is_none_or(OauthError::ends_the_sign_in);
         let mut res = match result {
-            Ok(done) => page(StatusCode::OK, success_page(&done, self.github.now())),
-            Err(e) => error_reply(e),
+            Ok(done) => page(
+                StatusCode::OK,
+                success_page(&done, self.github.now(), &self.github_brand, &self.catalog),
+            ),
+            Err(e) => error_reply(e, &self.github_brand),
         };
         if ends && let Ok(clear) = host_cookie(COOKIE_NAME, "", 0) {
             res.headers_mut().append(header::SET_COOKIE, clear);
@@ -180,22 +186,9 @@ fn form_field(req: &Request, name: &str) -> Option<String> {
     from_body.or_else(|| query_param(req, name))
 }
 
-fn gcp_product_name(catalog: &Catalog) -> String {
-    let product = catalog
-        .product_for(Marketplace::Gcp, None)
-        .map(str::to_owned)
-        .or_else(|| catalog.products().next().map(|(id, _)| id.to_owned()))
-        .unwrap_or_default();
-    catalog
-        .products()
-        .find(|(id, _)| *id == product)
-        .and_then(|(_, p)| p.name.clone())
-        .unwrap_or(product)
-}
-
 /// An HTML error page with the status the error maps to.
-fn error_reply(e: OauthError) -> Response {
-    let html = error_page(&e);
+fn error_reply(e: OauthError, brand: &Brand) -> Response {
+    let html = error_page(&e, brand);
     let api = ApiError::from(e);
     if api.status.is_server_error() {
         tracing::error!(code = api.code, message = %api.message, "github sign-in failed");
@@ -206,16 +199,16 @@ fn error_reply(e: OauthError) -> Response {
 }
 
 /// `html_response` plus headers that keep the page (and the `code`/`state`
-/// in its URL) to itself: no framing, no referrer, nothing external.
-fn page(status: StatusCode, html: String) -> Response {
-    let mut res = html_response(status, html);
+/// in its URL) to itself: no framing, no referrer, nothing external — the
+/// page's CSP lets exactly its own inline style and logo load.
+fn page(status: StatusCode, page: Page) -> Response {
+    let mut res = html_response(status, page.html);
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
-        ),
-    );
+    // The CSP is ASCII by construction; were it not, the page goes out
+    // unstyled rather than with a weaker policy.
+    let csp = HeaderValue::from_str(&page.csp)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"));
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -274,20 +267,22 @@ impl Function for OauthCallback {
             // "Manage on provider": Google links the customer here with the
             // same token; signing up again is harmless (idempotent).
             ("POST", LOGIN_PATH) => Ok(self.gcp_signup(&req).await),
-            ("GET", LOGIN_PATH) => Ok(page(
-                StatusCode::OK,
-                crate::web::pages::page(
-                    &self.gcp_product_name,
-                    &format!(
-                        "<h1>{}</h1>\n<p>Sign in to {} with your Google account to manage your subscription.</p>\n",
-                        crate::web::pages::escape(&self.gcp_product_name),
-                        crate::web::pages::escape(&self.gcp_product_name)
-                    ),
-                ),
-            )),
-            (_, SETUP_PATH | CALLBACK_PATH | SIGNUP_PATH | LOGIN_PATH) => {
-                Err(ApiError::method_not_allowed())
+            ("GET", LOGIN_PATH) => {
+                let name = escape(&self.gcp_brand.name);
+                let body = format!(
+                    "<h1>{name}</h1>\n<p>Sign in to {name} with your Google account to manage your subscription.</p>\n{}",
+                    self.gcp_brand.continue_link().unwrap_or_default()
+                );
+                Ok(page(
+                    StatusCode::OK,
+                    render(&self.gcp_brand, "Manage your subscription", &body),
+                ))
             }
+            (_, "/healthz" | SETUP_PATH | CALLBACK_PATH) => {
+                Err(ApiError::method_not_allowed(&["GET"]))
+            }
+            (_, SIGNUP_PATH) => Err(ApiError::method_not_allowed(&["POST"])),
+            (_, LOGIN_PATH) => Err(ApiError::method_not_allowed(&["GET", "POST"])),
             _ => Err(ApiError::not_found("no such route")),
         }
     }

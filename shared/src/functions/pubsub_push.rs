@@ -99,7 +99,8 @@ impl Function for PubsubPush {
                 let body = body_bytes(&req)?;
                 self.gcp.handle(req.headers(), body).await
             }
-            (_, "/") => Err(ApiError::method_not_allowed()),
+            (_, "/") => Err(ApiError::method_not_allowed(&["POST"])),
+            (_, "/healthz") => Err(ApiError::method_not_allowed(&["GET"])),
             _ => Err(ApiError::not_found("no such route")),
         }
     }

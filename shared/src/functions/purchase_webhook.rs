@@ -151,7 +151,8 @@ impl Function for PurchaseWebhook {
                 let id = request_id(&req);
                 q2::with_request_id(id, self.q2.handle(req.headers(), body)).await
             }
-            (_, "/github" | "/" | "/q2") => Err(ApiError::method_not_allowed()),
+            (_, "/github" | "/" | "/q2") => Err(ApiError::method_not_allowed(&["POST"])),
+            (_, "/healthz") => Err(ApiError::method_not_allowed(&["GET"])),
             _ => Err(ApiError::not_found("no such route")),
         }
     }

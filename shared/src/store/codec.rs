@@ -166,6 +166,7 @@ pub(crate) fn version_from_i64(v: i64, what: &str) -> Result<u64, StoreError> {
 }
 
 /// A number of seat holders as a state's or a [`super::SeatClaim`]'s `used`.
+#[cfg(any(test, feature = "embedded-store"))]
 pub(crate) fn seat_count<N>(n: N, what: &str) -> Result<u32, StoreError>
 where
     N: TryInto<u32> + Copy + Display,

@@ -36,6 +36,9 @@ pub struct ApiError {
     /// tells the caller little on purpose, and the log must still say what
     /// failed (which store call, the SDK's own error chain).
     pub cause: Option<String>,
+    /// The methods the path accepts, sent as `Allow` with a 405 (RFC 9110
+    /// requires it there); see [`ApiError::method_not_allowed`].
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -45,6 +48,7 @@ impl ApiError {
             code,
             message: message.into(),
             cause: None,
+            allow: None,
         }
     }
 
@@ -70,12 +74,17 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    pub fn method_not_allowed() -> Self {
-        Self::new(
+    /// 405 for a path that exists with other methods: `allowed` names
+    /// them, in the message and in the `Allow` header.
+    pub fn method_not_allowed(allowed: &[&str]) -> Self {
+        let allow = allowed.join(", ");
+        let mut e = Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            "method not allowed on this route",
-        )
+            format!("this path accepts {allow}"),
+        );
+        e.allow = Some(allow);
+        e
     }
 
     pub fn too_large() -> Self {
@@ -90,7 +99,8 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
-    /// Renders `{"error":{"code","message"}}` with the request id.
+    /// Renders `{"error":{"code","message"}}` with the request id (and
+    /// `Allow` on a 405).
     pub fn into_response(self, request_id: &str) -> Response {
         #[derive(Serialize)]
         struct Inner<'a> {
@@ -109,7 +119,15 @@ impl ApiError {
                 request_id,
             },
         };
-        json_response(self.status, &body)
+        let mut res = json_response(self.status, &body);
+        if let Some(allow) = self
+            .allow
+            .as_deref()
+            .and_then(|a| HeaderValue::from_str(a).ok())
+        {
+            res.headers_mut().insert(header::ALLOW, allow);
+        }
+        res
     }
 }
 
@@ -373,6 +391,18 @@ mod tests {
         assert_eq!(v["error"]["code"], "invalid_json");
         assert_eq!(v["error"]["message"], "nope");
         assert_eq!(v["error"]["request_id"], "req-1");
+    }
+
+    #[test]
+    fn a_405_names_the_allowed_methods_in_allow() {
+        let res = ApiError::method_not_allowed(&["GET", "POST"]).into_response("req-1");
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(res.headers()[header::ALLOW], "GET, POST");
+        let v: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
+        assert_eq!(v["error"]["code"], "method_not_allowed");
+        assert_eq!(v["error"]["message"], "this path accepts GET, POST");
+        let other = ApiError::bad_request("invalid_json", "nope").into_response("req-1");
+        assert!(other.headers().get(header::ALLOW).is_none());
     }
 
     #[test]

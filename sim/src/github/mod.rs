@@ -14,6 +14,10 @@
 //!   client credentials as for an OAuth App), paginated with a real `Link`
 //!   header, with rate-limit headers and scriptable rate-limit replies.
 //!
+//! - **the marketplace** (`/_sim` on the web server, [`control`]): changes
+//!   an account's purchase and delivers the signed `marketplace_purchase`
+//!   webhook, as GitHub does when a customer buys, changes or cancels.
+//!
 //! Routes, parameters and reply shapes follow GitHub's OpenAPI description
 //! (`@octokit/openapi@23.0.2`, <https://github.com/octokit/openapi>);
 //! `fixtures/github/openapi-subset.json` holds
@@ -27,6 +31,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 mod api;
+pub mod control;
 mod state;
 mod web;
 pub mod webhook;

@@ -370,6 +370,13 @@ pub(crate) struct State {
     pub seen: Vec<Seen>,
     pub web_url: String,
     pub api_url: String,
+    /// Where the listing's webhook deliveries go ([`super::GithubSim::set_webhook`]).
+    pub webhook: Option<super::control::Webhook>,
+    /// Purchases that were cancelled, by account: what a new `purchased`
+    /// starts from.
+    pub ended: BTreeMap<u64, Purchase>,
+    /// The id of the next pending change.
+    pub next_change_id: u64,
 }
 
 /// GitHub's page size cap.
@@ -396,6 +403,9 @@ impl State {
             seen: Vec::new(),
             web_url: String::new(),
             api_url: String::new(),
+            webhook: None,
+            ended: BTreeMap::new(),
+            next_change_id: 1,
         }
     }
 

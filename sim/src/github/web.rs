@@ -24,6 +24,7 @@ pub(super) fn router(sim: GithubSim) -> Router {
     Router::new()
         .route("/login/oauth/authorize", get(authorize))
         .route("/login/oauth/access_token", post(access_token))
+        .nest("/_sim", super::control::router())
         .with_state(sim)
 }
 

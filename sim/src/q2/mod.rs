@@ -4,11 +4,14 @@
 //! nested under `event`, or the bare AppDirect event; signed with
 //! `Tollgate-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`.
 //!
-//! Q2 itself sends nothing to Tollgate and Tollgate calls nothing at Q2, so
-//! this is the whole stand-in: what `tollgate fire q2` sends and tests
-//! build on. Field values follow Q2's sample event (`Q2TOTALACCESS`
+//! Q2 itself sends nothing to Tollgate and Tollgate calls nothing at Q2:
+//! this builder is what tests build on, and [`stand_in`] plays Q2's
+//! marketplace with it for `tollgate fire q2` (it holds the subscriptions
+//! and relays each event). Field values follow Q2's sample event (`Q2TOTALACCESS`
 //! marketplace, an online-banking user as creator) and AppDirect's order
 //! payload (`editionCode`, `pricingDuration`, `items[{unit, quantity}]`).
+
+pub mod stand_in;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};

@@ -365,7 +365,8 @@ pub fn from_config(
 /// The HTTP client for token endpoints: short timeouts, no redirects (a
 /// redirect would carry an assertion or federated token elsewhere).
 pub(crate) fn http_client() -> Result<reqwest::Client, CredentialsError> {
-    reqwest::Client::builder()
+    crate::https::client_builder()
+        .map_err(|e| CredentialsError::Client(e.to_string()))?
         .user_agent(USER_AGENT)
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(REQUEST_TIMEOUT)

@@ -42,11 +42,11 @@ use super::adapter::{
 };
 use super::signup_token::{SignupTokenError, SignupVerifier};
 use crate::clock::Clock;
-use crate::config::{ApprovalPolicy, Catalog};
+use crate::config::{ApprovalPolicy, Catalog, SeatPolicy};
 use crate::model::{AppUser, CustomerKey, Marketplace};
 use crate::store::{StoreError, Token, Tokens, UserLink, UserLinks, sha256_hex};
 use crate::web::ApiError;
-use crate::web::pages::{escape, page};
+use crate::web::pages::{Brand, Page, day, escape, render};
 
 /// Sign-up page path (the URL given to Google in Producer Portal).
 pub const SIGNUP_PATH: &str = "/gcp/signup";
@@ -92,6 +92,10 @@ pub struct OrderOutcome {
     pub plan: String,
     /// Tollgate's tier for the plan, when configured.
     pub tier: Option<String>,
+    /// The tier's seat policy, when configured.
+    pub seats: Option<SeatPolicy>,
+    /// When the current term ends, if Google says.
+    pub term_ends_at: Option<chrono::DateTime<chrono::Utc>>,
     pub state: EntitlementState,
     pub action: OrderAction,
 }
@@ -220,11 +224,12 @@ impl GcpSignup {
 
     /// Approves (or rejects) an order that waited for sign-up.
     async fn settle_order(&self, ent: EntitlementView) -> Result<OrderOutcome, SignupError> {
-        let tier = self
+        let resolved = self
             .catalog
             .product_for(Marketplace::Gcp, Some(&ent.product))
-            .and_then(|p| self.catalog.tier_for(Marketplace::Gcp, p, &ent.plan))
-            .map(|t| t.name.to_owned());
+            .and_then(|p| self.catalog.tier_for(Marketplace::Gcp, p, &ent.plan));
+        let tier = resolved.map(|t| t.name.to_owned());
+        let seats = resolved.map(|t| t.tier.seats);
         let action = if ent.state != EntitlementState::ActivationRequested {
             OrderAction::None
         } else if tier.is_none() {
@@ -243,6 +248,8 @@ impl GcpSignup {
             entitlement: ent.id,
             plan: ent.plan,
             tier,
+            seats,
+            term_ends_at: ent.term_ends_at,
             state: ent.state,
             action,
         })
@@ -259,22 +266,34 @@ impl GcpSignup {
     }
 }
 
-/// The page after a sign-up: which plans, and what happens next.
-pub fn signed_up_page(done: &SignedUp, product_name: &str) -> String {
-    let mut body = format!("<h1>You're signed up for {}</h1>\n", escape(product_name));
+/// The page after a sign-up: the product, each order's plan and what
+/// happens next, and the way into the app.
+pub fn signed_up_page(done: &SignedUp, brand: &Brand) -> Page {
+    let product = if brand.name.is_empty() {
+        "the app"
+    } else {
+        brand.name.as_str()
+    };
+    let mut body = format!("<h1>You're signed up for {}</h1>\n", escape(product));
     if done.orders.is_empty() {
         body.push_str("<p>Your account is ready. Your order will appear here once Google Cloud Marketplace sends it.</p>\n");
+    } else {
+        body.push_str(&format!(
+            "<p>Your Google Cloud Marketplace account is connected to {}.</p>\n",
+            escape(product)
+        ));
     }
     for order in &done.orders {
-        let plan = order.tier.as_deref().unwrap_or(&order.plan);
+        let waiting = format!(
+            "Waiting for approval by the {product} team. Your plan becomes active once they \
+             approve it."
+        );
         let next = match order.action {
             OrderAction::Approved => "Approved. It becomes active within a few minutes.",
             OrderAction::Rejected => {
                 "This plan is not offered; the order was declined and you will not be charged."
             }
-            OrderAction::WaitingForVendor => {
-                "Waiting for our approval; we will email you when it is active."
-            }
+            OrderAction::WaitingForVendor => waiting.as_str(),
             OrderAction::None => match order.state {
                 EntitlementState::Active
                 | EntitlementState::PendingPlanChange
@@ -287,16 +306,46 @@ pub fn signed_up_page(done: &SignedUp, product_name: &str) -> String {
             },
         };
         body.push_str(&format!(
-            "<div class=\"card\"><h2>Plan: {}</h2><p>{}</p></div>\n",
-            escape(plan),
+            "<section class=\"card\">\n<h2>Plan: {}</h2>\n<p role=\"status\">{}</p>\n",
+            escape(&order.plan),
             escape(next)
         ));
+        let seats = match order.seats {
+            Some(SeatPolicy::Unlimited) => Some("Unlimited".to_owned()),
+            Some(SeatPolicy::Fixed(1)) => Some("1 seat".to_owned()),
+            Some(SeatPolicy::Fixed(n)) => Some(format!("{n} seats")),
+            Some(SeatPolicy::Purchased) | None => None,
+        };
+        let ends = order
+            .term_ends_at
+            .filter(|_| order.action != OrderAction::Rejected);
+        if seats.is_some() || ends.is_some() {
+            body.push_str("<dl>\n");
+            if let Some(seats) = seats {
+                body.push_str(&format!("<dt>Seats</dt><dd>{}</dd>\n", escape(&seats)));
+            }
+            if let Some(ends) = ends {
+                body.push_str(&format!(
+                    "<dt>Current term ends</dt><dd>{}</dd>\n",
+                    day(ends)
+                ));
+            }
+            body.push_str("</dl>\n");
+        }
+        body.push_str("</section>\n");
     }
-    page(&format!("Signed up for {product_name}"), &body)
+    let usable = done
+        .orders
+        .iter()
+        .any(|o| o.action != OrderAction::Rejected);
+    if usable && let Some(link) = brand.continue_link() {
+        body.push_str(&link);
+    }
+    render(brand, "You're signed up", &body)
 }
 
 /// The page for a sign-up that did not complete.
-pub fn signup_error_page(e: &SignupError) -> String {
+pub fn signup_error_page(e: &SignupError, brand: &Brand) -> Page {
     let text = match e {
         SignupError::Token(SignupTokenError::Replayed | SignupTokenError::Expired) => {
             "This sign-up link was already used or has expired. Go back to Google Cloud Marketplace and choose \"Sign up with provider\" again."
@@ -311,11 +360,90 @@ pub fn signup_error_page(e: &SignupError) -> String {
             "We could not finish your sign-up just now. Please start again from Google Cloud Marketplace in a minute."
         }
     };
-    page(
+    render(
+        brand,
         "Sign-up not completed",
         &format!(
-            "<h1>Sign-up not completed</h1>\n<div class=\"card error\"><p>{}</p></div>\n",
+            "<h1>Sign-up not completed</h1>\n<section class=\"card error\"><p>{}</p></section>\n",
             escape(text)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{AppUrl, Branding};
+
+    fn order(plan: &str, action: OrderAction) -> OrderOutcome {
+        OrderOutcome {
+            entitlement: "e1".into(),
+            plan: plan.into(),
+            tier: Some("team".into()),
+            seats: Some(SeatPolicy::Fixed(5)),
+            term_ends_at: chrono::DateTime::from_timestamp(1_800_000_000, 0),
+            state: EntitlementState::ActivationRequested,
+            action,
+        }
+    }
+
+    fn brand() -> Brand {
+        Brand {
+            name: "Acme <CI>".into(),
+            branding: Branding {
+                app_url: Some(AppUrl::parse("https://ci.acme.example/").unwrap()),
+                ..Branding::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_sign_up_page_shows_plan_next_step_seats_term_and_the_way_in() {
+        let done = SignedUp {
+            account_id: "a".into(),
+            approved_now: true,
+            orders: vec![order("<b>team</b>", OrderAction::WaitingForVendor)],
+        };
+        let html = signed_up_page(&done, &brand()).html;
+        assert!(
+            html.contains("<h1>You're signed up for Acme &lt;CI&gt;</h1>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<h2>Plan: &lt;b&gt;team&lt;/b&gt;</h2>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("Waiting for approval by the Acme &lt;CI&gt; team."),
+            "{html}"
+        );
+        assert!(html.contains("<dt>Seats</dt><dd>5 seats</dd>"), "{html}");
+        assert!(
+            html.contains(
+                "<dt>Current term ends</dt><dd><time datetime=\"2027-01-15\">2027-01-15</time></dd>"
+            ),
+            "{html}"
+        );
+        assert!(html.contains("href=\"https://ci.acme.example/\">Continue to Acme &lt;CI&gt;</a>"));
+    }
+
+    #[test]
+    fn a_declined_order_offers_no_way_into_the_app() {
+        let done = SignedUp {
+            account_id: "a".into(),
+            approved_now: false,
+            orders: vec![order("gold", OrderAction::Rejected)],
+        };
+        let html = signed_up_page(&done, &brand()).html;
+        assert!(html.contains("the order was declined and you will not be charged"));
+        assert!(
+            !html.contains("Continue to") && !html.contains("Current term ends"),
+            "{html}"
+        );
+        let error = signup_error_page(&SignupError::Token(SignupTokenError::Replayed), &brand());
+        assert!(
+            error.html.contains("already used or has expired")
+                && !error.html.contains("Continue to")
+        );
+    }
 }

@@ -30,12 +30,13 @@ use super::client::{
 };
 use super::oauth_state::{self, STATE_KEY_SECRET, StateError, StateKeys, USED_STATE_KIND};
 use crate::clock::Clock;
+use crate::config::{Catalog, SeatPolicy};
 use crate::model::{AccountKind, AppUser, CustomerKey, Marketplace, PriceModel};
 use crate::secret::{Secret, Secrets};
 use crate::settings::SetupError;
 use crate::store::{Store, StoreError, Token, Tokens, UserLink, UserLinks, sha256_hex};
 pub use crate::web::pages::escape;
-use crate::web::pages::page;
+use crate::web::pages::{Brand, Page, day, render};
 
 pub use super::oauth_state::{COOKIE_NAME, STATE_TTL};
 /// The callback's GitHub calls together (exchange, user, purchases) must
@@ -347,8 +348,38 @@ pub fn trial_banner(days_left: u32, ends: Option<DateTime<Utc>>) -> String {
     }
 }
 
-fn purchase_card(p: &UserMarketplacePurchase, now: DateTime<Utc>) -> String {
+/// What the customer's seats are, in words: the tier's seat policy when
+/// the plan is configured, else the units bought on a per-unit plan.
+fn seats(p: &UserMarketplacePurchase, policy: Option<SeatPolicy>) -> Option<String> {
+    let unit = p
+        .plan
+        .unit_name
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or("seat");
+    let count = |n: u64| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {}", plural(unit))
+        }
+    };
+    let per_unit = p.plan.price_model() == Some(PriceModel::PerUnit);
+    let bought = p.unit_count.filter(|n| per_unit || *n > 1);
+    match policy {
+        Some(SeatPolicy::Unlimited) => Some("Unlimited".to_owned()),
+        Some(SeatPolicy::Fixed(n)) => Some(count(u64::from(n))),
+        Some(SeatPolicy::Purchased) | None => bought.map(count),
+    }
+}
+
+fn purchase_card(
+    p: &UserMarketplacePurchase,
+    now: DateTime<Utc>,
+    policy: Option<SeatPolicy>,
+) -> String {
     let mut html = String::from("<section class=\"card\">\n");
+    html.push_str(&format!("<h2>{}</h2>\n", escape(&p.plan.name)));
     if let Some(days) = p.trial_days_left(now) {
         html.push_str(&format!(
             "<p class=\"trial\" role=\"status\"><strong>{}</strong> You have the full plan until then; \
@@ -356,7 +387,7 @@ fn purchase_card(p: &UserMarketplacePurchase, now: DateTime<Utc>) -> String {
             escape(&trial_banner(days, p.free_trial_ends_on))
         ));
     }
-    html.push_str(&format!("<h2>{}</h2>\n<dl>\n", escape(&p.plan.name)));
+    html.push_str("<dl>\n");
     let account = match p.account.account_kind() {
         Some(AccountKind::Organization) => format!("{} (organization)", p.account.login),
         Some(AccountKind::User) => format!("{} (personal account)", p.account.login),
@@ -364,33 +395,22 @@ fn purchase_card(p: &UserMarketplacePurchase, now: DateTime<Utc>) -> String {
     };
     html.push_str(&format!("<dt>Account</dt><dd>{}</dd>\n", escape(&account)));
     html.push_str(&format!("<dt>Plan</dt><dd>{}</dd>\n", escape(&p.plan.name)));
-    let per_unit = p.plan.price_model() == Some(PriceModel::PerUnit);
-    if let Some(units) = p.unit_count.filter(|n| per_unit || *n > 1) {
-        let unit = p
-            .plan
-            .unit_name
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-            .unwrap_or("seat");
-        let unit = if units == 1 {
-            unit.to_owned()
-        } else {
-            plural(unit)
-        };
-        html.push_str(&format!(
-            "<dt>Seats</dt><dd>{units} {}</dd>\n",
-            escape(&unit)
-        ));
+    if let Some(seats) = seats(p, policy) {
+        html.push_str(&format!("<dt>Seats</dt><dd>{}</dd>\n", escape(&seats)));
+    }
+    if p.trial_days_left(now).is_some()
+        && let Some(ends) = p.free_trial_ends_on
+    {
+        html.push_str(&format!("<dt>Trial ends</dt><dd>{}</dd>\n", day(ends)));
     }
     if let Some(cycle) = p.billing_cycle.as_deref().filter(|c| !c.is_empty()) {
         let next = p
             .next_billing_date
-            .map(|d| format!(", next bill on {}", date(d)))
+            .map(|d| format!(", next bill on {}", day(d)))
             .unwrap_or_default();
         html.push_str(&format!(
-            "<dt>Billing</dt><dd>{}{}</dd>\n",
-            escape(cycle),
-            escape(&next)
+            "<dt>Billing</dt><dd>{}{next}</dd>\n",
+            escape(cycle)
         ));
     }
     html.push_str("</dl>\n</section>\n");
@@ -405,39 +425,62 @@ fn plural(unit: &str) -> String {
     }
 }
 
-/// The page after a successful sign-in.
-pub fn success_page(p: &Provisioned, now: DateTime<Utc>) -> String {
+/// The page after a successful sign-in: the product, each purchase (plan,
+/// account, seats, trial, billing) and the way into the app. `catalog`
+/// gives each plan's seat policy (GitHub's plan ids mapped under
+/// `marketplaces.github.product`).
+pub fn success_page(p: &Provisioned, now: DateTime<Utc>, brand: &Brand, catalog: &Catalog) -> Page {
+    let product = catalog.product_for(Marketplace::Github, None);
+    let policy = |purchase: &UserMarketplacePurchase| {
+        let plan = purchase.plan.id.to_string();
+        product
+            .and_then(|id| catalog.tier_for(Marketplace::Github, id, &plan))
+            .map(|t| t.tier.seats)
+    };
     let who = p.user.name.as_deref().unwrap_or(&p.user.login);
     let mut body = format!("<h1>Welcome, {}</h1>\n", escape(who));
     if p.purchases.is_empty() {
         body.push_str(&format!(
             "<section class=\"card\"><p>You are signed in as <strong>{}</strong>, but GitHub lists no \
-             Marketplace purchase of this app that you can see. If you just bought it, GitHub can take a \
+             Marketplace purchase of {} that you can see. If you just bought it, GitHub can take a \
              minute to show it: <a href=\"{SETUP_PATH}\">check again</a>. If you bought it for an \
              organization, sign in with an account that belongs to it.</p></section>\n",
-            escape(&p.user.login)
-        ));
-    } else {
-        let what = if p.purchases.len() == 1 {
-            "Your GitHub Marketplace purchase is ready"
-        } else {
-            "Your GitHub Marketplace purchases are ready"
-        };
-        body.push_str(&format!(
-            "<p>You are signed in as <strong>{}</strong>. {what}:</p>\n",
             escape(&p.user.login),
+            escape(product_or_app(brand)),
         ));
-        for purchase in &p.purchases {
-            body.push_str(&purchase_card(purchase, now));
-        }
-        body.push_str("<p>You can close this page and start using the app.</p>\n");
+        return render(brand, "No purchase found", &body);
     }
-    page("Connected to GitHub Marketplace", &body)
+    let what = if p.purchases.len() == 1 {
+        "purchase is ready"
+    } else {
+        "purchases are ready"
+    };
+    body.push_str(&format!(
+        "<p>You are signed in with GitHub as <strong>{}</strong>. Your {} {what}:</p>\n",
+        escape(&p.user.login),
+        escape(product_or_app(brand)),
+    ));
+    for purchase in &p.purchases {
+        body.push_str(&purchase_card(purchase, now, policy(purchase)));
+    }
+    match brand.continue_link() {
+        Some(link) => body.push_str(&link),
+        None => body.push_str("<p>You can close this page and start using the app.</p>\n"),
+    }
+    render(brand, "You're all set", &body)
+}
+
+fn product_or_app(brand: &Brand) -> &str {
+    if brand.name.is_empty() {
+        "GitHub Marketplace"
+    } else {
+        &brand.name
+    }
 }
 
 /// The page for a failed sign-in: what happened and what to do, never a
 /// token, code or internal detail.
-pub fn error_page(err: &OauthError) -> String {
+pub fn error_page(err: &OauthError, brand: &Brand) -> Page {
     let again = format!("<p><a class=\"button\" href=\"{SETUP_PATH}\">Start again</a></p>");
     let (title, text, retry) = match err {
         OauthError::MissingState | OauthError::InvalidState(_) => (
@@ -515,7 +558,7 @@ pub fn error_page(err: &OauthError) -> String {
         escape(title),
         if retry { again.as_str() } else { "" }
     );
-    page(title, &body)
+    render(brand, title, &body)
 }
 
 /// The GitHub sign-in flow: the buyer's request is at fault (bad or reused
@@ -595,7 +638,19 @@ mod tests {
             purchases: vec![purchase("<img src=x onerror=alert(1)>", "<b>Pro</b>")],
             linked: vec![],
         };
-        let html = success_page(&p, Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap());
+        let catalog = Catalog::parse(
+            "[products.a.tiers.t]\n[products.a.plans.github]\n\"1\" = \"t\"\n[marketplaces.github]\nproduct = \"a\"\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let brand = Brand::of(&catalog, "a");
+        let html = success_page(
+            &p,
+            Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+            &brand,
+            &catalog,
+        )
+        .html;
         assert!(
             !html.contains("<script>alert")
                 && !html.contains("<img src=x")
@@ -607,7 +662,11 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("<dt>Seats</dt><dd>5 seats</dd>"), "{html}");
-        let err = error_page(&OauthError::AuthorizeFailed(safe_code("x<script>y")));
+        let err = error_page(
+            &OauthError::AuthorizeFailed(safe_code("x<script>y")),
+            &brand,
+        )
+        .html;
         assert!(!err.contains("<script>") && err.contains("xscripty"));
     }
 
@@ -625,9 +684,13 @@ mod tests {
     #[test]
     fn pages_are_self_contained() {
         for html in [
-            error_page(&OauthError::InvalidState(StateError::NoCookie)),
-            error_page(&OauthError::AccessDenied),
-            error_page(&OauthError::Deadline),
+            error_page(
+                &OauthError::InvalidState(StateError::NoCookie),
+                &Brand::default(),
+            )
+            .html,
+            error_page(&OauthError::AccessDenied, &Brand::default()).html,
+            error_page(&OauthError::Deadline, &Brand::default()).html,
         ] {
             assert!(
                 !html.contains("<script")
@@ -650,7 +713,12 @@ mod tests {
             OauthError::InvalidState(StateError::Used),
         ] {
             assert!(!e.ends_the_sign_in(), "{e}");
-            assert!(error_page(&e).contains("started in another"), "{e}");
+            assert!(
+                error_page(&e, &Brand::default())
+                    .html
+                    .contains("started in another"),
+                "{e}"
+            );
             let api = ApiError::from(e);
             assert_eq!((api.status.as_u16(), api.code), (400, "invalid_state"));
         }
@@ -672,7 +740,11 @@ mod tests {
     fn a_failed_random_source_is_a_503_page_never_a_weaker_state() {
         use crate::web::{ApiError, NoRandomness};
         let e = OauthError::NoRandomness(NoRandomness(getrandom::Error::UNSUPPORTED));
-        assert!(error_page(&e).contains("We could not start the sign-in"));
+        assert!(
+            error_page(&e, &Brand::default())
+                .html
+                .contains("We could not start the sign-in")
+        );
         let api = ApiError::from(e);
         assert_eq!((api.status.as_u16(), api.code), (503, "no_randomness"));
         assert!(api.cause.is_some(), "the OS error is kept for the log");

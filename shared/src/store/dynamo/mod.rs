@@ -169,6 +169,48 @@ mod seats;
 mod subscriptions;
 mod tokens;
 
+/// The SDK's full configuration chain (environment, profiles, SSO, the
+/// instance role), for the CLI on an operator's machine.
+#[cfg(feature = "credential-chain")]
+async fn sdk_config() -> aws_sdk_dynamodb::config::Builder {
+    let shared = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::https::SdkHttpClient::new())
+        .load()
+        .await;
+    aws_sdk_dynamodb::config::Builder::from(&shared)
+}
+
+/// What Lambda puts in a function's environment: the region and the
+/// execution role's credentials. Read directly rather than through
+/// `aws-config`'s provider chain, which the functions do not need and which
+/// costs binary size and cold-start time (README "Budgets, measured").
+/// Without credentials the client is still built; its calls then fail as
+/// the store being unavailable (503), and the error names the cause.
+#[cfg(not(feature = "credential-chain"))]
+async fn sdk_config() -> aws_sdk_dynamodb::config::Builder {
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let mut builder = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(crate::https::SdkHttpClient::new());
+    if let Some(region) = env("AWS_REGION").or_else(|| env("AWS_DEFAULT_REGION")) {
+        builder = builder.region(Region::new(region));
+    }
+    if let (Some(id), Some(secret)) = (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+        builder = builder.credentials_provider(Credentials::new(
+            id,
+            secret,
+            env("AWS_SESSION_TOKEN"),
+            None,
+            "lambda-environment",
+        ));
+    }
+    if let Some(url) = env("AWS_ENDPOINT_URL_DYNAMODB").or_else(|| env("AWS_ENDPOINT_URL")) {
+        builder = builder.endpoint_url(url);
+    }
+    builder
+}
+
 /// Error codes that mean "try again later", whichever operation returns them.
 const TRANSIENT_CODES: &[&str] = &[
     "ThrottlingException",
@@ -191,14 +233,11 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
-    /// A store on `table` with the SDK's default configuration chain
-    /// (environment, profile, Lambda role). `AWS_ENDPOINT_URL_DYNAMODB`
-    /// (or `AWS_ENDPOINT_URL`) points it at a local server.
+    /// A store on `table`, configured from the environment.
+    /// `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`) points it at a
+    /// local server.
     pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        let conf = aws_sdk_dynamodb::config::Builder::from(&config)
-            .timeout_config(Self::timeouts())
-            .build();
+        let conf = sdk_config().await.timeout_config(Self::timeouts()).build();
         Self::new(Client::from_conf(conf), table)
     }
 

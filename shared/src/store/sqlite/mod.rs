@@ -105,6 +105,32 @@ impl SqliteStore {
         })
     }
 
+    /// Test support: `n` copies of the stored subscription `key`, each under
+    /// a new id and customer (`<id>-copy-<i>`), in one statement — fills a
+    /// store for the scale benchmark (`make bench`) without `n` commits.
+    #[cfg(feature = "test-support")]
+    pub async fn copy_subscription_for_bench(
+        &self,
+        key: &crate::model::SubscriptionKey,
+        n: usize,
+    ) -> Result<(), StoreError> {
+        let (marketplace, id) = (key.marketplace.as_str(), key.id.clone());
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        self.write(move |tx| {
+            tx.execute(
+                "WITH RECURSIVE copies(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM copies WHERE i < ?3)
+                 INSERT INTO subscriptions
+                   (marketplace, id, version, customer_marketplace, customer_id, doc)
+                 SELECT marketplace, id || '-copy-' || i, version, customer_marketplace,
+                        customer_id || '-copy-' || i, doc
+                 FROM subscriptions, copies WHERE marketplace = ?1 AND id = ?2",
+                rusqlite::params![marketplace, id, n],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs `f` with the connection on the blocking pool.
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where

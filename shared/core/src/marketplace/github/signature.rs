@@ -5,14 +5,13 @@
 //! URL's base64 decoding, before any JSON parsing): re-serializing a parsed
 //! body changes bytes (escapes, key order) and breaks the signature, which is
 //! a classic webhook bug. The comparison is constant-time
-//! ([`hmac::Mac::verify_slice`]). Several secrets may be accepted at once so a
+//! ([`tags_match`]). Several secrets may be accepted at once so a
 //! secret can be rotated without losing deliveries.
 //!
 //! Pure, so it lives in the core; its HTTP answer (`impl From<SignatureError>
 //! for ApiError`) is in `tollgate::marketplace::github::signature`.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use crate::marketplace::signing::{hmac_sha256, tags_match};
 
 /// The header GitHub puts the SHA-256 signature in.
 pub const HEADER: &str = "x-hub-signature-256";
@@ -53,7 +52,7 @@ pub fn verify_any<'a>(
 ) -> Result<(), SignatureError> {
     let tag = parse_header(header)?;
     for secret in secrets {
-        if mac(secret, body).verify_slice(&tag).is_ok() {
+        if tags_match(&hmac_sha256(secret, &[body]), &tag) {
             return Ok(());
         }
     }
@@ -63,14 +62,7 @@ pub fn verify_any<'a>(
 /// The header value GitHub would send for `body` signed with `secret`
 /// (`sha256=<lowercase hex>`). For tests and the local simulator.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        hex::encode(mac(secret, body).finalize().into_bytes())
-    )
-}
-
-fn mac(secret: &[u8], body: &[u8]) -> Hmac<Sha256> {
-    crate::marketplace::signing::hmac_sha256(secret, &[body])
+    format!("sha256={}", hex::encode(hmac_sha256(secret, &[body])))
 }
 
 /// `sha256=<64 hex digits>`, tolerating surrounding whitespace, the

@@ -300,7 +300,8 @@ impl ProcurementClient {
         if !is_plain_id(provider) {
             return Err(ProcurementError::InvalidProvider);
         }
-        let http = reqwest::Client::builder()
+        let http = crate::https::client_builder()
+            .map_err(|e| ProcurementError::Client(e.to_string()))?
             .user_agent(super::credentials::USER_AGENT)
             .connect_timeout(CONNECT_TIMEOUT)
             // Google's APIs do not redirect; not following keeps the bearer

@@ -185,7 +185,8 @@ impl GithubClient {
             "x-github-api-version",
             HeaderValue::from_static(API_VERSION),
         );
-        let http = reqwest::Client::builder()
+        let http = crate::https::client_builder()
+            .map_err(|e| GithubError::Client(e.to_string()))?
             .user_agent(USER_AGENT)
             .default_headers(headers)
             .connect_timeout(connect)

@@ -1,0 +1,571 @@
+//! `make bench`: the functions' budgets (README "Budgets, measured"), each
+//! measured against its reference in the same run, so a shared, noisy
+//! machine moves both sides alike. Prints one table of absolutes and ratios
+//! and exits 1 when a budget is missed.
+//!
+//! | what | reference in the same run |
+//! |---|---|
+//! | cold start (spawn → first Runtime API poll), each function's release binary | `coldstart-hello`, a bare `lambda_http` hello-world, same profile |
+//! | first request after the cold start (a check with one store read; a GitHub delivery) | the same request warm, same process |
+//! | `/v1/check` by customer through the real handler on moto, p50 and p99 | a bare SDK `Query` of the same item on the same server |
+//! | GitHub verify + parse (criterion, `shared/benches/webhook.rs`) | bare aws-lc-rs HMAC + typed serde parse |
+//! | peak RSS per function (`VmHWM`) after the first-request rounds | — (≤ 48 MB) |
+//! | zip per function (`make build`'s arm64 zips) | — (≤ 2.5 MB) |
+//! | `/v1/check` with 10², 10⁴, 10⁶ subscriptions stored (embedded) and 10⁴ (moto) | the same check with 10² stored |
+//!
+//! Interleaved: each round runs every variant once, so drift on the machine
+//! lands on all of them. Sizes: `TOLLGATE_BENCH_STARTS` (cold starts per
+//! binary, default 30), `TOLLGATE_BENCH_ROUNDS` (processes per function for
+//! the first-request ratio, default 8), `TOLLGATE_BENCH_CHECKS` (checks per
+//! side on moto, default 300), `TOLLGATE_BENCH_SCALE_MAX` (largest embedded
+//! store, default 1000000).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+use tollgate::api::auth::Authenticator;
+use tollgate::clock::FixedClock;
+use tollgate::store::Store;
+use tollgate::store::dynamo::DynamoStore;
+use tollgate::store::sqlite::SqliteStore;
+use tollgate::testing::TestApp;
+use tollgate_tests::deliver::{
+    GITHUB_CONFIG, GithubPlan, check_request, github_body, github_request, knob, send,
+};
+use tollgate_tests::lambda::{
+    Deployment, FUNCTIONS, UrlRequest, call, release_binaries, target_dir, workspace_root,
+};
+use tollgate_tests::runtime_api::{FunctionConfig, FunctionProcess};
+
+const SECRET: &str = "bench-secret";
+const HELLO: &str = "coldstart-hello";
+
+/// One line of the table.
+struct Row {
+    what: String,
+    measured: String,
+    reference: String,
+    ratio: Option<f64>,
+    budget: String,
+    within: bool,
+}
+
+impl Row {
+    fn ratio(what: String, measured: f64, reference: f64, unit: &str, budget: f64) -> Self {
+        let ratio = measured / reference;
+        Self {
+            what,
+            measured: format!("{measured:.2} {unit}"),
+            reference: format!("{reference:.2} {unit}"),
+            ratio: Some(ratio),
+            budget: format!("≤ {budget:.1}×"),
+            within: ratio <= budget,
+        }
+    }
+
+    fn absolute(what: String, measured: f64, unit: &str, budget: f64) -> Self {
+        Self {
+            what,
+            measured: format!("{measured:.2} {unit}"),
+            reference: "—".into(),
+            ratio: None,
+            budget: format!("≤ {budget} {unit}"),
+            within: measured <= budget,
+        }
+    }
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    percentile(samples, 0.5)
+}
+
+fn percentile(samples: &mut [f64], p: f64) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i.min(samples.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn progress(line: &str) {
+    eprintln!("bench: {line}");
+}
+
+/// `coldstart-hello`, built with the workspace's release profile.
+fn hello_binary() -> PathBuf {
+    let target = target_dir();
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--release", "-p", HELLO, "--target-dir"])
+        .arg(&target)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building {HELLO} failed");
+    target.join("release").join(HELLO)
+}
+
+async fn spawn(binary: &Path, d: &Deployment) -> FunctionProcess {
+    let name = binary.file_name().and_then(|n| n.to_str()).unwrap_or("f");
+    let log = target_dir().join("bench").join(format!("{name}.log"));
+    std::fs::create_dir_all(log.parent().expect("a parent")).expect("log dir");
+    FunctionProcess::spawn(binary, FunctionConfig::new(name), &d.env(), &log).await
+}
+
+// ------------------------------------------------------------ cold start --
+
+async fn cold_starts(rows: &mut Vec<Row>, d: &Deployment, hello: &Path, starts: usize) {
+    let functions = release_binaries();
+    let mut binaries = vec![hello.to_path_buf()];
+    binaries.extend(FUNCTIONS.iter().map(|f| functions.join(f)));
+    let mut samples = vec![Vec::new(); binaries.len()];
+    for round in 0..starts {
+        if round % 10 == 0 {
+            progress(&format!("cold starts, round {}/{starts}", round + 1));
+        }
+        for (binary, samples) in binaries.iter().zip(samples.iter_mut()) {
+            let mut p = spawn(binary, d).await;
+            samples.push(ms(p.cold_start().await));
+            p.stop().await;
+        }
+    }
+    let reference = median(&mut samples[0]);
+    for (f, s) in FUNCTIONS.iter().zip(samples.iter_mut().skip(1)) {
+        rows.push(Row::ratio(
+            format!("cold start, {f} (median of {starts})"),
+            median(s),
+            reference,
+            "ms",
+            1.5,
+        ));
+    }
+}
+
+// ----------------------------------------------- first request, memory --
+
+fn customer_check(customer: u64) -> Value {
+    json!({"marketplace": "github", "customer_id": customer.to_string(),
+           "product": "acme-ci", "feature": "private-repos"})
+}
+
+fn delivery(account: u64) -> UrlRequest {
+    // Plan 1002 is "team" in tollgate.example.toml, which the deployment uses.
+    let plan = GithubPlan {
+        id: 1002,
+        price_model: "PER_UNIT",
+    };
+    let body = serde_json::to_vec(&github_body(
+        "purchased",
+        account,
+        plan,
+        3,
+        Utc.with_ymd_and_hms(2025, 1, 10, 0, 0, 0).unwrap(),
+    ))
+    .unwrap();
+    let signature = tollgate::marketplace::github::signature::sign(SECRET.as_bytes(), &body);
+    UrlRequest::post(
+        "/github",
+        vec![
+            ("user-agent", "GitHub-Hookshot/044aadd".to_owned()),
+            ("content-type", "application/json".to_owned()),
+            ("x-github-event", "marketplace_purchase".to_owned()),
+            ("x-github-delivery", format!("bench-{account}")),
+            ("x-hub-signature-256", signature),
+        ],
+        body,
+    )
+}
+
+/// Per function: a fresh process answers its first request, then `WARM`
+/// more of the same kind. Ratio: median first over median warm, across
+/// rounds. Also the processes' peak RSS.
+async fn first_requests(rows: &mut Vec<Row>, d: &Deployment, rounds: usize) {
+    const WARM: usize = 20;
+    let functions = release_binaries();
+    let bearer = format!("Bearer {}", d.api_key);
+    let mut account = 700_000;
+    // A subscription for the checks to find.
+    let mut webhook = spawn(&functions.join("purchase-webhook"), d).await;
+    webhook.cold_start().await;
+    let r = call(&mut webhook, delivery(account)).await;
+    assert_eq!(
+        r.status,
+        200,
+        "seed delivery: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let checked = account;
+    webhook.stop().await;
+    for function in ["entitlement-check", "purchase-webhook"] {
+        let (mut first, mut warm, mut peak_kib) = (Vec::new(), Vec::new(), 0);
+        for round in 0..rounds {
+            progress(&format!(
+                "{function}: first request vs warm, round {}/{rounds}",
+                round + 1
+            ));
+            let mut p = spawn(&functions.join(function), d).await;
+            p.cold_start().await;
+            let mut samples = Vec::new();
+            for _ in 0..=WARM {
+                account += 1;
+                let req = match function {
+                    "entitlement-check" => {
+                        UrlRequest::post_json("/v1/check", &customer_check(checked))
+                            .header("authorization", &bearer)
+                    }
+                    _ => delivery(account),
+                };
+                let started = Instant::now();
+                let r = call(&mut p, req).await;
+                samples.push(ms(started.elapsed()));
+                assert_eq!(
+                    r.status,
+                    200,
+                    "{function}: {}",
+                    String::from_utf8_lossy(&r.body)
+                );
+            }
+            first.push(samples[0]);
+            warm.push(median(&mut samples[1..]));
+            p.until_idle().await;
+            peak_kib = peak_kib.max(p.memory_kib().0);
+            p.stop().await;
+        }
+        rows.push(Row::ratio(
+            format!("first request after cold start, {function} (median of {rounds})"),
+            median(&mut first),
+            median(&mut warm),
+            "ms",
+            2.0,
+        ));
+        rows.push(Row::absolute(
+            format!("peak RSS, {function} ({} requests per process)", WARM + 1),
+            peak_kib as f64 / 1024.0,
+            "MB",
+            48.0,
+        ));
+    }
+}
+
+// ------------------------------------------------ check vs bare Query --
+
+fn app(store: Arc<dyn Store>) -> TestApp {
+    TestApp::new()
+        .config(GITHUB_CONFIG)
+        .secret(tollgate::marketplace::github::SECRET_NAME, SECRET)
+        .store(store)
+        .clock(Arc::new(FixedClock::new(
+            Utc.with_ymd_and_hms(2025, 1, 15, 12, 0, 0).unwrap(),
+        )))
+}
+
+async fn seed_one(app: &TestApp, account: u64) {
+    let webhook = app.purchase_webhook().unwrap();
+    let body = serde_json::to_vec(&github_body(
+        "purchased",
+        account,
+        GithubPlan::TEAM,
+        3,
+        Utc.with_ymd_and_hms(2025, 1, 10, 0, 0, 0).unwrap(),
+    ))
+    .unwrap();
+    let a = send(
+        &webhook,
+        github_request(
+            SECRET,
+            "marketplace_purchase",
+            &format!("seed-{account}"),
+            &body,
+        ),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.json);
+}
+
+/// Times `n` checks through the handler and `n` bare SDK `Query`s of the
+/// same customer on the same moto server, alternating.
+async fn check_vs_query(rows: &mut Vec<Row>, n: usize) {
+    progress(&format!("/v1/check vs bare Query on moto, {n} each"));
+    let store = tollgate_tests::moto::fresh_store().await;
+    let client = store.client().clone();
+    let table = store.table().to_owned();
+    let app = app(Arc::new(store));
+    let account = 4242;
+    seed_one(&app, account).await;
+    let check = app.entitlement_check(Authenticator::new(vec![], true));
+    let body = json!({"marketplace": "github", "customer_id": account.to_string(),
+                      "product": "acme-ci", "feature": "private-repos"});
+    let (mut handler, mut bare) = (Vec::new(), Vec::new());
+    for i in 0..n + 10 {
+        let started = Instant::now();
+        let a = send(&check, check_request(&body)).await;
+        let took = ms(started.elapsed());
+        assert_eq!(a.json["allowed"], json!(true), "{}", a.json);
+        let started = Instant::now();
+        let out = client
+            .query()
+            .table_name(&table)
+            .index_name("GSI1")
+            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :sub)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("CUST#github#{account}")))
+            .expression_attribute_values(":sub", AttributeValue::S("SUB#".into()))
+            .send()
+            .await
+            .expect("bare query");
+        let bare_took = ms(started.elapsed());
+        assert_eq!(out.count(), 1, "the bare query finds the same item");
+        // The first ten of each warm the connection pools.
+        if i >= 10 {
+            handler.push(took);
+            bare.push(bare_took);
+        }
+    }
+    for (label, p) in [("p50", 0.5), ("p99", 0.99)] {
+        rows.push(Row::ratio(
+            format!("/v1/check on moto, {label} ({n} checks)"),
+            percentile(&mut handler, p),
+            percentile(&mut bare, p),
+            "ms",
+            1.2,
+        ));
+    }
+}
+
+// ---------------------------------------------------------------- scale --
+
+/// Check latency (p50 of `n` checks through the handler) with `size`
+/// subscriptions stored.
+async fn check_p50(store: Arc<dyn Store>, account: u64, n: usize) -> f64 {
+    let check = app(store).entitlement_check(Authenticator::new(vec![], true));
+    let body = json!({"marketplace": "github", "customer_id": account.to_string(),
+                      "product": "acme-ci", "feature": "private-repos"});
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n + 20 {
+        let started = Instant::now();
+        let a = send(&check, check_request(&body)).await;
+        let took = ms(started.elapsed());
+        assert_eq!(a.json["allowed"], json!(true), "{}", a.json);
+        if i >= 20 {
+            samples.push(took);
+        }
+    }
+    median(&mut samples)
+}
+
+async fn scale(rows: &mut Vec<Row>, max: usize) {
+    let sizes: Vec<usize> = [100, 10_000, 1_000_000]
+        .into_iter()
+        .filter(|s| *s <= max.max(100))
+        .collect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut reference = None;
+    for size in sizes {
+        progress(&format!(
+            "scale: {size} subscriptions on the embedded store"
+        ));
+        let store = SqliteStore::open(&dir.path().join(format!("scale-{size}.db"))).unwrap();
+        let account = 1;
+        seed_one(&app(Arc::new(store.clone())), account).await;
+        store
+            .copy_subscription_for_bench(
+                &tollgate::model::SubscriptionKey::new(
+                    tollgate::model::Marketplace::Github,
+                    account.to_string(),
+                ),
+                size - 1,
+            )
+            .await
+            .unwrap();
+        let p50 = check_p50(Arc::new(store), account, 2000).await;
+        let base = *reference.get_or_insert(p50);
+        rows.push(Row::ratio(
+            format!("/v1/check p50, {size} subscriptions (embedded)"),
+            p50,
+            base,
+            "ms",
+            1.5,
+        ));
+    }
+    progress("scale: 10000 subscriptions on moto");
+    let store = tollgate_tests::moto::fresh_store().await;
+    let (small, large) = (1, 2);
+    seed_one(&app(Arc::new(store.clone())), small).await;
+    let reference = check_p50(Arc::new(store.clone()), small, 200).await;
+    fill_dynamodb(&store, 10_000).await;
+    seed_one(&app(Arc::new(store.clone())), large).await;
+    let p50 = check_p50(Arc::new(store), large, 200).await;
+    rows.push(Row::ratio(
+        "/v1/check p50, 10000 subscriptions (moto)".into(),
+        p50,
+        reference,
+        "ms",
+        1.5,
+    ));
+}
+
+/// `n` more subscription items on `store`'s table, written in batches.
+async fn fill_dynamodb(store: &DynamoStore, n: usize) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    let client = store.client();
+    for batch in (0..n).collect::<Vec<_>>().chunks(25) {
+        let writes = batch
+            .iter()
+            .map(|i| {
+                let item = [
+                    ("PK", format!("SUB#github#{}", 10_000_000 + i)),
+                    ("SK", "STATE".to_owned()),
+                    ("GSI1PK", format!("CUST#github#{}", 10_000_000 + i)),
+                    ("GSI1SK", format!("SUB#github#{}", 10_000_000 + i)),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), AttributeValue::S(v)))
+                .collect();
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                    .build()
+            })
+            .collect();
+        client
+            .batch_write_item()
+            .request_items(store.table(), writes)
+            .send()
+            .await
+            .expect("batch write");
+    }
+}
+
+// ------------------------------------------------- criterion, zips --
+
+/// The median of a criterion benchmark from this run's `cargo bench`
+/// (`target/criterion/<id>/new/estimates.json`), in µs.
+fn criterion_median_us(id: &str) -> Option<f64> {
+    let path = target_dir()
+        .join("criterion")
+        .join(id)
+        .join("new/estimates.json");
+    let v: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    v["median"]["point_estimate"].as_f64().map(|ns| ns / 1000.0)
+}
+
+fn webhook_ratios(rows: &mut Vec<Row>) {
+    let dir = workspace_root().join("tests/fixtures/github");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .filter(|n| n.starts_with("octokit-") && n.ends_with(".json"))
+                .map(|n| n.trim_end_matches(".json").to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    for name in names {
+        match (
+            criterion_median_us(&format!("webhook_verify_parse_{name}")),
+            criterion_median_us(&format!("webhook_baseline_bare_hmac_serde_{name}")),
+        ) {
+            (Some(ours), Some(bare)) => rows.push(Row::ratio(
+                format!("GitHub verify + parse, {name}"),
+                ours,
+                bare,
+                "µs",
+                1.0,
+            )),
+            _ => rows.push(Row {
+                what: format!("GitHub verify + parse, {name}"),
+                measured: "not measured: run `cargo bench -p tollgate-shared` first".into(),
+                reference: "—".into(),
+                ratio: None,
+                budget: "≤ 1.0×".into(),
+                within: false,
+            }),
+        }
+    }
+}
+
+fn zips(rows: &mut Vec<Row>) {
+    for f in FUNCTIONS {
+        let zip = workspace_root()
+            .join("target/lambda")
+            .join(f)
+            .join("bootstrap.zip");
+        match std::fs::metadata(&zip) {
+            Ok(m) => rows.push(Row::absolute(
+                format!("zip, {f} (arm64)"),
+                m.len() as f64 / 1_000_000.0,
+                "MB",
+                2.5,
+            )),
+            Err(_) => rows.push(Row {
+                what: format!("zip, {f}"),
+                measured: "not built: run `make build` first".into(),
+                reference: "—".into(),
+                ratio: None,
+                budget: "≤ 2.5 MB".into(),
+                within: false,
+            }),
+        }
+    }
+}
+
+fn print(rows: &[Row]) {
+    println!("\n| what | measured | reference (same run) | ratio | budget | |");
+    println!("|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            r.what,
+            r.measured,
+            r.reference,
+            r.ratio
+                .map(|x| format!("{x:.2}×"))
+                .unwrap_or_else(|| "—".into()),
+            r.budget,
+            if r.within { "ok" } else { "OVER" }
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is taken.
+    let starts = knob(&["TOLLGATE_BENCH_STARTS"]).unwrap_or(30) as usize;
+    let rounds = knob(&["TOLLGATE_BENCH_ROUNDS"]).unwrap_or(8) as usize;
+    let checks = knob(&["TOLLGATE_BENCH_CHECKS"]).unwrap_or(300) as usize;
+    let scale_max = knob(&["TOLLGATE_BENCH_SCALE_MAX"]).unwrap_or(1_000_000) as usize;
+    let hello = hello_binary();
+    release_binaries();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let rows = runtime.block_on(async {
+        let d = Deployment::new().await;
+        d.add_secrets(&json!({ tollgate::marketplace::github::SECRET_NAME: SECRET }));
+        let mut rows = Vec::new();
+        cold_starts(&mut rows, &d, &hello, starts).await;
+        first_requests(&mut rows, &d, rounds).await;
+        check_vs_query(&mut rows, checks).await;
+        webhook_ratios(&mut rows);
+        zips(&mut rows);
+        scale(&mut rows, scale_max).await;
+        rows
+    });
+    print(&rows);
+    let over = rows.iter().filter(|r| !r.within).count();
+    println!(
+        "\n{} budgets measured, {} within, {over} over ({})",
+        rows.len(),
+        rows.len() - over,
+        Utc::now().format("%Y-%m-%d %H:%M UTC")
+    );
+    std::process::exit(i32::from(over > 0));
+}
