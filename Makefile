@@ -23,7 +23,7 @@ help:
 	@echo "make test    fmt check, clippy -D warnings, every test (DynamoDB ones on moto)"
 	@echo "make screenshots  the customer pages in headless Chromium, desktop and phone, into SCREENSHOTS_DIR"
 	@echo "make build   release arm64 Lambda zips (cargo-lambda)"
-	@echo "make bench   criterion benchmarks (decision, webhook verify+parse, rules)"
+	@echo "make bench   every performance budget against its reference, one table (builds the zips first)"
 	@echo "make deny    supply-chain policy (deny.toml): licenses, bans, sources, advisories when fetchable"
 	@echo "make mutants mutation testing of the pure core (cargo-mutants; slow, not in make test)"
 	@echo "make deploy  build, then terraform apply infra/ with infra/tollgate.tfvars (TFVARS=... for another file)"
@@ -137,10 +137,15 @@ build: $(VENV)/.build-tools
 	  $(addprefix -p ,$(FUNCTIONS))
 	@ls -l target/lambda/*/bootstrap.zip
 
-bench:
+# Every budget against its reference in the same run (README "Budgets,
+# measured"): criterion's CPU benchmarks first (their estimates feed the
+# webhook row), then tests/benches/functions.rs: the release binaries under
+# a local Runtime API (cold start, first request, RSS), /v1/check against a
+# bare SDK Query on moto, the zips `build` just made, and the scale check.
+# Sizes: TOLLGATE_BENCH_STARTS, _ROUNDS, _CHECKS, _SCALE_MAX.
+bench: build $(VENV)/.test-tools
 	$(CARGO) bench --locked -p tollgate-shared --features test-support
-	$(CARGO) build --locked --release $(addprefix -p ,$(FUNCTIONS)) -p coldstart-hello
-	$(PYTHON) tools/coldstart.py 30 target/release/coldstart-hello $(addprefix target/release/,$(FUNCTIONS))
+	$(CARGO) bench --locked -p tollgate-tests --bench functions
 
 # Mutation testing (README "Mutation testing"): cargo-mutants, pinned and
 # installed into .tools/ on first use, mutates the core's rules, entitlement

@@ -1,5 +1,5 @@
 //! The reference for the cold-start budget (README "Budgets, measured"): a bare `lambda_http`
-//! function that does nothing at init. `tools/coldstart.py` compares each
+//! function that does nothing at init. `tests/benches/functions.rs` compares each
 //! Tollgate function's process-start → first-poll time against this one.
 
 use lambda_http::{Body, Error, Request, Response, run, service_fn};
