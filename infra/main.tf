@@ -44,4 +44,5 @@ module "tollgate" {
   metric_namespace                   = var.metric_namespace
   pending_delivery_age_alarm_seconds = var.pending_delivery_age_alarm_seconds
   reconcile_schedule                 = var.reconcile_schedule
+  notify_retry_schedule              = var.notify_retry_schedule
 }

@@ -176,3 +176,9 @@ variable "reconcile_schedule" {
   type        = string
   default     = "rate(6 hours)"
 }
+
+variable "notify_retry_schedule" {
+  description = "How often purchase-webhook sends change notifications whose retry came due (EventBridge rate(...) or cron(...)); null: no timer."
+  type        = string
+  default     = "rate(1 minute)"
+}

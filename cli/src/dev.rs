@@ -208,6 +208,13 @@ async fn serve_dev(args: Args) -> Result<(), DevError> {
     }
     if let Some(path) = &secrets_file {
         fire::q2::ensure_signing_secret(path).map_err(|e| format!("secrets file {e}"))?;
+        // `/v1/token` signs with it (README "Signed entitlement tokens").
+        sim::ensure_secret(path, tollgate::api::token::TOKEN_KEY_SECRET, || {
+            tollgate::api::token::generate_key()
+                .map(|key| key.expose().to_owned())
+                .map_err(|e| e.to_string())
+        })
+        .map_err(|e| format!("secrets file {e}"))?;
     }
     if let (Some(path), Some(stand_ins), Some(q2)) = (&secrets_file, &stand_ins, &q2) {
         let webhook = format!("http://{}", listeners.addr(PurchaseWebhook::NAME)?);
@@ -219,6 +226,7 @@ async fn serve_dev(args: Args) -> Result<(), DevError> {
         .await
         .map_err(|e| DevError::Other(e.to_string()))?;
     let running = start(deps.clone(), listeners).await?;
+    let notifications = drain_notifications(&deps).await?;
     if let (Some(stand_ins), Some(oauth)) = (
         &stand_ins,
         running.iter().find(|r| r.name == OauthCallback::NAME),
@@ -254,10 +262,36 @@ async fn serve_dev(args: Args) -> Result<(), DevError> {
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| DevError::Other(e.to_string()))?;
+    notifications.abort();
     drop(stand_ins);
     drop(gcp);
     drop(q2);
     Ok(())
+}
+
+/// Change notifications (README "Change notifications"): the outbox drained
+/// every 2 s in the background, as the table's stream does in AWS. With no
+/// endpoint configured there is nothing to send and the loop only looks.
+async fn drain_notifications(deps: &Deps) -> Result<tokio::task::JoinHandle<()>, DevError> {
+    use tollgate::notify::{HttpTransport, Sender};
+    let fail = |e: String| DevError::Other(format!("change notifications: {e}"));
+    let outbox = tollgate::setup::open_outbox(&deps.settings.store)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let transport = HttpTransport::new().map_err(|e| fail(e.to_string()))?;
+    let sender = Sender::new(
+        outbox,
+        std::sync::Arc::clone(&deps.catalog),
+        &deps.secrets,
+        std::sync::Arc::new(transport),
+        std::sync::Arc::new(tollgate::clock::SystemClock),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    Ok(tokio::spawn(async move {
+        sender
+            .run(std::time::Duration::from_secs(2), std::future::pending())
+            .await;
+    }))
 }
 
 /// The file of a `sqlite:<path>` store; `--reset` deletes nothing else.

@@ -12,10 +12,12 @@ mod demo;
 mod dev;
 mod fire;
 mod link;
+mod notify;
 mod reconcile;
 mod replay;
 mod sim;
 mod status;
+mod token_key;
 
 use std::process::ExitCode;
 
@@ -42,9 +44,15 @@ pub enum Command {
     /// Create API keys for entitlement-check
     #[command(subcommand)]
     ApiKey(api_key::Command),
+    /// Create the key entitlement-check signs its entitlement tokens with
+    #[command(subcommand)]
+    TokenKey(token_key::Command),
     /// List or remove the links from an app user to the customers it is entitled through
     #[command(subcommand)]
     Link(link::Command),
+    /// Change notifications: replay dead letters, or drain the outbox locally
+    #[command(subcommand)]
+    Notify(notify::Command),
     /// Finish recorded deliveries that were never processed
     Replay(replay::Args),
     /// Compare every subscription with its marketplace and fix drift (exit 3: --dry-run found drift)
@@ -65,7 +73,9 @@ async fn main() -> ExitCode {
         Command::Fire(marketplace) => fire::run(marketplace).await,
         Command::Demo(args) => demo::run(args).await,
         Command::ApiKey(command) => api_key::run(command).map(|out| print!("{out}")),
+        Command::TokenKey(command) => token_key::run(command).map(|out| print!("{out}")),
         Command::Link(command) => link::run(command).await,
+        Command::Notify(command) => notify::run(command).await,
         Command::Replay(args) => replay::run(args).await,
         // Its own exit codes (0 in sync/fixed, 1 errors, 3 drift in a dry run).
         Command::Reconcile(args) => return reconcile::run(args).await,

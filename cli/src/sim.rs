@@ -542,6 +542,39 @@ pub fn summary(stand_ins: &StandIns, secrets_out: Option<&str>) -> String {
     out
 }
 
+/// Adds `name` to the JSON secrets file at `path`, made by `make`, unless it
+/// holds a non-empty value already (every other entry kept); whether it
+/// did. The values `tollgate dev` needs and no stand-in provides: Q2's
+/// signing secret, the entitlement-token signing key.
+pub fn ensure_secret(
+    path: &Path,
+    name: &str,
+    make: impl FnOnce() -> Result<String, String>,
+) -> Result<bool, String> {
+    let fail = |e: String| format!("{}: {e}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let mut secrets = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(fail("is not a JSON object".into())),
+    };
+    let has = secrets
+        .get(name)
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|s| !s.trim().is_empty());
+    if has {
+        return Ok(false);
+    }
+    secrets.insert(
+        name.to_owned(),
+        serde_json::Value::String(make().map_err(fail)?),
+    );
+    let text = serde_json::to_string_pretty(&secrets).map_err(|e| fail(e.to_string()))?;
+    // The file is the owner's only (`tollgate dev` created it so); writing
+    // in place keeps its mode.
+    std::fs::write(path, text).map_err(|e| fail(e.to_string()))?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,14 @@ const COMMANDS: &[(&[&str], &[&str])] = &[
             "--json",
         ],
     ),
+    (&["notify"], &["replay", "run"]),
+    (
+        &["notify", "replay"],
+        &["--json", "dead letter", "webhook-id"],
+    ),
+    (&["notify", "run"], &["--interval"]),
+    (&["token-key"], &["new"]),
+    (&["token-key", "new"], &["--json"]),
     (&["link"], &["list", "remove"]),
     (&["link", "list"], &["<APP_USER>", "--json", "Exits 0"]),
     (

@@ -1,5 +1,7 @@
 //! The HTTP client.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -7,9 +9,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::token::{TokenAnswer, TokenError, TokenOptions, TokenVerifier};
 use crate::{
-    AppUser, CheckRequest, CustomerKey, CustomerView, Decision, Marketplace, Reason, SeatClaimed,
-    SeatList, SeatReleased, SeatRequest, SubscriptionKey,
+    AppUser, CheckRequest, CustomerKey, CustomerRef, CustomerView, Decision, Marketplace, Reason,
+    SeatClaimed, SeatList, SeatReleased, SeatRequest, SubscriptionKey,
 };
 
 /// Default per-request timeout: a check is one store read, so anything
@@ -41,6 +44,9 @@ pub enum ClientError {
     /// A reply that is not the documented JSON (a proxy's HTML page, ...).
     #[error("unexpected reply from Tollgate ({status}): {detail}")]
     UnexpectedResponse { status: StatusCode, detail: String },
+    /// A token from `POST /v1/token` was not accepted.
+    #[error("the entitlement token was refused: {0}")]
+    Token(#[from] TokenError),
 }
 
 impl ClientError {
@@ -107,6 +113,53 @@ fn is_loopback(url: &Url) -> bool {
 pub struct EntitlementClient {
     http: reqwest::Client,
     base: Url,
+    /// Set by [`EntitlementClient::with_tokens`].
+    tokens: Option<Arc<Tokens>>,
+}
+
+/// Verified answers, kept until their token expires.
+#[derive(Debug)]
+struct Tokens {
+    verifier: TokenVerifier,
+    /// By question (its JSON): the decision, the token's `exp`, and its
+    /// `sub` (so [`EntitlementClient::forget`] finds a subject's answers).
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+#[derive(Debug)]
+struct Cached {
+    decision: Decision,
+    exp: i64,
+    sub: String,
+}
+
+impl Tokens {
+    fn cached(&self, question: &str) -> Option<Decision> {
+        let now = self.verifier.options().now();
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .get(question)
+            .filter(|c| now < c.exp)
+            .map(|c| c.decision.clone())
+    }
+
+    fn keep(&self, question: String, cached: Cached) {
+        let options = self.verifier.options();
+        let (now, max) = (options.now(), options.max_cached_answers());
+        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= max {
+            cache.retain(|_, c| now < c.exp);
+        }
+        if cache.len() >= max {
+            // Still full of live answers: forget one; it is asked again.
+            if let Some(any) = cache.keys().next().cloned() {
+                cache.remove(&any);
+            }
+        }
+        if max > 0 {
+            cache.insert(question, cached);
+        }
+    }
 }
 
 impl EntitlementClient {
@@ -144,7 +197,127 @@ impl EntitlementClient {
     /// [`EntitlementClient::new`] is the caller's to make.
     pub fn with_http_client(base_url: &str, http: reqwest::Client) -> Result<Self, ClientError> {
         let base = parse_base(base_url)?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            tokens: None,
+        })
+    }
+
+    /// Answers [`Self::decide`] from signed tokens (`POST /v1/token`),
+    /// verified here against Tollgate's published keys and kept until they
+    /// expire, so a repeated question costs no network call. Whenever no
+    /// valid token can be had (Tollgate signs none, a token does not
+    /// verify, the keys cannot be read) `decide` asks `POST /v1/check`.
+    pub fn with_tokens(mut self, options: TokenOptions) -> Self {
+        let jwks = self.url(&[".well-known", "jwks.json"]);
+        self.tokens = Some(Arc::new(Tokens {
+            verifier: TokenVerifier::new(self.http.clone(), jwks, options),
+            cache: Mutex::default(),
+        }));
+        self
+    }
+
+    /// Drops every cached answer about `subject` (a customer, or an app
+    /// user), so the next question about it asks Tollgate again: call it
+    /// when a change notification names the customer. Answers for app users
+    /// linked to that customer are not found this way; [`Self::forget_all`]
+    /// drops everything.
+    pub fn forget(&self, subject: &CustomerRef) {
+        if let Some(tokens) = &self.tokens {
+            let sub = tollgate_core::token::subject_claim(subject);
+            let mut cache = tokens.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache.retain(|_, c| c.sub != sub);
+        }
+    }
+
+    /// Drops every cached answer.
+    pub fn forget_all(&self) {
+        if let Some(tokens) = &self.tokens {
+            let mut cache = tokens.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            cache.clear();
+        }
+    }
+
+    /// The verifier [`Self::with_tokens`] set up, to check tokens that
+    /// reach the app by other ways (another service forwarding one).
+    pub fn token_verifier(&self) -> Option<&TokenVerifier> {
+        self.tokens.as_deref().map(|t| &t.verifier)
+    }
+
+    /// May this customer (and user) use this product/feature now? Without
+    /// [`Self::with_tokens`], exactly [`Self::check`]. With it: a cached,
+    /// verified token's decision while it lives; else a fresh token's, once
+    /// it verifies and answers this very question; else [`Self::check`]
+    /// (unless Tollgate could not be reached at all: that error is returned
+    /// at once). Denials are never cached (Tollgate signs none): a customer
+    /// who buys is let in at the next request.
+    pub async fn decide(&self, request: &CheckRequest) -> Result<Decision, ClientError> {
+        let Some(tokens) = &self.tokens else {
+            return self.check(request).await;
+        };
+        let Ok(question) = serde_json::to_string(request) else {
+            return self.check(request).await;
+        };
+        if let Some(decision) = tokens.cached(&question) {
+            return Ok(decision);
+        }
+        match self.verified_token(tokens, request).await {
+            Ok(Verified::Allowed { decision, exp, sub }) => {
+                let cached = Cached {
+                    decision: decision.clone(),
+                    exp,
+                    sub,
+                };
+                tokens.keep(question, cached);
+                Ok(decision)
+            }
+            Ok(Verified::Denied(decision)) => Ok(decision),
+            // Tollgate unreachable: `/v1/check` would wait out the same
+            // timeout again; fail now (closed).
+            Err(e @ ClientError::Transport(_)) => Err(e),
+            Err(_) => self.check(request).await,
+        }
+    }
+
+    /// A fresh token for `request`, verified.
+    async fn verified_token(
+        &self,
+        tokens: &Tokens,
+        request: &CheckRequest,
+    ) -> Result<Verified, ClientError> {
+        let answer = self.token(request).await?;
+        let Some(token) = answer.token else {
+            if answer.decision.allowed {
+                return Err(TokenError::Malformed.into());
+            }
+            return Ok(Verified::Denied(answer.decision));
+        };
+        let claims = tokens.verifier.verify(&token).await?;
+        if !claims.answers(request) {
+            return Err(TokenError::OtherQuestion.into());
+        }
+        if !claims.decision.allowed {
+            return Err(TokenError::NotAllowed.into());
+        }
+        Ok(Verified::Allowed {
+            decision: claims.decision,
+            exp: claims.exp,
+            sub: claims.sub,
+        })
+    }
+
+    /// `POST /v1/token`: the decision and, when it allows, a signed token
+    /// (not verified here; [`TokenVerifier::verify`] does that).
+    pub async fn token(&self, request: &CheckRequest) -> Result<TokenAnswer, ClientError> {
+        let res = self
+            .http
+            .post(self.url(&["v1", "token"]))
+            .json(request)
+            .send()
+            .await
+            .map_err(ClientError::Transport)?;
+        read(res).await
     }
 
     /// `POST /v1/check`: may this customer (and user) use this product/feature now?
@@ -308,6 +481,16 @@ impl EntitlementClient {
     }
 }
 
+/// What a fresh token came to.
+enum Verified {
+    Allowed {
+        decision: Decision,
+        exp: i64,
+        sub: String,
+    },
+    Denied(Decision),
+}
+
 /// A 2xx body as `T`; anything else as a typed error.
 async fn read<T: DeserializeOwned>(res: reqwest::Response) -> Result<T, ClientError> {
     let status = res.status();
@@ -397,6 +580,58 @@ mod tests {
                 "{url}"
             );
         }
+    }
+
+    #[test]
+    fn the_token_cache_drops_answers_at_exp_and_stays_bounded() {
+        use std::time::UNIX_EPOCH;
+        let at = Arc::new(Mutex::new(1_000u64));
+        let clock = Arc::clone(&at);
+        let options = TokenOptions::default()
+            .max_cached(2)
+            .clock(Arc::new(move || {
+                UNIX_EPOCH + Duration::from_secs(*clock.lock().unwrap())
+            }));
+        let c = EntitlementClient::new("http://127.0.0.1:9", None)
+            .unwrap()
+            .with_tokens(options);
+        let t = c.tokens.as_deref().unwrap();
+        let d: Decision = serde_json::from_value(serde_json::json!({
+            "allowed": true, "reason": "ok", "subscription": null, "status": null,
+            "plan": null, "tier": "team", "features": [], "trial_days_left": null,
+            "access_until": null, "seats": null
+        }))
+        .unwrap();
+        let keep = |q: &str, sub: &str, exp: i64| {
+            t.keep(
+                q.into(),
+                Cached {
+                    decision: d.clone(),
+                    exp,
+                    sub: sub.into(),
+                },
+            )
+        };
+        keep("a", "customer:github:1", 1_010);
+        keep("b", "customer:github:1", 1_100);
+        assert_eq!(t.cached("a"), Some(d.clone()));
+        *at.lock().unwrap() = 1_010;
+        assert_eq!(t.cached("a"), None, "dropped at exp");
+        // Full: the expired answer goes first.
+        keep("c", "customer:github:2", 1_100);
+        assert!(t.cached("b").is_some() && t.cached("c").is_some());
+        // Full of live answers: one goes, the cache never grows past its bound.
+        keep("d", "customer:github:2", 1_100);
+        assert_eq!(t.cache.lock().unwrap().len(), 2);
+        assert!(t.cached("d").is_some());
+        c.forget_all();
+        assert!(t.cached("d").is_none());
+        // A change notification for customer 2 drops its answers only.
+        keep("d", "customer:github:2", 1_100);
+        keep("e", "customer:github:3", 1_100);
+        c.forget(&CustomerRef::customer(Marketplace::Github, "2"));
+        assert!(t.cached("d").is_none());
+        assert!(t.cached("e").is_some());
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! configuration does not define (a bug in the app, not the customer's; see
 //! [`refusal_status`]), 401 when the request names no customer, 503 when
 //! Tollgate cannot be asked. Every one of them fails closed.
+//!
+//! The layer asks through [`EntitlementClient::decide`]: with
+//! [`EntitlementClient::with_tokens`] a request is let through on a cached,
+//! locally verified entitlement token while it lives (no network call), and
+//! `/v1/check` answers whenever no valid token can be had.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -196,7 +201,9 @@ where
                     "this request names no customer",
                 ));
             };
-            match config.client.check(&config.question(subject)).await {
+            // A verified token's decision when the client has tokens on
+            // (`EntitlementClient::with_tokens`), else `/v1/check`.
+            match config.client.decide(&config.question(subject)).await {
                 Ok(decision) if decision.allowed => {
                     parts.extensions.insert(decision);
                     inner.call(http::Request::from_parts(parts, body)).await

@@ -1,7 +1,11 @@
 //! Ask Tollgate's entitlement-check from a Rust app.
 //!
 //! - [`EntitlementClient`]: `check`, `customer`, `claim_seat`, `release_seat`,
-//!   `seats`, `remove_link` over HTTP, with typed answers and errors.
+//!   `seats`, `remove_link` over HTTP, with typed answers and errors; with
+//!   [`EntitlementClient::with_tokens`], `decide` answers from signed
+//!   entitlement tokens verified offline ([`token`]) until they expire.
+//! - [`notify::verify_notification`]: checks a change notification's
+//!   Standard Webhooks signature and reads it.
 //! - [`RequireEntitlement`]: a `tower` layer that refuses a request (402/403
 //!   with the reason as JSON; 500 when its product or feature is not defined
 //!   in `tollgate.toml`) unless the customer is entitled, and hands the
@@ -31,9 +35,12 @@
 
 mod client;
 mod layer;
+pub mod notify;
+pub mod token;
 
 pub use client::{ClientError, EntitlementClient, SeatClaim};
 pub use layer::{Entitled, RequireEntitlement, RequireEntitlementService, Subject, refusal_status};
+pub use token::{EntitlementClaims, TokenAnswer, TokenError, TokenOptions, TokenVerifier};
 /// A change the marketplace announced for later.
 pub use tollgate_core::wire::PendingChangeView as PendingChange;
 /// Seat usage; `limit: None` means the tier does not count seats.

@@ -26,6 +26,7 @@ pub mod functions;
 pub mod https;
 pub mod ingest;
 pub mod marketplace;
+pub mod notify;
 pub mod outbound;
 pub mod reconcile;
 pub mod settings;

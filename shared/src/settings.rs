@@ -87,6 +87,12 @@ pub struct Settings {
     /// it stops trusting them (`api::auth::keyring`).
     pub api_keys_ttl: Option<String>,
     pub api_keys_max_age: Option<String>,
+    /// `TOLLGATE_TOKEN_ISSUER`, `TOLLGATE_TOKEN_AUDIENCE` and
+    /// `TOLLGATE_TOKEN_MAX_LIFETIME`, as given: the `iss`, `aud` and longest
+    /// lifetime of entitlement tokens (`api::token`).
+    pub token_issuer: Option<String>,
+    pub token_audience: Option<String>,
+    pub token_max_lifetime: Option<String>,
     /// `AWS_REGION`, set by Lambda: function URL events must name it.
     pub aws_region: Option<String>,
 }
@@ -142,6 +148,9 @@ impl Settings {
             iam_principals: optional("TOLLGATE_IAM_PRINCIPALS"),
             api_keys_ttl: optional("TOLLGATE_API_KEYS_TTL"),
             api_keys_max_age: optional("TOLLGATE_API_KEYS_MAX_AGE"),
+            token_issuer: optional("TOLLGATE_TOKEN_ISSUER"),
+            token_audience: optional("TOLLGATE_TOKEN_AUDIENCE"),
+            token_max_lifetime: optional("TOLLGATE_TOKEN_MAX_LIFETIME"),
             aws_region: optional("AWS_REGION"),
         }
     }

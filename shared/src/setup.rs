@@ -122,6 +122,31 @@ async fn secrets_from_extension_at(
 
 /// Opens the store named by `TOLLGATE_STORE`.
 pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, SetupError> {
+    Ok(match open_backend(spec).await? {
+        #[cfg(feature = "embedded-store")]
+        Backend::Sqlite(store) => Arc::new(store),
+        Backend::Dynamo(store) => Arc::new(store),
+    })
+}
+
+/// Opens the notification outbox of the store named by `TOLLGATE_STORE`
+/// (the same file or table [`open_store`] opens).
+pub async fn open_outbox(spec: &str) -> Result<Arc<dyn crate::store::Outbox>, SetupError> {
+    Ok(match open_backend(spec).await? {
+        #[cfg(feature = "embedded-store")]
+        Backend::Sqlite(store) => Arc::new(store),
+        Backend::Dynamo(store) => Arc::new(store),
+    })
+}
+
+/// A store backend, before it is seen through one of its roles.
+enum Backend {
+    #[cfg(feature = "embedded-store")]
+    Sqlite(crate::store::sqlite::SqliteStore),
+    Dynamo(DynamoStore),
+}
+
+async fn open_backend(spec: &str) -> Result<Backend, SetupError> {
     let fail = |message: String| SetupError::Store {
         spec: spec.to_owned(),
         message,
@@ -131,7 +156,7 @@ pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, SetupError> {
         {
             let store = crate::store::sqlite::SqliteStore::open(std::path::Path::new(path))
                 .map_err(|e| fail(e.to_string()))?;
-            return Ok(Arc::new(store));
+            return Ok(Backend::Sqlite(store));
         }
         #[cfg(not(feature = "embedded-store"))]
         {
@@ -147,7 +172,7 @@ pub async fn open_store(spec: &str) -> Result<Arc<dyn Store>, SetupError> {
         if table.is_empty() {
             return Err(SetupError::StoreSpec(spec.to_owned()));
         }
-        return Ok(Arc::new(DynamoStore::from_env(table).await));
+        return Ok(Backend::Dynamo(DynamoStore::from_env(table).await));
     }
     Err(SetupError::StoreSpec(spec.to_owned()))
 }

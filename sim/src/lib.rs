@@ -15,6 +15,7 @@
 //!   and a stand-in for Q2's marketplace and that extension
 //!   ([`q2::stand_in`]) which holds the subscriptions and relays them.
 
+pub mod control_client;
 pub mod gcp;
 pub mod github;
 pub mod q2;

@@ -276,6 +276,20 @@ async fn every_documented_response_of_every_route_is_real_and_matches_its_schema
             post("/v1/check", &checker_or_all(&body, &all, &checker), body),
         ));
     }
+    // Signed tokens: an allowing answer (token and expiry), a denial (nulls),
+    // and the keys that verify them.
+    for body in [
+        ask_with("1", "acme-ci", json!({"feature": "private-repos"})),
+        ask("2", "acme-ci"),
+        ask("3", "acme-ci"),
+        json!({"app_user": "nobody", "product": "acme-ci"}),
+    ] {
+        cases.push((("POST", "/v1/token"), post("/v1/token", &checker, body)));
+    }
+    cases.push((
+        ("GET", "/.well-known/jwks.json"),
+        request("GET", "/.well-known/jwks.json", None, None),
+    ));
     for id in ["1", "2", "3", "404"] {
         cases.push((
             ("GET", "/v1/customers/{marketplace}/{customer_id}"),
@@ -400,10 +414,29 @@ async fn every_documented_response_of_every_route_is_real_and_matches_its_schema
     }
 
     let mut exercised: BTreeSet<(String, String, u16)> = BTreeSet::new();
+    let mut signed_claims = Vec::new();
     for ((method, template), req) in cases {
         let reply = tg.send(req).await;
         contract.validate(method, template, reply.status, &reply.body);
+        if let Some(token) = reply.body.get("token").and_then(Value::as_str) {
+            signed_claims.push(token_claims(token));
+        }
         exercised.insert((method.to_owned(), template.to_owned(), reply.status));
+    }
+
+    // The payload of every token signed above is the documented
+    // `EntitlementTokenClaims`, exactly.
+    assert!(!signed_claims.is_empty(), "no /v1/token case allowed");
+    let claims_schema = validator(
+        &contract,
+        &json!({"$ref": "#/components/schemas/EntitlementTokenClaims"}),
+    );
+    for claims in &signed_claims {
+        let errors: Vec<String> = claims_schema
+            .iter_errors(claims)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}\n{claims:#}", errors.join("\n"));
     }
 
     // Every documented status was produced, except 503 (the store failing).
@@ -421,6 +454,16 @@ async fn every_documented_response_of_every_route_is_real_and_matches_its_schema
             );
         }
     }
+}
+
+/// The claims of a JWT, read without verifying (the token tests verify).
+fn token_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 /// A check that claims a seat needs both scopes.

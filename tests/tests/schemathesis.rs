@@ -86,7 +86,12 @@ async fn schemathesis_finds_nothing_against_the_entitlement_check_api() {
     let mut app = TestApp::new()
         .store(Arc::clone(&store))
         .setting("TOLLGATE_SECRETS", &format!("file:{}", secrets.display()))
-        .secret(&key.entry.secret_name(), &key.entry.secret_value());
+        .secret(&key.entry.secret_name(), &key.entry.secret_value())
+        // `/v1/token` signs (and the JWKS publishes) with a fresh key.
+        .secret(
+            tollgate::api::token::TOKEN_KEY_SECRET,
+            tollgate::api::token::generate_key().unwrap().expose(),
+        );
     let now = app.fixed_clock().now();
 
     // The document's examples name customer 4242 and app user

@@ -414,27 +414,10 @@ fn config_path() -> PathBuf {
 /// unless it has one (every other entry kept); whether it did. What the
 /// relay and `tollgate fire q2` then sign with.
 pub fn ensure_signing_secret(path: &Path) -> Result<bool, String> {
-    let fail = |e: String| format!("{}: {e}", path.display());
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let mut secrets = match serde_json::from_str::<Value>(&text) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(fail("is not a JSON object".into())),
-    };
-    let has = secrets
-        .get(SECRET_NAME)
-        .and_then(Value::as_str)
-        .is_some_and(|s| !s.trim().is_empty());
-    if has {
-        return Ok(false);
-    }
     // No secret rather than a guessable one if the OS random source fails.
-    let secret = tollgate::web::random_token(32).map_err(|e| fail(e.to_string()))?;
-    secrets.insert(SECRET_NAME.to_owned(), Value::String(secret));
-    let text = serde_json::to_string_pretty(&secrets).map_err(|e| fail(e.to_string()))?;
-    // The file is the owner's only (`tollgate dev` created it so); writing
-    // in place keeps its mode.
-    std::fs::write(path, text).map_err(|e| fail(e.to_string()))?;
-    Ok(true)
+    crate::sim::ensure_secret(path, SECRET_NAME, || {
+        tollgate::web::random_token(32).map_err(|e| e.to_string())
+    })
 }
 
 #[cfg(test)]

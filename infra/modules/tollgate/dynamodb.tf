@@ -55,4 +55,9 @@ resource "aws_dynamodb_table" "this" {
   }
 
   deletion_protection_enabled = var.table_deletion_protection
+
+  # Wakes purchase-webhook's notification sender when a commit writes an
+  # outbox item (notify.tf). Keys only: the sender reads the item itself.
+  stream_enabled   = true
+  stream_view_type = "KEYS_ONLY"
 }

@@ -94,10 +94,8 @@ locals {
       TOLLGATE_SECRETS = "aws-sm:${aws_secretsmanager_secret.this.arn}"
       TOLLGATE_CONFIG  = "/opt/tollgate.toml" # from the config layer (config.tf)
       RUST_LOG         = var.log_level
-      # One CA bundle instead of the system's certificate directory: the cold
-      # start reads one file (README, "Budgets, measured": 4-5 ms vs up to 8x
-      # a bare hello-world). Both TLS stacks (AWS SDK, reqwest) honour it.
-      SSL_CERT_FILE = var.ssl_cert_file
+      # No SSL_CERT_FILE: TLS trusts Mozilla's roots compiled into the
+      # binaries (tollgate::https), read from nowhere at cold start.
     },
     # Optional settings: unset unless given (the code's defaults apply).
     { for k, v in {

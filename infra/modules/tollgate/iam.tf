@@ -70,6 +70,29 @@ data "aws_iam_policy_document" "fn" {
     }
   }
 
+  # purchase-webhook reads the table's stream (the notification sender's
+  # wake-up, notify.tf): only the stream read actions, only on that stream.
+  dynamic "statement" {
+    for_each = each.key == local.notifier ? [aws_dynamodb_table.this.stream_arn] : []
+
+    content {
+      sid       = "ReadTableStream"
+      actions   = [for a in local.stream_read_actions : "dynamodb:${a}"]
+      resources = [statement.value]
+    }
+  }
+
+  # ... and hands a batch it could not process to the failure queue.
+  dynamic "statement" {
+    for_each = each.key == local.notifier ? [aws_sqs_queue.outbox_stream_failures.arn] : []
+
+    content {
+      sid       = "SendStreamFailures"
+      actions   = ["sqs:SendMessage"]
+      resources = [statement.value]
+    }
+  }
+
   dynamic "statement" {
     for_each = each.value.secrets ? [aws_secretsmanager_secret.this.arn] : []
 

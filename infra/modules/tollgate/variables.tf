@@ -124,12 +124,6 @@ variable "secrets_extension_layer_arn" {
   }
 }
 
-variable "ssl_cert_file" {
-  description = "SSL_CERT_FILE: the CA bundle of the provided.al2023 image (ca-certificates' extracted PEM bundle). With it set, TLS trusts exactly this file: a wrong path fails every outbound call."
-  type        = string
-  default     = "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem"
-}
-
 variable "log_level" {
   description = "RUST_LOG: error, warn, info, debug or trace."
   type        = string
@@ -229,5 +223,16 @@ variable "reconcile_schedule" {
   validation {
     condition     = var.reconcile_schedule == null || can(regex("^(rate|cron)\\(.+\\)$", var.reconcile_schedule))
     error_message = "reconcile_schedule must be rate(...) or cron(...), or null."
+  }
+}
+
+variable "notify_retry_schedule" {
+  description = "EventBridge schedule expression of the timer that sends change notifications whose retry came due (purchase-webhook); null: retries wait for the next commit or reconciliation."
+  type        = string
+  default     = "rate(1 minute)"
+
+  validation {
+    condition     = var.notify_retry_schedule == null || can(regex("^(rate|cron)\\(.+\\)$", var.notify_retry_schedule))
+    error_message = "notify_retry_schedule must be rate(...) or cron(...), or null."
   }
 }

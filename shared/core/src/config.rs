@@ -171,6 +171,8 @@ struct RawCatalog {
     products: BTreeMap<String, Product>,
     #[serde(default)]
     marketplaces: BTreeMap<Marketplace, MarketplaceProducts>,
+    #[serde(default)]
+    notifications: crate::notify::NotificationsConfig,
 }
 
 /// The validated configuration.
@@ -180,6 +182,8 @@ pub struct Catalog {
     marketplaces: BTreeMap<Marketplace, MarketplaceProducts>,
     /// Validated `[products.<id>.branding]`, by product.
     branding: BTreeMap<String, Branding>,
+    /// `[notifications]`: where applied changes are sent.
+    notifications: crate::notify::NotificationsConfig,
 }
 
 /// What a plan id resolves to.
@@ -299,7 +303,13 @@ impl Catalog {
             products: raw.products,
             marketplaces: raw.marketplaces,
             branding,
+            notifications: raw.notifications,
         })
+    }
+
+    /// `[notifications]`: the endpoints applied changes are sent to.
+    pub fn notifications(&self) -> &crate::notify::NotificationsConfig {
+        &self.notifications
     }
 
     /// How `product` looks on the customer's pages (defaults when it has

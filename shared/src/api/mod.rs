@@ -11,6 +11,7 @@
 //!   `tollgate-client`.
 //! - [`routes`]: the route table the handler dispatches on.
 //! - [`auth`]: IAM-signed requests and hashed, scoped API keys.
+//! - [`token`]: signed entitlement tokens and the keys that verify them.
 
 use http::StatusCode;
 
@@ -18,6 +19,7 @@ use crate::entitlement::Reason;
 
 pub mod auth;
 pub mod routes;
+pub mod token;
 pub mod wire;
 
 /// The OpenAPI 3.1 document of this API, as checked in.

@@ -13,7 +13,9 @@ use super::Rejection;
 pub enum Route {
     Healthz,
     OpenApi,
+    Jwks,
     Check,
+    Token,
     Customer,
     ClaimSeat,
     ReleaseSeat,
@@ -32,7 +34,9 @@ pub struct RouteSpec {
 pub const ROUTES: &[RouteSpec] = &[
     spec(Route::Healthz, "GET", "/healthz"),
     spec(Route::OpenApi, "GET", "/v1/openapi.json"),
+    spec(Route::Jwks, "GET", "/.well-known/jwks.json"),
     spec(Route::Check, "POST", "/v1/check"),
+    spec(Route::Token, "POST", "/v1/token"),
     spec(
         Route::Customer,
         "GET",
@@ -147,6 +151,10 @@ mod tests {
         assert_eq!(m.params, ["github", "a b"]);
         let m = match_route(&Method::GET, "/v1/customers/q2/fi%3Au%c3%a9%2f").unwrap();
         assert_eq!(m.params, ["q2", "fi:ué/"]);
+        let m = match_route(&Method::GET, "/.well-known/jwks.json").unwrap();
+        assert_eq!(m.route, Route::Jwks);
+        let m = match_route(&Method::POST, "/v1/token").unwrap();
+        assert_eq!(m.route, Route::Token);
         let m = match_route(&Method::POST, "/v1/seats/claim").unwrap();
         assert_eq!(m.route, Route::ClaimSeat);
         let m = match_route(&Method::GET, "/v1/seats/gcp/ent-1").unwrap();

@@ -33,6 +33,9 @@
 //!   [`SeatClaims::seat_holders`] [a strongly consistent `Query` of the
 //!   subscription's seat items, a page per MB].
 //! - `DELETE /v1/links/...`: [`UserLinks::unlink_user`] [one `DeleteItem`].
+//! - `POST /v1/token`: exactly the reads of a check, then the decision is
+//!   signed (`api::token`) when it allows; `GET /.well-known/jwks.json`
+//!   reads nothing and needs no credentials (public keys only).
 
 use std::sync::Arc;
 
@@ -46,6 +49,7 @@ use crate::api::auth::{
     ApiKeyEntry, Authenticator, Caller, CheckAuth, Principal, SECRET_PREFIX, Scope, api_key_entries,
 };
 use crate::api::routes::{Route, match_route};
+use crate::api::token::{self as tokens, TokenError, TokenIssuer};
 use crate::api::wire::{
     self, CheckRequest, CustomerView, SeatClaimed, SeatList, SeatReleased, SeatRequest, Subject,
     SubscriptionView,
@@ -72,6 +76,8 @@ pub struct EntitlementCheck {
     links: Arc<dyn UserLinks>,
     auth: Authenticator,
     clock: Arc<dyn Clock>,
+    /// Signs `/v1/token` answers; `None` without an `entitlement_token_key`.
+    tokens: Option<Arc<TokenIssuer>>,
 }
 
 impl FromDeps for EntitlementCheck {
@@ -123,7 +129,16 @@ impl EntitlementCheck {
             );
         }
         log_auth_mode(deps.settings.check_auth.as_deref(), &auth)?;
-        Ok(Self::new(&deps, auth, clock))
+        let policy = tokens::policy_from_settings(&deps.settings)?;
+        let issuer = TokenIssuer::from_secrets(&deps.secrets, policy)?;
+        match issuer.as_ref().and_then(TokenIssuer::kid) {
+            Some(kid) => tracing::info!(function = Self::NAME, kid, "signing entitlement tokens"),
+            None => tracing::info!(
+                function = Self::NAME,
+                "no `entitlement_token_key` secret: /v1/token answers 503 tokens_not_configured"
+            ),
+        }
+        Ok(Self::new(&deps, auth, clock).with_tokens(issuer))
     }
 }
 
@@ -180,15 +195,55 @@ impl EntitlementCheck {
             links: deps.store.clone(),
             auth,
             clock,
+            tokens: None,
         }
     }
 
+    /// Signs `/v1/token` answers with `issuer` (none: 503 `tokens_not_configured`).
+    pub fn with_tokens(mut self, issuer: Option<TokenIssuer>) -> Self {
+        self.tokens = issuer.map(Arc::new);
+        self
+    }
+
     async fn check(&self, caller: &Caller, req: &Request) -> Result<Response, ApiError> {
-        caller.require(Scope::Check)?;
-        let q: CheckRequest = parse(req)?;
-        if q.claim_seat {
-            caller.require(Scope::Seats)?;
-        }
+        let q: CheckRequest = parse_question(caller, req)?;
+        let answer = self.answer(&q).await?;
+        Ok(json_response(StatusCode::OK, &answer.decision))
+    }
+
+    /// `POST /v1/token`: the check's decision, and when it allows, signed.
+    async fn token(&self, caller: &Caller, req: &Request) -> Result<Response, ApiError> {
+        let q: CheckRequest = parse_question(caller, req)?;
+        let issuer = self.tokens.as_deref().ok_or(TokenError::NotConfigured)?;
+        let answer = self.answer(&q).await?;
+        let claims = tollgate_core::token::claims(
+            issuer.policy(),
+            &q,
+            &answer.decision,
+            &answer.subscriptions,
+            answer.link_expiries,
+            answer.now,
+        );
+        let (token, expires_at) = match claims {
+            Some(c) => (
+                Some(issuer.sign(&c)?),
+                DateTime::<Utc>::from_timestamp(c.exp, 0),
+            ),
+            None => (None, None),
+        };
+        Ok(json_response(
+            StatusCode::OK,
+            &tollgate_core::token::TokenAnswer {
+                token,
+                expires_at,
+                decision: answer.decision,
+            },
+        ))
+    }
+
+    /// The decision for `q`, with what it was made from.
+    async fn answer(&self, q: &CheckRequest) -> Result<Answer, ApiError> {
+        let mut link_expiries = Vec::new();
         let question = q.question();
         let subscriptions = match &q.subject {
             // A product or feature tollgate.toml does not define: the answer
@@ -201,6 +256,7 @@ impl EntitlementCheck {
                 let mut all = Vec::new();
                 // Only links live now: an expired one grants nothing.
                 for link in self.links.user_links(user, self.clock.now()).await? {
+                    link_expiries.push(link.expires_at);
                     all.extend(
                         self.subscriptions
                             .customer_subscriptions(&link.customer)
@@ -223,7 +279,12 @@ impl EntitlementCheck {
             }
             _ => {}
         }
-        Ok(json_response(StatusCode::OK, &decision))
+        Ok(Answer {
+            decision,
+            subscriptions,
+            link_expiries,
+            now,
+        })
     }
 
     /// A denial that a seat the user already holds may turn around: looks
@@ -458,6 +519,26 @@ fn not_found(key: &SubscriptionKey) -> ApiError {
     ApiError::not_found(format!("no subscription {key}"))
 }
 
+/// A decision and what it was made from: the subscriptions read, the
+/// expiry of every link a check by app user went through, and the instant.
+struct Answer {
+    decision: Decision,
+    subscriptions: Vec<Subscription>,
+    link_expiries: Vec<DateTime<Utc>>,
+    now: DateTime<Utc>,
+}
+
+/// A `/v1/check` or `/v1/token` question, once the caller may ask it:
+/// scope `check`, and `seats` too when it claims a seat.
+fn parse_question(caller: &Caller, req: &Request) -> Result<CheckRequest, ApiError> {
+    caller.require(Scope::Check)?;
+    let q: CheckRequest = parse(req)?;
+    if q.claim_seat {
+        caller.require(Scope::Seats)?;
+    }
+    Ok(q)
+}
+
 /// A JSON body, size-checked, as one of the API's request types.
 fn parse<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     let body = body_bytes(req)?;
@@ -493,6 +574,7 @@ impl Function for EntitlementCheck {
         match matched.route {
             Route::Healthz => return Ok(super::healthz(Self::NAME)),
             Route::OpenApi => return Ok(openapi()),
+            Route::Jwks => return Ok(tokens::jwks_response(self.tokens.as_deref())),
             _ => {}
         }
         // Authenticate before reading the body.
@@ -502,12 +584,15 @@ impl Function for EntitlementCheck {
         }
         match matched.route {
             Route::Check => self.check(&caller, &req).await,
+            Route::Token => self.token(&caller, &req).await,
             Route::Customer => self.customer(&caller, &matched.params).await,
             Route::ClaimSeat => self.claim_seat(&caller, &req).await,
             Route::ReleaseSeat => self.release_seat(&caller, &req).await,
             Route::ListSeats => self.list_seats(&caller, &matched.params).await,
             Route::RemoveLink => self.remove_link(&caller, &matched.params).await,
-            Route::Healthz | Route::OpenApi => Err(ApiError::internal("unreachable route")),
+            Route::Healthz | Route::OpenApi | Route::Jwks => {
+                Err(ApiError::internal("unreachable route"))
+            }
         }
     }
 }

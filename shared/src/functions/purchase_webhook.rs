@@ -28,6 +28,9 @@ pub struct PurchaseWebhook {
     /// when it runs (a webhook's cold start pays nothing for it).
     deps: Deps,
     clock: Arc<dyn Clock>,
+    /// Change notifications, built on first use (stream or schedule), so a
+    /// webhook's cold start pays nothing for them.
+    notifier: tokio::sync::OnceCell<crate::notify::Sender>,
 }
 
 /// Per pending delivery replayed by the scheduled run (the webhook's own
@@ -53,6 +56,7 @@ impl PurchaseWebhook {
             q2: q2_pipeline(&deps)?,
             deps,
             clock: Arc::new(SystemClock),
+            notifier: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -165,8 +169,27 @@ impl Function for PurchaseWebhook {
 /// the `Inventory` scan to its grants. The event's content is not read.
 #[async_trait]
 impl Scheduled for PurchaseWebhook {
+    async fn on_outbox(&self, deadline: Option<std::time::SystemTime>) -> ScheduledResult {
+        let report = self.drain_notifications(deadline).await?;
+        Ok(serde_json::json!({
+            "entries": report.entries,
+            "delivered": report.delivered,
+            "retrying": report.retrying,
+            "dead": report.dead,
+        }))
+    }
+
     async fn on_schedule(&self, deadline: Option<std::time::SystemTime>) -> ScheduledResult {
         let failed = |e: &dyn std::fmt::Display| ScheduleError::Failed(e.to_string());
+        // Notification retries that came due; a failure here is logged and
+        // does not hold up reconciliation (the outbox keeps the work).
+        // At most half the invocation's time, so reconciliation keeps the rest.
+        let now = std::time::SystemTime::now();
+        let half =
+            deadline.and_then(|d| now.checked_add(d.duration_since(now).unwrap_or_default() / 2));
+        if let Err(e) = self.drain_notifications(half).await {
+            tracing::error!(source = "notify", error = %e, "notification drain failed");
+        }
         let targets = super::reconcile_targets(
             &self.deps,
             None,
@@ -190,6 +213,48 @@ impl Scheduled for PurchaseWebhook {
             return Err(failed(&report.summary()));
         }
         Ok(serde_json::to_value(&report)?)
+    }
+}
+
+impl PurchaseWebhook {
+    /// Drains the notification outbox once: on every stream batch (new
+    /// outbox items), every tick of the retry timer and every scheduled
+    /// reconciliation.
+    pub async fn drain_notifications(
+        &self,
+        deadline: Option<std::time::SystemTime>,
+    ) -> Result<crate::notify::DrainReport, ScheduleError> {
+        let failed = |e: &dyn std::fmt::Display| ScheduleError::Failed(e.to_string());
+        let sender = self
+            .notifier
+            .get_or_try_init(|| async {
+                let outbox = crate::setup::open_outbox(&self.deps.settings.store)
+                    .await
+                    .map_err(|e| failed(&e))?;
+                let transport = crate::notify::HttpTransport::new().map_err(|e| failed(&e))?;
+                crate::notify::Sender::new(
+                    outbox,
+                    Arc::clone(&self.deps.catalog),
+                    &self.deps.secrets,
+                    Arc::new(transport),
+                    Arc::clone(&self.clock),
+                )
+                .map_err(|e| failed(&e))
+            })
+            .await?;
+        let report = sender
+            .drain_before(deadline)
+            .await
+            .map_err(|e| failed(&e))?;
+        tracing::info!(
+            source = "notify",
+            entries = report.entries,
+            delivered = report.delivered,
+            retrying = report.retrying,
+            dead = report.dead,
+            "notifications drained"
+        );
+        Ok(report)
     }
 }
 

@@ -1,5 +1,7 @@
 //! Lambda events that are not HTTP requests: the EventBridge schedule that
-//! runs reconciliation in purchase-webhook.
+//! runs reconciliation in purchase-webhook, and what wakes its
+//! notification sender: the table's DynamoDB stream (a change was
+//! committed) and a short timer rule for retries that came due.
 //!
 //! A function's Lambda receives two kinds of event: function-URL requests
 //! (payload format 2.0, always with a `requestContext`) and, for a function
@@ -32,6 +34,8 @@ pub type ScheduledResult = Result<Value, ScheduleError>;
 pub enum ScheduleError {
     #[error("this function runs nothing on a schedule")]
     NoSchedule,
+    #[error("this function sends no notifications")]
+    NoOutbox,
     #[error("{0}")]
     Failed(String),
     #[error("neither a function URL request nor an EventBridge scheduled event; refused")]
@@ -47,6 +51,10 @@ pub enum EventKind {
     Http,
     /// EventBridge's `Scheduled Event` (`source` `aws.events`).
     Scheduled,
+    /// "Drain the notification outbox": a batch of DynamoDB stream records
+    /// (`Records[].eventSource` `aws:dynamodb`: new outbox items), or the
+    /// retry timer's constant input `{"tollgate": "drain-notifications"}`.
+    Outbox,
     Unknown,
 }
 
@@ -59,6 +67,16 @@ struct Probe {
     source: Option<String>,
     #[serde(rename = "detail-type", default)]
     detail_type: Option<String>,
+    #[serde(rename = "Records", default)]
+    records: Option<Vec<RecordProbe>>,
+    #[serde(default)]
+    tollgate: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RecordProbe {
+    #[serde(rename = "eventSource", default)]
+    event_source: Option<String>,
 }
 
 /// Classifies a Lambda event. A function URL request is recognized first:
@@ -75,6 +93,17 @@ pub fn kind_of(event: &Value) -> EventKind {
     {
         return EventKind::Scheduled;
     }
+    if let Some(records) = &probe.records
+        && !records.is_empty()
+        && records
+            .iter()
+            .all(|r| r.event_source.as_deref() == Some("aws:dynamodb"))
+    {
+        return EventKind::Outbox;
+    }
+    if probe.tollgate.as_deref() == Some("drain-notifications") {
+        return EventKind::Outbox;
+    }
     EventKind::Unknown
 }
 
@@ -85,6 +114,16 @@ pub trait Scheduled: Function {
     async fn on_schedule(&self, deadline: Option<SystemTime>) -> ScheduledResult {
         let _ = deadline;
         Err(ScheduleError::NoSchedule)
+    }
+
+    /// Drains the notification outbox, bounded by `deadline`. The event is
+    /// not read: a stream batch only says "something was committed", and
+    /// what to send is read from the table itself. An error fails the batch
+    /// (Lambda retries it, then hands it to the failure destination); the
+    /// table still holds the work either way.
+    async fn on_outbox(&self, deadline: Option<SystemTime>) -> ScheduledResult {
+        let _ = deadline;
+        Err(ScheduleError::NoOutbox)
     }
 }
 
@@ -101,6 +140,10 @@ pub async fn handle<F: Scheduled + 'static>(
         EventKind::Scheduled => {
             tracing::info!(request_id = %context.request_id, "scheduled run");
             f.on_schedule(deadline(&context)).await
+        }
+        EventKind::Outbox => {
+            tracing::info!(request_id = %context.request_id, "notification drain");
+            f.on_outbox(deadline(&context)).await
         }
         EventKind::Unknown => {
             // The payload is not logged: it is not ours to trust or keep.
@@ -175,7 +218,17 @@ mod tests {
             "source": "aws.events", "detail-type": "Scheduled Event"
         });
         assert_eq!(kind_of(&url), EventKind::Http);
+        let stream = json!({"Records": [{
+            "eventID": "1", "eventName": "INSERT", "eventSource": "aws:dynamodb",
+            "dynamodb": {"Keys": {"PK": {"S": "OUTBOX"}, "SK": {"S": "msg_1"}}}
+        }]});
+        assert_eq!(kind_of(&stream), EventKind::Outbox);
+        let timer = json!({"tollgate": "drain-notifications"});
+        assert_eq!(kind_of(&timer), EventKind::Outbox);
         for other in [
+            json!({"Records": []}),
+            json!({"Records": [{"eventSource": "aws:sqs"}]}),
+            json!({"tollgate": "reconcile"}),
             json!({"source": "aws.s3", "detail-type": "Scheduled Event"}),
             json!({"source": "aws.events", "detail-type": "EC2 Instance State-change Notification"}),
             json!([1, 2]),

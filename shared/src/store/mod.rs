@@ -10,8 +10,9 @@
 //! in `codec`, so they cannot drift apart.
 //!
 //! Every write that must be atomic is one store call: [`Commits::commit`]
-//! writes the next state, the log entry and the delivery's dedupe mark
-//! together, conditional on the version that was read.
+//! writes the next state, the log entry, the delivery's dedupe mark and,
+//! for an applied change, the notification [`Outbox`] entry together,
+//! conditional on the version that was read.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -22,6 +23,8 @@ use crate::model::{AppUser, CustomerKey, LogEntry, Marketplace, Subscription, Su
 
 mod codec;
 pub mod dynamo;
+mod outbox;
+pub use outbox::{DeadLetter, EndpointProgress, Outbox, OutboxEntry};
 #[cfg(feature = "embedded-store")]
 pub mod sqlite;
 
@@ -515,6 +518,15 @@ impl<T> Store for T where
 {
 }
 
+/// What a backend implements: every role of [`Store`] and the notification
+/// [`Outbox`]. The outbox stays out of `Store` because only the sender holds
+/// it (purchase-webhook, `tollgate notify`), so the test doubles that wrap
+/// a `Store` need not forward it; its entries are written by
+/// [`Commits::commit`] all the same.
+pub trait Backend: Store + Outbox {}
+
+impl<T: Store + Outbox + ?Sized> Backend for T {}
+
 /// Hex SHA-256, used for delivery body hashes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -555,8 +567,8 @@ impl From<StoreError> for crate::web::ApiError {
 /// role.
 pub mod prelude {
     pub use super::{
-        Commits as _, Deliveries as _, Enrollments as _, SeatClaims as _, Subscriptions as _,
-        Tokens as _, UserLinks as _,
+        Commits as _, Deliveries as _, Enrollments as _, Outbox as _, SeatClaims as _,
+        Subscriptions as _, Tokens as _, UserLinks as _,
     };
 }
 

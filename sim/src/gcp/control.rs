@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use super::state::{account_json, entitlement_json};
 use super::{EntitlementStep, GcpSim, Pushed, ScenarioError};
+use crate::control_client::ControlClient;
 
 /// One push, summarized.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,59 +235,29 @@ async fn state(State(sim): State<GcpSim>) -> Response {
     axum::Json(json!({ "accounts": accounts, "entitlements": entitlements })).into_response()
 }
 
-/// Why a [`Remote`] call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
-    #[error("cannot reach the Google stand-in at {url}: {message}")]
-    Unreachable { url: String, message: String },
-    /// The stand-in refused the step (`status` 404, 409 or 400).
-    #[error("the Google stand-in answered {status}: {message}")]
-    Refused { status: u16, message: String },
-}
+pub use crate::control_client::RemoteError;
 
 /// A client of the `/_sim` routes of a running stand-in (its base URL).
 #[derive(Debug, Clone)]
-pub struct Remote {
-    base_url: String,
-    http: reqwest::Client,
-}
+pub struct Remote(ControlClient);
 
 impl Remote {
     pub fn new(base_url: impl Into<String>) -> Self {
-        Self {
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
-        }
+        Self(ControlClient::new("Google", base_url))
     }
 
+    /// A POST (or, for `/state`, a GET) on `/_sim{path}`.
     async fn call(&self, path: &str, body: Option<Value>) -> Result<Value, RemoteError> {
-        let url = format!("{}/_sim{path}", self.base_url);
-        let request = match body {
-            Some(b) => self.http.post(&url).json(&b),
-            None if path == "/state" => self.http.get(&url),
-            None => self.http.post(&url),
+        let method = if path == "/state" {
+            reqwest::Method::GET
+        } else {
+            reqwest::Method::POST
         };
-        let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        };
-        let res = request.send().await.map_err(unreachable)?;
-        let status = res.status().as_u16();
-        let value: Value = res.json().await.map_err(unreachable)?;
-        if status >= 300 {
-            return Err(RemoteError::Refused {
-                status,
-                message: value["error"].as_str().unwrap_or("").to_owned(),
-            });
-        }
-        Ok(value)
+        self.0.call(method, path, body.as_ref()).await
     }
 
-    fn outcomes(value: &Value) -> Result<Vec<PushOutcome>, RemoteError> {
-        serde_json::from_value(value["pushed"].clone()).map_err(|e| RemoteError::Refused {
-            status: 200,
-            message: format!("unreadable answer: {e}"),
-        })
+    fn outcomes(&self, value: &Value) -> Result<Vec<PushOutcome>, RemoteError> {
+        self.0.read(value["pushed"].clone())
     }
 
     pub async fn order(
@@ -301,10 +272,7 @@ impl Remote {
                 Some(json!({ "account": account, "plan": plan, "private_offer": private_offer })),
             )
             .await?;
-        serde_json::from_value(v).map_err(|e| RemoteError::Refused {
-            status: 200,
-            message: format!("unreadable answer: {e}"),
-        })
+        self.0.read(v)
     }
 
     pub async fn act(
@@ -318,11 +286,11 @@ impl Remote {
             _ => json!({}),
         };
         let path = format!("/entitlements/{entitlement_id}/{}", step.name());
-        Self::outcomes(&self.call(&path, Some(body)).await?)
+        self.outcomes(&self.call(&path, Some(body)).await?)
     }
 
     pub async fn delete_account(&self, account: &str) -> Result<Vec<PushOutcome>, RemoteError> {
-        Self::outcomes(
+        self.outcomes(
             &self
                 .call(&format!("/accounts/{account}/delete"), None)
                 .await?,
@@ -337,7 +305,7 @@ impl Remote {
     }
 
     pub async fn deliver_queued(&self) -> Result<Vec<PushOutcome>, RemoteError> {
-        Self::outcomes(&self.call("/deliver", None).await?)
+        self.outcomes(&self.call("/deliver", None).await?)
     }
 
     /// `{"accounts":[...],"entitlements":[...]}` as the Procurement API renders them.

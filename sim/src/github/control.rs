@@ -45,6 +45,7 @@ use serde_json::json;
 use super::GithubSim;
 use super::state::{Org, PendingChange, Plan, PriceModel, Purchase, State as SimState, User};
 use super::webhook::{Account, Action, PurchaseEvent};
+use crate::control_client::{ControlClient, NO_BODY};
 
 /// GitHub's free trials last 14 days.
 pub const TRIAL_DAYS: i64 = 14;
@@ -728,72 +729,25 @@ async fn fire(
     }
 }
 
-/// Why a [`Remote`] call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
-    #[error("cannot reach the GitHub stand-in at {url}: {message}")]
-    Unreachable { url: String, message: String },
-    /// The stand-in refused (`status` 404, 409 or 400).
-    #[error("the GitHub stand-in answered {status}: {message}")]
-    Refused { status: u16, message: String },
-}
+pub use crate::control_client::RemoteError;
 
 /// A client of the `/_sim` routes of a running GitHub stand-in (the
 /// github.com stand-in's base URL).
 #[derive(Debug, Clone)]
-pub struct Remote {
-    base_url: String,
-    http: reqwest::Client,
-}
+pub struct Remote(ControlClient);
 
 impl Remote {
     pub fn new(base_url: impl Into<String>) -> Self {
-        Self {
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn call(
-        &self,
-        path: &str,
-        body: Option<&FireRequest>,
-    ) -> Result<(u16, serde_json::Value), RemoteError> {
-        let url = format!("{}/_sim{path}", self.base_url);
-        let request = match body {
-            Some(b) => self.http.post(&url).json(b),
-            None => self.http.get(&url),
-        };
-        let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        };
-        let res = request.send().await.map_err(unreachable)?;
-        let status = res.status().as_u16();
-        let value: serde_json::Value = res.json().await.map_err(unreachable)?;
-        Ok((status, value))
-    }
-
-    fn refused(status: u16, value: &serde_json::Value) -> RemoteError {
-        RemoteError::Refused {
-            status,
-            message: value["error"].as_str().unwrap_or("").to_owned(),
-        }
-    }
-
-    fn read<T: for<'de> Deserialize<'de>>(value: serde_json::Value) -> Result<T, RemoteError> {
-        serde_json::from_value(value).map_err(|e| RemoteError::Refused {
-            status: 200,
-            message: format!("unreadable answer: {e}"),
-        })
+        Self(ControlClient::new("GitHub", base_url))
     }
 
     /// The account's purchase; `None` if it has none.
     pub async fn purchase(&self, account_id: u64) -> Result<Option<PurchaseView>, RemoteError> {
-        match self.call(&format!("/purchases/{account_id}"), None).await? {
+        let path = format!("/purchases/{account_id}");
+        match self.0.send(reqwest::Method::GET, &path, NO_BODY).await? {
             (404, _) => Ok(None),
-            (s, v) if s >= 300 => Err(Self::refused(s, &v)),
-            (_, v) => Self::read(v).map(Some),
+            (s, v) if s >= 300 => Err(self.0.refused(s, &v)),
+            (_, v) => self.0.read(v).map(Some),
         }
     }
 
@@ -804,9 +758,7 @@ impl Remote {
         req: &FireRequest,
     ) -> Result<Fired, RemoteError> {
         let path = format!("/purchases/{account_id}/{}", action.as_str());
-        match self.call(&path, Some(req)).await? {
-            (s, v) if s >= 300 => Err(Self::refused(s, &v)),
-            (_, v) => Self::read(v),
-        }
+        let v = self.0.call(reqwest::Method::POST, &path, Some(req)).await?;
+        self.0.read(v)
     }
 }

@@ -31,6 +31,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::control_client::ControlClient;
+
 use super::{
     Casing, EventType, SIGNATURE_HEADER, Subscriber, SubscriptionEvent, new_subscription_id, sign,
 };
@@ -421,54 +423,22 @@ async fn events(State(sim): State<Q2Sim>, bytes: axum::body::Bytes) -> Response 
     }
 }
 
-/// Why a [`Remote`] call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
-    #[error("cannot reach the Q2 stand-in at {url}: {message}")]
-    Unreachable { url: String, message: String },
-    #[error("the Q2 stand-in answered {status}: {message}")]
-    Refused { status: u16, message: String },
-}
+pub use crate::control_client::RemoteError;
 
 /// A client of a running Q2 stand-in's `/_sim` routes.
 #[derive(Debug, Clone)]
-pub struct Remote {
-    base_url: String,
-    http: reqwest::Client,
-}
+pub struct Remote(ControlClient);
 
 impl Remote {
     pub fn new(base_url: impl Into<String>) -> Self {
-        Self {
-            base_url: base_url.into().trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
-        }
+        Self(ControlClient::new("Q2", base_url))
     }
 
     pub async fn fire(&self, req: &Q2Request) -> Result<Q2Fired, RemoteError> {
-        let url = format!("{}/_sim/events", self.base_url);
-        let unreachable = |e: reqwest::Error| RemoteError::Unreachable {
-            url: url.clone(),
-            message: e.to_string(),
-        };
-        let res = self
-            .http
-            .post(&url)
-            .json(req)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = res.status().as_u16();
-        let value: serde_json::Value = res.json().await.map_err(unreachable)?;
-        if status >= 300 {
-            return Err(RemoteError::Refused {
-                status,
-                message: value["error"].as_str().unwrap_or("").to_owned(),
-            });
-        }
-        serde_json::from_value(value).map_err(|e| RemoteError::Refused {
-            status,
-            message: format!("unreadable answer: {e}"),
-        })
+        let v = self
+            .0
+            .call(reqwest::Method::POST, "/events", Some(req))
+            .await?;
+        self.0.read(v)
     }
 }

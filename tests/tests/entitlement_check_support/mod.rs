@@ -53,6 +53,16 @@ features = ["read", "write"]
 product = "acme-ci"
 "#;
 
+/// An entitlement-token issuer with a fresh key and the default policy.
+pub fn token_issuer() -> tollgate::api::token::TokenIssuer {
+    use tollgate::api::token::{TOKEN_KEY_SECRET, TokenIssuer, generate_key};
+    let key = generate_key().unwrap();
+    let secrets = tollgate::secret::Secrets::from_pairs([(TOKEN_KEY_SECRET, key.expose())]);
+    TokenIssuer::from_secrets(&secrets, Default::default())
+        .unwrap()
+        .unwrap()
+}
+
 /// The instant every test's clock shows.
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 10, 12, 0, 0)
@@ -109,7 +119,11 @@ impl Tollgate {
             .store(Arc::clone(&store))
             .now(t0());
         let clock = app.fixed_clock();
-        let handler = Arc::new(app.entitlement_check(auth));
+        // `/v1/token` signs with a key made for this deployment.
+        let handler = Arc::new(
+            app.entitlement_check(auth)
+                .with_tokens(Some(token_issuer())),
+        );
         Self {
             handler,
             store,

@@ -83,7 +83,7 @@ run "defaults" {
   }
   assert {
     condition = alltrue([for f in aws_lambda_function.fn : toset(keys(f.environment[0].variables)) == toset(concat(
-      ["TOLLGATE_STORE", "TOLLGATE_SECRETS", "TOLLGATE_CONFIG", "RUST_LOG", "SSL_CERT_FILE"],
+      ["TOLLGATE_STORE", "TOLLGATE_SECRETS", "TOLLGATE_CONFIG", "RUST_LOG"],
       f.function_name == "tollgate-entitlement-check" ? ["TOLLGATE_CHECK_AUTH", "SECRETS_MANAGER_TTL"] : [],
     ))])
     error_message = "the environment holds settings only (optional Google settings unset when null)"

@@ -1,5 +1,5 @@
-//! [`Commits`] on DynamoDB: one `TransactWriteItems` of state, log entry
-//! and delivery mark (see "Commits" in the module docs).
+//! [`Commits`] on DynamoDB: one `TransactWriteItems` of state, log entry,
+//! delivery mark and outbox entry (see "Commits" in the module docs).
 
 use std::collections::HashMap;
 
@@ -13,7 +13,7 @@ use super::keys::{
     ttl_seconds,
 };
 use super::{DynamoStore, build_error, sdk_error};
-use crate::store::{Commit, Commits, DeliveryMark, DeliveryStatus, StoreError, codec};
+use crate::store::{Commit, Commits, DeliveryMark, DeliveryStatus, OutboxEntry, StoreError, codec};
 
 /// Positions of the actions in a commit transaction; cancellation reasons
 /// come back in the same order.
@@ -41,6 +41,11 @@ impl Commits for DynamoStore {
 
         if let Some(mark) = &commit.delivery {
             actions.push(self.delivery_action(commit, mark, &subject)?);
+        }
+        // Last, so the positions above (read back from cancellation
+        // reasons) do not move.
+        if let Some(entry) = OutboxEntry::of_commit(commit) {
+            actions.push(self.outbox_put(&entry)?);
         }
 
         match self

@@ -21,6 +21,8 @@
 //! | app user → customer link | `USER#<app user>` | `CUST#<mkt>#<id>` | `marketplace`, `customer_id`, `linked_at`, `expires_at`, `expires_at_ns` |
 //! | capped group's count | `GROUP#<mkt>#<product>#<group>` | `COUNT` | `members` (N) |
 //! | group member | `GROUP#<mkt>#<product>#<group>` | `MEMBER#<member>` | `member`, `subscription`, `since` |
+//! | notification outbox entry | `OUTBOX` | `<message id>` | `doc` (S, the `OutboxEntry` as JSON), `version` (N), `due_at_ns` (N) |
+//! | notification dead letter | `NOTIFY_DEAD` | `<message id>#<endpoint>` | `doc` (S, the `DeadLetter` as JSON), `dead_at_ns` (N) |
 //!
 //! - `<mkt>` is `github`/`gcp`/`q2`; ids come last in a key, so a `#` inside
 //!   an id cannot make two keys collide (token kinds must not contain `#`).
@@ -54,6 +56,10 @@
 //!    It keeps the `kind`, `body_sha256` and `received_at` of a record that
 //!    is there, even an expired one (`if_not_exists`), and otherwise sets
 //!    them to empty, empty and "now".
+//!
+//! 3. for a commit that applies a change, a `Put` of its notification
+//!    outbox entry (`PK=OUTBOX`, `SK=<message id>`; `store::OutboxEntry`),
+//!    whose insert the table's stream carries to the sender.
 //!
 //! `TransactionCanceledException` reasons are read by position: a failed
 //! condition at 2 is [`StoreError::Duplicate`], at 0 [`StoreError::Conflict`];
@@ -165,6 +171,7 @@ mod inventory;
 mod items;
 mod keys;
 mod links;
+mod outbox;
 mod seats;
 mod subscriptions;
 mod tokens;

@@ -1,12 +1,12 @@
-//! [`Commits`] on SQLite: state, log entry and delivery mark in one
-//! `BEGIN IMMEDIATE` transaction.
+//! [`Commits`] on SQLite: state, log entry, delivery mark and outbox entry
+//! in one `BEGIN IMMEDIATE` transaction.
 
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::SqliteStore;
 use super::subscriptions::current_version;
-use crate::store::{Commit, Commits, DeliveryStatus, StoreError, codec};
+use crate::store::{Commit, Commits, DeliveryStatus, OutboxEntry, StoreError, codec};
 
 #[async_trait]
 impl Commits for SqliteStore {
@@ -98,6 +98,10 @@ fn commit_tx(tx: &Transaction<'_>, c: &Commit) -> Result<(), StoreError> {
             )?
             .execute(params![mark_mkt, mark.id, done, now, expires_at])?;
         }
+    }
+
+    if let Some(entry) = OutboxEntry::of_commit(c) {
+        super::outbox::insert(tx, &entry)?;
     }
     Ok(())
 }

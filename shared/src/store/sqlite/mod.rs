@@ -41,6 +41,7 @@ mod deliveries;
 mod enrollments;
 mod inventory;
 mod links;
+mod outbox;
 mod schema;
 mod seats;
 mod subscriptions;

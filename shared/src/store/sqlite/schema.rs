@@ -5,7 +5,7 @@ use rusqlite::Transaction;
 use crate::store::StoreError;
 
 /// Bumped when the schema changes; [`create_or_check`] upgrades older files.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Version 2: places in capped groups (Q2's users per institution).
 const ENROLLMENTS: &str = "
@@ -74,6 +74,25 @@ CREATE TABLE IF NOT EXISTS tokens (
 ";
 
 /// App user → customer links; since version 3 each with its expiry.
+/// The notification outbox (written by commits) and its dead letters.
+const OUTBOX: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    id      TEXT    NOT NULL PRIMARY KEY,
+    due_at  TEXT    NOT NULL,
+    version INTEGER NOT NULL,
+    doc     TEXT    NOT NULL  -- serde_json of OutboxEntry
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS outbox_by_due ON outbox (due_at);
+
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id       TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    dead_at  TEXT NOT NULL,
+    doc      TEXT NOT NULL,  -- serde_json of DeadLetter
+    PRIMARY KEY (id, endpoint)
+) WITHOUT ROWID;
+";
+
 const USER_LINKS: &str = "
 CREATE TABLE IF NOT EXISTS user_links (
     user                 TEXT NOT NULL,
@@ -108,16 +127,20 @@ pub(super) fn create_or_check(tx: &Transaction<'_>) -> Result<(), StoreError> {
             tx.execute_batch(ENROLLMENTS)?;
             tx.execute_batch(USER_LINKS)?;
             tx.execute_batch(USER_LINKS_BY_EXPIRY)?;
+            tx.execute_batch(OUTBOX)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             Ok(())
         }
-        // A development file from before enrollments (1) or before links
-        // expired (2): bring it up to date.
-        1 | 2 => {
+        // A development file from before enrollments (1), before links
+        // expired (2) or before the outbox (3): bring it up to date.
+        1..=3 => {
             if found == 1 {
                 tx.execute_batch(ENROLLMENTS)?;
             }
-            upgrade_links(tx)?;
+            if found < 3 {
+                upgrade_links(tx)?;
+            }
+            tx.execute_batch(OUTBOX)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             Ok(())
         }
