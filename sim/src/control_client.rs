@@ -103,3 +103,60 @@ impl ControlClient {
 
 /// For a call without a body.
 pub const NO_BODY: Option<&()> = None;
+
+/// A stand-in's reply is kept up to this many bytes.
+const REPLY_BYTES: usize = 4096;
+
+/// What came of a signed event a stand-in POSTed to Tollgate.
+#[derive(Debug, Default)]
+pub(crate) struct Posted {
+    /// The endpoint's HTTP status, if it answered.
+    pub status: Option<u16>,
+    /// Its reply (the start of it).
+    pub reply: String,
+    /// Why there is no answer.
+    pub error: Option<String>,
+}
+
+/// POSTs `body` with `headers` to `url` as a marketplace does: no redirects
+/// followed, `timeout` for the whole exchange; failures are reported, not
+/// raised, since the stand-in tells what the marketplace would have seen.
+pub(crate) async fn post_signed<N: AsRef<str>>(
+    url: &str,
+    headers: Vec<(N, String)>,
+    body: Vec<u8>,
+    timeout: std::time::Duration,
+) -> Posted {
+    let client = match reqwest::Client::builder()
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return Posted {
+                error: Some(e.to_string()),
+                ..Posted::default()
+            };
+        }
+    };
+    let mut req = client.post(url).body(body);
+    for (name, value) in headers {
+        req = req.header(name.as_ref(), value);
+    }
+    let mut posted = Posted::default();
+    match req.send().await {
+        Ok(res) => {
+            posted.status = Some(res.status().as_u16());
+            match res.bytes().await {
+                Ok(b) => {
+                    let cut = b.get(..b.len().min(REPLY_BYTES)).unwrap_or_default();
+                    posted.reply = String::from_utf8_lossy(cut).into_owned();
+                }
+                Err(e) => posted.error = Some(format!("reading the reply: {e}")),
+            }
+        }
+        Err(e) => posted.error = Some(e.to_string()),
+    }
+    posted
+}

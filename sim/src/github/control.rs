@@ -54,8 +54,6 @@ const CYCLE_DAYS: i64 = 30;
 /// GitHub gives up on a delivery after 10 s; wait a little longer so a slow
 /// answer is reported as what it is.
 const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-/// The reply of the webhook is kept up to this many bytes.
-const REPLY_BYTES: usize = 4096;
 
 /// Where the listing's webhook goes and the secret it is signed with.
 #[derive(Clone)]
@@ -648,41 +646,19 @@ impl GithubSim {
 
 /// POSTs the delivery as GitHub does (no redirects followed).
 async fn deliver(webhook: &Webhook, delivery: &super::webhook::Delivery) -> WebhookOutcome {
-    let mut outcome = WebhookOutcome {
+    let posted = crate::control_client::post_signed(
+        &webhook.url,
+        delivery.headers(&webhook.secret),
+        delivery.body.clone(),
+        DELIVERY_TIMEOUT,
+    )
+    .await;
+    WebhookOutcome {
         url: webhook.url.clone(),
-        status: None,
-        reply: String::new(),
-        error: None,
-    };
-    let client = match reqwest::Client::builder()
-        .timeout(DELIVERY_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            outcome.error = Some(e.to_string());
-            return outcome;
-        }
-    };
-    let mut req = client.post(&webhook.url).body(delivery.body.clone());
-    for (name, value) in delivery.headers(&webhook.secret) {
-        req = req.header(name, value);
+        status: posted.status,
+        reply: posted.reply,
+        error: posted.error,
     }
-    match req.send().await {
-        Ok(res) => {
-            outcome.status = Some(res.status().as_u16());
-            match res.bytes().await {
-                Ok(b) => {
-                    let cut = &b[..b.len().min(REPLY_BYTES)];
-                    outcome.reply = String::from_utf8_lossy(cut).into_owned();
-                }
-                Err(e) => outcome.error = Some(format!("reading the reply: {e}")),
-            }
-        }
-        Err(e) => outcome.error = Some(e.to_string()),
-    }
-    outcome
 }
 
 pub(crate) fn router() -> Router<GithubSim> {

@@ -41,8 +41,6 @@ use super::{
 pub const DEFAULT_EDITION: &str = "PREMIUM";
 /// The extension waits for Tollgate this long.
 const RELAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-/// Tollgate's answer is kept up to this many bytes.
-const REPLY_BYTES: usize = 4096;
 
 /// What `POST /_sim/events` takes. `subscription` absent: for `subscribe`,
 /// the user's live subscription of the product if any, else a new one;
@@ -353,46 +351,24 @@ impl Drop for Running {
 }
 
 async fn send(relay: &Relay, event: &SubscriptionEvent) -> RelayOutcome {
-    let mut outcome = RelayOutcome {
-        url: relay.url.clone(),
-        status: None,
-        reply: String::new(),
-        error: None,
-    };
-    let client = match reqwest::Client::builder()
-        .timeout(RELAY_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            outcome.error = Some(e.to_string());
-            return outcome;
-        }
-    };
     let body = event.body();
     let signature = sign(&relay.secret, Utc::now().timestamp(), &body);
-    let res = client
-        .post(&relay.url)
-        .header("content-type", "application/json")
-        .header(SIGNATURE_HEADER, signature)
-        .body(body)
-        .send()
-        .await;
-    match res {
-        Ok(res) => {
-            outcome.status = Some(res.status().as_u16());
-            match res.bytes().await {
-                Ok(b) => {
-                    let cut = &b[..b.len().min(REPLY_BYTES)];
-                    outcome.reply = String::from_utf8_lossy(cut).into_owned();
-                }
-                Err(e) => outcome.error = Some(format!("reading the answer: {e}")),
-            }
-        }
-        Err(e) => outcome.error = Some(e.to_string()),
+    let posted = crate::control_client::post_signed(
+        &relay.url,
+        vec![
+            ("content-type", "application/json".to_owned()),
+            (SIGNATURE_HEADER, signature),
+        ],
+        body,
+        RELAY_TIMEOUT,
+    )
+    .await;
+    RelayOutcome {
+        url: relay.url.clone(),
+        status: posted.status,
+        reply: posted.reply,
+        error: posted.error,
     }
-    outcome
 }
 
 fn router() -> Router<Q2Sim> {
