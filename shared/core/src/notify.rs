@@ -436,6 +436,109 @@ pub fn message_id(log: &LogEntry) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_key_listed_twice_still_verifies() {
+        // Every key is compared; one match is enough however many match.
+        let k = key(b"the key");
+        let ts = now().timestamp();
+        let header = sign(std::slice::from_ref(&k), "msg_1", ts, b"{}");
+        let keys = [k.clone(), k];
+        assert_eq!(
+            verify(&keys, "msg_1", &ts.to_string(), &header, b"{}", now()),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn an_endpoint_wants_every_event_or_only_those_it_lists() {
+        let mut endpoint = Endpoint {
+            name: None,
+            url: "https://app.example/hooks".into(),
+            secret: "notify_app".into(),
+            events: vec![],
+        };
+        assert!(endpoint.wants(EventType::Created));
+        assert!(endpoint.wants(EventType::Cancelled));
+        endpoint.events = vec![EventType::Cancelled, EventType::Suspended];
+        assert!(endpoint.wants(EventType::Cancelled));
+        assert!(endpoint.wants(EventType::Suspended));
+        assert!(!endpoint.wants(EventType::Created));
+        assert!(!endpoint.wants(EventType::Updated));
+    }
+
+    #[test]
+    fn the_event_type_follows_the_status_change() {
+        use Status::*;
+        assert_eq!(EventType::of(None, Active), EventType::Created);
+        // A change that keeps the status is an update, whatever the status.
+        assert_eq!(
+            EventType::of(Some(Suspended), Suspended),
+            EventType::Updated
+        );
+        assert_eq!(
+            EventType::of(Some(Cancelled), Cancelled),
+            EventType::Updated
+        );
+        assert_eq!(
+            EventType::of(Some(PendingCancellation), PendingCancellation),
+            EventType::Updated
+        );
+        assert_eq!(EventType::of(Some(Active), Cancelled), EventType::Cancelled);
+        assert_eq!(EventType::of(Some(Active), Suspended), EventType::Suspended);
+        assert_eq!(
+            EventType::of(Some(Active), PendingCancellation),
+            EventType::PendingCancellation
+        );
+        assert_eq!(EventType::of(Some(Suspended), Active), EventType::Updated);
+        assert_eq!(EventType::Cancelled.to_string(), "subscription.cancelled");
+        assert_eq!(
+            format!("{}", EventType::PendingCancellation),
+            "subscription.pending_cancellation"
+        );
+    }
+
+    #[test]
+    fn the_message_id_is_stable_per_log_entry_and_unique_across_them() {
+        let entry = LogEntry {
+            subscription: crate::model::SubscriptionKey::new(
+                crate::model::Marketplace::Github,
+                "42".to_owned(),
+            ),
+            event_id: "d-1".into(),
+            event: "purchased".into(),
+            effective_at: now(),
+            recorded_at: now(),
+            disposition: crate::model::Disposition::Applied,
+            note: String::new(),
+            status_before: None,
+            status_after: Some(Status::Active),
+        };
+        let id = message_id(&entry);
+        assert_eq!(id, message_id(&entry.clone()));
+        assert!(id.starts_with("msg_"), "{id}");
+        let digits = id.trim_start_matches("msg_");
+        assert_eq!(digits.len(), 32, "{id}");
+        assert!(digits.chars().all(|c| c.is_ascii_hexdigit()), "{id}");
+        let other = LogEntry {
+            event_id: "d-2".into(),
+            ..entry.clone()
+        };
+        assert_ne!(message_id(&other), id);
+        let later = LogEntry {
+            recorded_at: now() + chrono::Duration::seconds(1),
+            ..entry.clone()
+        };
+        assert_ne!(message_id(&later), id);
+        let elsewhere = LogEntry {
+            subscription: crate::model::SubscriptionKey::new(
+                crate::model::Marketplace::Github,
+                "43".to_owned(),
+            ),
+            ..entry
+        };
+        assert_ne!(message_id(&elsewhere), id);
+    }
+
     fn key(bytes: &[u8]) -> SigningKey {
         SigningKey::from_bytes(bytes.to_vec()).unwrap()
     }

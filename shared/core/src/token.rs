@@ -197,6 +197,31 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 5, 10, 12, 0, 0).unwrap()
     }
 
+    #[test]
+    fn a_change_at_the_issue_instant_does_not_end_the_token_at_once() {
+        let policy = TokenPolicy::default();
+        let soon = now() + chrono::Duration::seconds(60);
+        assert!(policy.max_lifetime > chrono::Duration::seconds(60));
+        assert_eq!(expires_at(&policy, now(), [now(), soon]), soon);
+        assert_eq!(
+            expires_at(&policy, now(), [now()]),
+            now() + policy.max_lifetime
+        );
+    }
+
+    #[test]
+    fn a_change_at_this_very_instant_is_past_not_next() {
+        // A trial ending exactly now has ended: the next change is the
+        // billing date, not a token that expires as it is issued.
+        let mut s = sub("acme-ci");
+        s.trial_ends_at = Some(now());
+        s.next_billing_at = Some(now() + chrono::Duration::days(30));
+        assert_eq!(
+            next_change(&[s], "acme-ci", now()),
+            Some(now() + chrono::Duration::days(30))
+        );
+    }
+
     fn sub(product: &str) -> Subscription {
         Subscription {
             key: SubscriptionKey::new(Marketplace::Github, "42"),
