@@ -132,10 +132,12 @@ screenshots: browser-tools
 	TOLLGATE_SCREENSHOTS=$(abspath $(SCREENSHOTS_DIR)) $(CARGO) test --locked -p tollgate-tests --test browser
 	@echo "screenshots: $$(ls $(SCREENSHOTS_DIR) | wc -l) files in $(SCREENSHOTS_DIR)"
 
+# The zips are then re-deflated with Zopfli (tools/repack_zips.py): same
+# binary, same zip format, about 3.5 % smaller (README "Budgets, measured").
 build: $(VENV)/.build-tools
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) lambda build --release --arm64 --output-format zip \
 	  $(addprefix -p ,$(FUNCTIONS))
-	@ls -l target/lambda/*/bootstrap.zip
+	$(VENV)/bin/python tools/repack_zips.py $(addsuffix /bootstrap.zip,$(addprefix target/lambda/,$(FUNCTIONS)))
 
 # Every budget against its reference in the same run (README "Budgets,
 # measured"): criterion's CPU benchmarks first (their estimates feed the

@@ -76,12 +76,9 @@ fn every_action_reads_back_as_the_name_github_sent() {
         "cancelled",
         "renewed",
     ] {
-        assert_eq!(Action::from(name.to_owned()).as_str(), name);
+        assert_eq!(Action::named(name).as_str(), name);
     }
-    assert_eq!(
-        Action::from("pending_change".to_owned()),
-        Action::PendingChange
-    );
+    assert_eq!(Action::named("pending_change"), Action::PendingChange);
 }
 
 #[test]

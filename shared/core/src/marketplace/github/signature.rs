@@ -11,7 +11,7 @@
 //! Pure, so it lives in the core; its HTTP answer (`impl From<SignatureError>
 //! for ApiError`) is in `tollgate::marketplace::github::signature`.
 
-use crate::marketplace::signing::{hmac_sha256, tags_match};
+use crate::marketplace::signing::{MacKey, hmac_sha256, parse_hex_tag, tags_match};
 
 /// The header GitHub puts the SHA-256 signature in.
 pub const HEADER: &str = "x-hub-signature-256";
@@ -43,16 +43,17 @@ pub fn verify(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), Si
 }
 
 /// Like [`verify`], accepting a signature made with any of `secrets` (the
-/// current secret and, during a rotation, the previous one). No secrets at
-/// all means nothing verifies.
-pub fn verify_any<'a>(
-    secrets: impl IntoIterator<Item = &'a [u8]>,
+/// current secret and, during a rotation, the previous one; raw, or
+/// prepared [`crate::marketplace::signing::HmacKey`]s). No secrets at all
+/// means nothing verifies.
+pub fn verify_any<'a, K: MacKey + ?Sized + 'a>(
+    secrets: impl IntoIterator<Item = &'a K>,
     body: &[u8],
     header: Option<&str>,
 ) -> Result<(), SignatureError> {
     let tag = parse_header(header)?;
     for secret in secrets {
-        if tags_match(&hmac_sha256(secret, &[body]), &tag) {
+        if tags_match(&secret.mac(&[body]), &tag) {
             return Ok(());
         }
     }
@@ -76,9 +77,7 @@ fn parse_header(header: Option<&str>) -> Result<[u8; TAG_LEN], SignatureError> {
     if !algorithm.trim().eq_ignore_ascii_case("sha256") {
         return Err(SignatureError::UnsupportedAlgorithm);
     }
-    let mut tag = [0u8; TAG_LEN];
-    hex::decode_to_slice(hex_tag.trim(), &mut tag).map_err(|_| SignatureError::Malformed)?;
-    Ok(tag)
+    parse_hex_tag(hex_tag.trim()).ok_or(SignatureError::Malformed)
 }
 
 #[cfg(test)]

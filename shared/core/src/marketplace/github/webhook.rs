@@ -146,8 +146,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 }
 
 /// A `marketplace_purchase` action. Unknown actions keep their name.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "String")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Purchased,
     PendingChange,
@@ -157,16 +156,25 @@ pub enum Action {
     Unknown(String),
 }
 
-impl From<String> for Action {
-    fn from(s: String) -> Self {
-        match s.as_str() {
+impl Action {
+    /// The action GitHub names `name`; only an unknown name is copied.
+    pub fn named(name: &str) -> Self {
+        match name {
             "purchased" => Action::Purchased,
             "pending_change" => Action::PendingChange,
             "pending_change_cancelled" => Action::PendingChangeCancelled,
             "changed" => Action::Changed,
             "cancelled" => Action::Cancelled,
-            _ => Action::Unknown(s),
+            _ => Action::Unknown(name.to_owned()),
         }
+    }
+}
+
+/// Read through [`Text`], so a known action (every delivery) costs no
+/// allocation.
+impl<'de> Deserialize<'de> for Action {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Text::deserialize(deserializer).map(|name| Action::named(&name))
     }
 }
 

@@ -21,7 +21,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::marketplace::signing::{Tag, hmac_sha256, tags_match};
+use crate::marketplace::signing::{MacKey, Tag, parse_hex_tag, tags_match};
 
 /// The header the signature travels in (case-insensitive, as every header).
 pub const HEADER: &str = "tollgate-signature";
@@ -58,8 +58,8 @@ pub enum SignatureError {
 /// Checks `header` against `body` at `now`, accepting a tag made with any
 /// of `secrets` (the current one and, during a rotation, the previous one).
 /// No secrets at all means nothing verifies.
-pub fn verify_any<'a>(
-    secrets: impl IntoIterator<Item = &'a [u8]>,
+pub fn verify_any<'a, K: MacKey + ?Sized + 'a>(
+    secrets: impl IntoIterator<Item = &'a K>,
     body: &[u8],
     header: Option<&str>,
     now: DateTime<Utc>,
@@ -88,8 +88,8 @@ pub fn sign(secret: &[u8], t: i64, body: &[u8]) -> String {
     format!("t={t},v1={}", hex::encode(mac(secret, &t, body)))
 }
 
-fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Tag {
-    hmac_sha256(secret, &[timestamp.as_bytes(), b".", body])
+fn mac<K: MacKey + ?Sized>(secret: &K, timestamp: &str, body: &[u8]) -> Tag {
+    secret.mac(&[timestamp.as_bytes(), b".", body])
 }
 
 struct Parsed<'a> {
@@ -128,10 +128,7 @@ fn parse_header(header: Option<&str>) -> Result<Parsed<'_>, SignatureError> {
                 }
             }
             "v1" => {
-                let mut tag = [0u8; TAG_LEN];
-                hex::decode_to_slice(val.trim(), &mut tag)
-                    .map_err(|_| SignatureError::Malformed)?;
-                tags.push(tag);
+                tags.push(parse_hex_tag(val.trim()).ok_or(SignatureError::Malformed)?);
             }
             _ => {}
         }
