@@ -34,11 +34,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 
-$(VENV)/.test-tools: tools/requirements-test.txt | $(VENV)/bin/python
+$(VENV)/.test-tools: tools/requirements-test.txt tools/requirements-zip.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet -r $<
 	touch $@
 
-$(VENV)/.build-tools: tools/requirements-build.txt | $(VENV)/bin/python
+$(VENV)/.build-tools: tools/requirements-build.txt tools/requirements-zip.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet -r $<
 	touch $@
 

@@ -88,7 +88,11 @@ def main() -> int:
         print(__doc__.strip().splitlines()[-1], file=sys.stderr)
         return 2
     for path in sys.argv[1:]:
-        before, after = repack(path)
+        try:
+            before, after = repack(path)
+        except (OSError, zipfile.BadZipFile) as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            return 1
         print(f"{path}: {before} -> {after} bytes ({(after - before) / before * 100:+.1f} %)")
     return 0
 
