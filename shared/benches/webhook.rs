@@ -7,11 +7,10 @@
 //! - `webhook/verify_parse_rules/*`: the same plus normalization and
 //!   `rules::apply` against a current state — budget ≤ 10 µs per event.
 //! - `webhook/verify/*`, `webhook/parse/*`: the two halves on their own.
-//! - `webhook/baseline_*_hmac_serde/*`: the references — a bare HMAC check
-//!   (RustCrypto `hmac`, or aws-lc-rs) plus a typed `serde_json` parse of the
-//!   same fields into owned strings — so results read relative to this
-//!   machine. `baseline_awslc_prepared_hmac_serde` prepares its key once,
-//!   as the function does; `make bench` holds verify + parse to the fastest.
+//! - The bare references (a bare HMAC plus a typed `serde_json` parse of
+//!   the same fields) are measured by `make bench` itself, interleaved with
+//!   Tollgate's verify + parse (`tests/benches/functions.rs`), so the ratio
+//!   does not depend on drift between benchmarks run minutes apart.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -51,103 +50,13 @@ fn fixtures() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// The reference: just enough typed fields to act on, owned strings.
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct BarePayload {
-    action: String,
-    effective_date: String,
-    marketplace_purchase: BarePurchase,
-    previous_marketplace_purchase: Option<BarePurchase>,
-}
-
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct BarePurchase {
-    account: BareAccount,
-    billing_cycle: Option<String>,
-    unit_count: Option<u64>,
-    on_free_trial: Option<bool>,
-    free_trial_ends_on: Option<String>,
-    next_billing_date: Option<String>,
-    plan: BarePlan,
-}
-
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct BareAccount {
-    #[serde(rename = "type")]
-    kind: String,
-    id: u64,
-    login: String,
-    organization_billing_email: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-#[allow(dead_code)]
-struct BarePlan {
-    id: u64,
-    name: String,
-    price_model: String,
-}
-
-fn bare_hmac_serde(body: &[u8], header: &str) -> BarePayload {
-    use hmac::{KeyInit, Mac};
-    let expected = hex::decode(header.strip_prefix("sha256=").unwrap()).unwrap();
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET).unwrap();
-    mac.update(body);
-    mac.verify_slice(&expected).unwrap();
-    serde_json::from_slice(body).unwrap()
-}
-
-/// The same reference with aws-lc-rs's HMAC, the other backend linked into
-/// the functions (rustls, jsonwebtoken): the faster of the two on this
-/// machine is the reference `make bench` holds the budget to.
-fn bare_awslc_hmac_serde(body: &[u8], header: &str) -> BarePayload {
-    use aws_lc_rs::hmac;
-    let expected = hex::decode(header.strip_prefix("sha256=").unwrap()).unwrap();
-    let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
-    hmac::verify(&key, body, &expected).unwrap();
-    serde_json::from_slice(body).unwrap()
-}
-
-/// The aws-lc-rs reference with its key prepared once, outside the loop.
-fn bare_awslc_prepared_hmac_serde(
-    key: &aws_lc_rs::hmac::Key,
-    body: &[u8],
-    header: &str,
-) -> BarePayload {
-    let expected = hex::decode(header.strip_prefix("sha256=").unwrap()).unwrap();
-    aws_lc_rs::hmac::verify(key, body, &expected).unwrap();
-    serde_json::from_slice(body).unwrap()
-}
-
 fn bench(c: &mut Criterion) {
     let received = Utc.with_ymd_and_hms(2026, 5, 10, 12, 0, 0).unwrap();
     let now = received;
-    let bare_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET);
     let key = HmacKey::new(SECRET);
     let verify = |body: &[u8], header: &str| verify_any([&key], body, Some(header));
     for (name, body) in fixtures() {
         let header = sign(SECRET, &body);
-        c.bench_function(&format!("webhook/baseline_bare_hmac_serde/{name}"), |b| {
-            b.iter(|| black_box(bare_hmac_serde(black_box(&body), black_box(&header))))
-        });
-        c.bench_function(&format!("webhook/baseline_awslc_hmac_serde/{name}"), |b| {
-            b.iter(|| black_box(bare_awslc_hmac_serde(black_box(&body), black_box(&header))))
-        });
-        c.bench_function(
-            &format!("webhook/baseline_awslc_prepared_hmac_serde/{name}"),
-            |b| {
-                b.iter(|| {
-                    black_box(bare_awslc_prepared_hmac_serde(
-                        &bare_key,
-                        black_box(&body),
-                        black_box(&header),
-                    ))
-                })
-            },
-        );
         c.bench_function(&format!("webhook/verify/{name}"), |b| {
             b.iter(|| verify(black_box(&body), black_box(&header)).unwrap())
         });

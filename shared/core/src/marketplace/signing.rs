@@ -22,8 +22,8 @@ pub const TAG_LEN: usize = 32;
 /// [`tags_match`] (constant time), never by equality.
 ///
 /// aws-lc-rs rather than the RustCrypto `hmac` crate: it is already linked
-/// (rustls, JWTs) and measured faster on the same bytes (`make bench`,
-/// `webhook/baseline_*`), and a webhook's verify + parse is held to the
+/// (rustls, JWTs) and measured faster on the same bytes (`make bench`, its
+/// GitHub verify + parse rows), and a webhook's verify + parse is held to the
 /// fastest bare HMAC on the machine.
 pub fn hmac_sha256(secret: &[u8], parts: &[&[u8]]) -> Tag {
     HmacKey::new(secret).sign(parts)
