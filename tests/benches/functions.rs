@@ -160,23 +160,38 @@ async fn cold_starts(rows: &mut Vec<Row>, d: &Deployment, hello: &Path, starts: 
             p.stop().await;
         }
     }
-    let reference = median(&mut samples[0]);
-    rows.push(Row::context(
+    // The fastest of the starts, not the median: on this kind of machine (a
+    // VM) the noise is one-sided and bimodal — a start either finds the
+    // harness's CPU awake to receive its first poll, or waits ~0.7 ms for
+    // the hypervisor to wake it — and the share of starts in each mode
+    // shifts from run to run, moving medians of the same binary from 0.3 to
+    // 1.1 ms. The minimum is the start without that wait, for every binary
+    // alike; the median is printed beside it.
+    let fastest = |s: &[f64]| s.iter().copied().fold(f64::INFINITY, f64::min);
+    let reference = fastest(&samples[0]);
+    let reference_median = median(&mut samples[0]);
+    let mut row = Row::context(
         format!(
-            "cold start, {HELLO_STORE}: the hello plus `DynamoStore::from_env` (median of {starts})"
+            "cold start, {HELLO_STORE}: the hello plus `DynamoStore::from_env` (fastest of {starts})"
         ),
-        median(&mut samples[1]),
+        fastest(&samples[1]),
         reference,
         "ms",
-    ));
+    );
+    row.measured += &format!(" (median {:.2})", median(&mut samples[1]));
+    row.reference += &format!(" (median {reference_median:.2})");
+    rows.push(row);
     for (f, s) in FUNCTIONS.iter().zip(samples.iter_mut().skip(2)) {
-        rows.push(Row::ratio(
-            format!("cold start, {f} (median of {starts})"),
-            median(s),
+        let mut row = Row::ratio(
+            format!("cold start, {f} (fastest of {starts})"),
+            fastest(s),
             reference,
             "ms",
             1.5,
-        ));
+        );
+        row.measured += &format!(" (median {:.2})", median(s));
+        row.reference += &format!(" (median {reference_median:.2})");
+        rows.push(row);
     }
 }
 

@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -95,6 +95,9 @@ struct Shared {
     /// Request ids handed to the function and not answered yet.
     in_flight: Mutex<HashSet<String>>,
     reports: mpsc::UnboundedSender<Report>,
+    /// When the first `GET /next` arrived, stamped by the handler itself
+    /// (not when a test gets round to reading the report).
+    first_poll: std::sync::OnceLock<u64>,
 }
 
 /// The Runtime API of one function, served on 127.0.0.1 (a free port) until
@@ -103,6 +106,7 @@ pub struct RuntimeApi {
     addr: SocketAddr,
     queue: mpsc::UnboundedSender<Queued>,
     reports: mpsc::UnboundedReceiver<Report>,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -128,6 +132,7 @@ impl RuntimeApi {
             queue: tokio::sync::Mutex::new(queued),
             in_flight: Mutex::new(HashSet::new()),
             reports: report_tx,
+            first_poll: std::sync::OnceLock::new(),
         });
         let router = Router::new()
             .route(&format!("{PREFIX}/invocation/next"), get(next))
@@ -141,7 +146,7 @@ impl RuntimeApi {
             // Read whole bodies up to past the limit, so an oversized
             // response is refused the way Lambda refuses it (413).
             .layer(DefaultBodyLimit::max(MAX_RESPONSE_BYTES + 1024 * 1024))
-            .with_state(shared);
+            .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -149,8 +154,14 @@ impl RuntimeApi {
             addr,
             queue,
             reports,
+            shared,
             task,
         }
+    }
+
+    /// When the function first polled ([`monotonic_ns`]), if it has.
+    pub fn first_poll_ns(&self) -> Option<u64> {
+        self.shared.first_poll.get().copied()
     }
 
     /// `host:port`, the value of `AWS_LAMBDA_RUNTIME_API`.
@@ -178,7 +189,20 @@ impl RuntimeApi {
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds, read by the thread that spawns a
+/// function and by the Runtime API handler its first poll reaches.
+pub fn monotonic_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(t.tv_nsec).unwrap_or(0)
+}
+
 async fn next(State(s): State<Arc<Shared>>) -> Response {
+    s.first_poll.get_or_init(monotonic_ns);
     let _ = s.reports.send(Report::Polled);
     // One poll is served at a time, as Lambda does for one environment.
     let queued = s.queue.lock().await.recv().await;
@@ -411,7 +435,8 @@ pub struct FunctionProcess {
     api: RuntimeApi,
     exit: watch::Receiver<Option<ExitStatus>>,
     exit_state: Arc<ExitState>,
-    started: Instant,
+    /// When the exec completed ([`monotonic_ns`]).
+    started_ns: u64,
     polls: u64,
     answered: u64,
 }
@@ -496,7 +521,7 @@ impl FunctionProcess {
             exited: Mutex::new(false),
         });
         let (exit_tx, exit) = watch::channel(None);
-        let (pid_tx, pid_rx) = std::sync::mpsc::channel::<std::io::Result<i32>>();
+        let (pid_tx, pid_rx) = std::sync::mpsc::channel::<std::io::Result<(i32, u64)>>();
         let keeper_state = Arc::clone(&exit_state);
         let n = SPAWNED.fetch_add(1, Ordering::Relaxed);
         std::thread::Builder::new()
@@ -509,8 +534,13 @@ impl FunctionProcess {
                         return;
                     }
                 };
+                // The cold start counts from here: `spawn` returns once the
+                // exec has succeeded, so this is the new program's start,
+                // without the cost of forking this (large) test process and
+                // without any hand-off between threads.
+                let spawned_at = monotonic_ns();
                 let pid = i32::try_from(child.id()).unwrap_or(0);
-                let _ = pid_tx.send(Ok(pid));
+                let _ = pid_tx.send(Ok((pid, spawned_at)));
                 // Wait for the exit without reaping (WNOWAIT), mark it under
                 // the lock, then reap: a kill under the lock therefore always
                 // hits this process (alive or a zombie), never a reused PID.
@@ -534,8 +564,8 @@ impl FunctionProcess {
                 let _ = exit_tx.send(status);
             })
             .expect("spawn the function keeper thread");
-        let pid = match pid_rx.recv() {
-            Ok(Ok(pid)) => pid,
+        let (pid, spawned_at) = match pid_rx.recv() {
+            Ok(Ok(spawned)) => spawned,
             Ok(Err(e)) => panic!("cannot start {}: {e}", binary.display()),
             Err(_) => panic!("the keeper thread of {} died", binary.display()),
         };
@@ -546,19 +576,20 @@ impl FunctionProcess {
             api,
             exit,
             exit_state,
-            started: Instant::now(),
+            started_ns: spawned_at,
             polls: 0,
             answered: 0,
         }
     }
 
     /// Waits for the first poll of the Runtime API (the end of the cold
-    /// start); returns the time from spawn to that poll.
+    /// start); returns the time from the exec to that poll.
     pub async fn cold_start(&mut self) -> Duration {
         while self.polls == 0 {
             self.step("its first poll (cold start)").await;
         }
-        self.started.elapsed()
+        let polled = self.api.first_poll_ns().unwrap_or_else(monotonic_ns);
+        Duration::from_nanos(polled.saturating_sub(self.started_ns))
     }
 
     /// Sends one event and waits for the function's answer to it.
