@@ -70,7 +70,11 @@ fn repack(zip: &Path) -> Output {
 
 fn read_zip(zip: &Path) -> Value {
     let out = run(&["-c", READ_ZIP, zip.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON from the reader")
 }
 
@@ -83,13 +87,26 @@ fn the_zip_gets_smaller_and_lambda_sees_the_same_executable() {
     let mut bytes = std::fs::read(root().join("Cargo.lock")).unwrap();
     bytes.extend(std::fs::read(root().join("README.md")).unwrap());
     std::fs::write(&payload, &bytes).unwrap();
-    let made = run(&["-c", MAKE_ZIP, zip.to_str().unwrap(), payload.to_str().unwrap()]);
-    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let made = run(&[
+        "-c",
+        MAKE_ZIP,
+        zip.to_str().unwrap(),
+        payload.to_str().unwrap(),
+    ]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
     let before_size = std::fs::metadata(&zip).unwrap().len();
     let before = read_zip(&zip);
 
     let out = repack(&zip);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after_size = std::fs::metadata(&zip).unwrap().len();
     assert!(
         after_size < before_size,
@@ -103,13 +120,20 @@ fn the_zip_gets_smaller_and_lambda_sees_the_same_executable() {
 
     let after = read_zip(&zip);
     assert_eq!(after["corrupt"], Value::Null, "{after}");
-    assert_eq!(after["members"], before["members"], "same name, mode, time, bytes");
+    assert_eq!(
+        after["members"], before["members"],
+        "same name, mode, time, bytes"
+    );
     assert_eq!(after["members"][0]["mode"], "0o100755", "{after}");
     assert_eq!(after["members"][0]["method"], 8, "still deflate: {after}");
 
     // Again on its own output: nothing to gain, and nothing grows.
     let again = repack(&zip);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     assert!(std::fs::metadata(&zip).unwrap().len() <= after_size);
     assert_eq!(read_zip(&zip)["members"], before["members"]);
 }
@@ -120,7 +144,11 @@ fn a_file_that_is_not_a_zip_is_refused_and_left_alone() {
     let zip = dir.path().join("bootstrap.zip");
     std::fs::write(&zip, b"not a zip").unwrap();
     let out = repack(&zip);
-    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(std::fs::read(&zip).unwrap(), b"not a zip");
     assert!(!dir.path().join("bootstrap.zip.zopfli").exists());
 }
