@@ -408,8 +408,8 @@ pub struct FunctionConfig {
     /// (on by default). Setting it needs a hook between fork and exec, which
     /// makes std fork this whole test process; `make bench`'s cold starts
     /// turn it off, so std starts the function with `posix_spawn` (a vfork:
-    /// nothing of this process is copied) and the clock can start before
-    /// the spawn without counting a copy of the harness.
+    /// nothing of this process is copied, and the spawn returns as soon as
+    /// the exec has succeeded).
     pub die_with_parent: bool,
 }
 
