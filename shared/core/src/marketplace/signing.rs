@@ -99,7 +99,8 @@ pub fn parse_hex_tag(digits: &str) -> Option<Tag> {
     for (byte, [high, low]) in tag.iter_mut().zip(pairs) {
         let (high, low) = (hex_value(*high), hex_value(*low));
         invalid |= high | low;
-        *byte = (high << 4) | (low & 0x0f);
+        // Disjoint nibbles, so `+` is `|` (and a test tells it from `-`).
+        *byte = (high << 4) + (low & 0x0f);
     }
     (invalid & 0x10 == 0).then_some(tag)
 }
@@ -115,16 +116,13 @@ fn hex_value(digit: u8) -> u8 {
 )]
 const HEX_VALUE: [u8; 256] = {
     let mut table = [0x10; 256];
-    let mut i = 0;
-    while i < 10 {
-        table[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        table[b'a' as usize + i] = 10 + i as u8;
-        table[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
+    let mut digit = 0;
+    while digit < 16 {
+        let lower = b"0123456789abcdef"[digit];
+        let upper = b"0123456789ABCDEF"[digit];
+        table[lower as usize] = digit as u8;
+        table[upper as usize] = digit as u8;
+        digit += 1;
     }
     table
 };
@@ -283,6 +281,11 @@ mod tests {
         for wrong_length in [&lower[..62], &lower[..63], "", &format!("{lower}0")] {
             assert_eq!(parse_hex_tag(wrong_length), None);
         }
+        // Both digits of one byte wrong at once (each marks the byte bad;
+        // together they must not cancel out).
+        let both_bad = format!("zz{}", &lower[2..]);
+        assert_eq!(parse_hex_tag(&both_bad), None);
+        assert_eq!(parse_hex_tag(&"g".repeat(64)), None);
         assert_eq!(parse_hex_tag(&"0".repeat(64)), Some([0; TAG_LEN]));
         assert_eq!(parse_hex_tag(&"f".repeat(64)), Some([0xff; TAG_LEN]));
     }
