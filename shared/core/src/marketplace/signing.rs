@@ -129,10 +129,11 @@ const HEX_VALUE: [u8; 256] = {
 
 /// Whether `received` is `expected`, compared in constant time (a timing
 /// difference would let a forger find a valid tag byte by byte). A length
-/// mismatch answers at once: the length is not secret.
+/// mismatch answers at once: the length is not secret. aws-lc's
+/// `CRYPTO_memcmp` rather than `subtle`'s byte-by-byte barriers: the same
+/// guarantee, in a fraction of the time on every delivery.
 pub fn tags_match(expected: &Tag, received: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    expected.as_slice().ct_eq(received).into()
+    aws_lc_rs::constant_time::verify_slices_are_equal(expected, received).is_ok()
 }
 
 /// The secrets a request may be signed with: the current one and, during a
