@@ -140,11 +140,13 @@ build: $(VENV)/.build-tools
 	$(VENV)/bin/python tools/repack_zips.py $(addsuffix /bootstrap.zip,$(addprefix target/lambda/,$(FUNCTIONS)))
 
 # Every budget against its reference in the same run (README "Budgets,
-# measured"): criterion's CPU benchmarks first (their estimates feed the
-# webhook row), then tests/benches/functions.rs: the release binaries under
-# a local Runtime API (cold start, first request, RSS), /v1/check against a
-# bare SDK Query on moto, the zips `build` just made, and the scale check.
-# Sizes: TOLLGATE_BENCH_STARTS, _ROUNDS, _CHECKS, _SCALE_MAX.
+# measured"): criterion's CPU benchmarks first (absolute figures per step),
+# then tests/benches/functions.rs: the release binaries under a local
+# Runtime API (cold start, first request, RSS), /v1/check against a bare SDK
+# Query on moto, GitHub verify + parse interleaved with bare implementations,
+# the zips `build` just made, and the scale check. Sizes:
+# TOLLGATE_BENCH_STARTS, _ROUNDS, _CHECKS, _WEBHOOK_ROUNDS, _SCALE_MAX;
+# TOLLGATE_BENCH_ONLY picks sections.
 bench: build $(VENV)/.test-tools
 	$(CARGO) bench --locked -p tollgate-shared --features test-support
 	$(CARGO) bench --locked -p tollgate-tests --bench functions
