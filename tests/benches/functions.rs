@@ -5,7 +5,7 @@
 //!
 //! | what | reference in the same run |
 //! |---|---|
-//! | cold start (spawn → first Runtime API poll), each function's release binary | `coldstart-hello`, a bare `lambda_http` hello-world, same profile (and, for context, `coldstart-hello-store`: the same plus opening the DynamoDB store) |
+//! | cold start (spawn → first Runtime API poll), each function's release binary | `coldstart-hello`, a bare `lambda_http` hello-world, same profile (and, for context, `coldstart-hello-current-thread`: the same on the functions' current-thread runtime, and `coldstart-hello-store`: that plus opening the DynamoDB store) |
 //! | first request after the cold start (a check with one store read; a GitHub delivery) | the same request warm, same process |
 //! | `/v1/check` by customer through the real handler on moto, p50 and p99 | a bare SDK `Query` of the same item on the same server |
 //! | GitHub verify + parse, octokit's examples, interleaved here | the fastest bare HMAC (RustCrypto, aws-lc-rs, aws-lc-rs with the key prepared) + typed serde parse of the same fields |
@@ -48,7 +48,9 @@ use tollgate_tests::runtime_api::{FunctionConfig, FunctionProcess};
 
 const SECRET: &str = "bench-secret";
 const HELLO: &str = "coldstart-hello";
-/// The same hello, opening the DynamoDB store before its first poll.
+/// The same hello on the functions' current-thread runtime.
+const HELLO_CURRENT_THREAD: &str = "coldstart-hello-current-thread";
+/// That hello, opening the DynamoDB store before its first poll.
 const HELLO_STORE: &str = "coldstart-hello-store";
 
 /// One line of the table.
@@ -148,10 +150,14 @@ async fn spawn(binary: &Path, d: &Deployment) -> FunctionProcess {
 
 async fn cold_starts(rows: &mut Vec<Row>, d: &Deployment, hello: &Path, starts: usize) {
     let functions = release_binaries();
-    let mut binaries = vec![hello.to_path_buf(), hello.with_file_name(HELLO_STORE)];
+    let mut binaries = vec![
+        hello.to_path_buf(),
+        hello.with_file_name(HELLO_CURRENT_THREAD),
+        hello.with_file_name(HELLO_STORE),
+    ];
+    let first_function = binaries.len();
     binaries.extend(FUNCTIONS.iter().map(|f| functions.join(f)));
     let mut samples = vec![Vec::new(); binaries.len()];
-    let mut spawn_took: Vec<Vec<f64>> = vec![Vec::new(); binaries.len()];
     for round in 0..starts {
         if round % 10 == 0 {
             progress(&format!("cold starts, round {}/{starts}", round + 1));
@@ -162,65 +168,88 @@ async fn cold_starts(rows: &mut Vec<Row>, d: &Deployment, hello: &Path, starts: 
             let which = (round + i) % binaries.len();
             let mut p = spawn(&binaries[which], d).await;
             let cold = ms(p.cold_start().await);
-            spawn_took[which].push(ms(p.spawn_took()));
             samples[which].push(cold);
             p.stop().await;
         }
     }
     // Noise on this kind of machine (a VM) is bimodal: a thread woken on a
-    // halted virtual CPU waits ~0.7 ms for the hypervisor. It lands on the
-    // first poll's arrival (the cold start reads long) or on the spawning
-    // thread's return from the exec (the clock starts late, so it reads
-    // short), and the share of starts hit shifts from run to run: medians
-    // of one binary moved from 0.3 to 1.1 ms. So: only starts whose spawn
-    // returned promptly (within 3x the quickest spawn of the run) count —
-    // their clock started at the exec — and of those the fastest, whose
-    // poll was received without the wait; the median of all is shown too.
-    let quickest_spawn = spawn_took
-        .iter()
-        .flatten()
-        .copied()
-        .fold(f64::INFINITY, f64::min);
-    let counted = |i: usize| -> (f64, usize) {
-        let kept: Vec<f64> = samples[i]
-            .iter()
-            .zip(&spawn_took[i])
-            .filter(|(_, took)| **took <= 3.0 * quickest_spawn)
-            .map(|(cold, _)| *cold)
-            .collect();
-        (
-            kept.iter().copied().fold(f64::INFINITY, f64::min),
-            kept.len(),
-        )
-    };
-    let (reference, reference_kept) = counted(0);
-    let reference_median = median(&mut samples[0].clone());
-    let note = |kept: usize, median: f64| {
-        format!(" (median {median:.2}; fastest of the {kept} spawned promptly)")
-    };
-    let (store, store_kept) = counted(1);
-    let mut row = Row::context(
-        format!("cold start, {HELLO_STORE}: the hello plus `DynamoStore::from_env`"),
+    // halted virtual CPU waits ~0.7 ms for the hypervisor, and it lands on
+    // the first poll's arrival in some starts and not others, a share that
+    // shifts from run to run. So the fastest start of each binary is
+    // compared, the one received without the wait; the median is shown too.
+    let counted: Vec<Counted> = samples
+        .iter_mut()
+        .map(|cold| Counted {
+            fastest: cold.iter().copied().fold(f64::INFINITY, f64::min),
+            median: median(cold),
+            starts: cold.len(),
+        })
+        .collect();
+    let [hello, current_thread, store] = [&counted[0], &counted[1], &counted[2]];
+    // Context: what the runtime choice saves by itself, then what opening
+    // the store costs on that runtime; each against the hello it extends.
+    rows.push(Counted::row(
+        Row::context(
+            format!("cold start, {HELLO_CURRENT_THREAD}: the hello on a current-thread runtime"),
+            current_thread.fastest,
+            hello.fastest,
+            "ms",
+        ),
+        current_thread,
+        hello,
+    ));
+    rows.push(Counted::row(
+        Row::context(
+            format!("cold start, {HELLO_STORE}: that hello plus `DynamoStore::from_env`"),
+            store.fastest,
+            current_thread.fastest,
+            "ms",
+        ),
         store,
-        reference,
-        "ms",
-    );
-    row.measured += &note(store_kept, median(&mut samples[1].clone()));
-    row.reference += &note(reference_kept, reference_median);
-    rows.push(row);
-    for (i, f) in FUNCTIONS.iter().enumerate() {
-        let (fastest, kept) = counted(i + 2);
-        let mut row = Row::ratio(
-            format!("cold start, {f} ({starts} starts)"),
-            fastest,
-            reference,
+        current_thread,
+    ));
+    for (f, function) in FUNCTIONS.iter().zip(&counted[first_function..]) {
+        let ratio = Row::ratio(
+            format!("cold start, {f}"),
+            function.fastest,
+            hello.fastest,
             "ms",
             1.5,
         );
-        row.measured += &note(kept, median(&mut samples[i + 2].clone()));
-        row.measured += &format!(", {:.2} ms more than the hello", fastest - reference);
-        row.reference += &note(reference_kept, reference_median);
+        let mut row = Counted::row(ratio, function, hello);
+        row.measured += &format!(
+            "; {:+.2} ms against the hello, {:+.2} ms ({:.2}×) against it on the same runtime",
+            function.fastest - hello.fastest,
+            function.fastest - current_thread.fastest,
+            function.fastest / current_thread.fastest,
+        );
         rows.push(row);
+    }
+}
+
+/// One binary's cold starts.
+struct Counted {
+    fastest: f64,
+    median: f64,
+    starts: usize,
+}
+
+impl Counted {
+    /// `row` with both sides described: fastest, median, how many counted.
+    fn row(mut row: Row, measured: &Counted, reference: &Counted) -> Row {
+        row.measured = measured.to_string();
+        row.reference = reference.to_string();
+        row
+    }
+}
+
+impl std::fmt::Display for Counted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.2} ms (fastest of {}; median {:.2})",
+            self.fastest, self.starts, self.median
+        )
     }
 }
 

@@ -443,10 +443,8 @@ pub struct FunctionProcess {
     api: RuntimeApi,
     exit: watch::Receiver<Option<ExitStatus>>,
     exit_state: Arc<ExitState>,
-    /// When the spawn began and when it returned, the exec done
-    /// ([`monotonic_ns`]).
+    /// When the spawn began ([`monotonic_ns`]): the process's start.
     spawn_began_ns: u64,
-    started_ns: u64,
     polls: u64,
     answered: u64,
 }
@@ -533,7 +531,7 @@ impl FunctionProcess {
             exited: Mutex::new(false),
         });
         let (exit_tx, exit) = watch::channel(None);
-        let (pid_tx, pid_rx) = std::sync::mpsc::channel::<std::io::Result<(i32, u64, u64)>>();
+        let (pid_tx, pid_rx) = std::sync::mpsc::channel::<std::io::Result<(i32, u64)>>();
         let keeper_state = Arc::clone(&exit_state);
         let n = SPAWNED.fetch_add(1, Ordering::Relaxed);
         std::thread::Builder::new()
@@ -547,13 +545,8 @@ impl FunctionProcess {
                         return;
                     }
                 };
-                // `spawn` returns once the exec has succeeded: the cold
-                // start counts from here, the new program's start, unless
-                // this thread was kept waiting for a CPU after the exec
-                // (see `FunctionProcess::spawn_took`).
-                let exec_done = monotonic_ns();
                 let pid = i32::try_from(child.id()).unwrap_or(0);
-                let _ = pid_tx.send(Ok((pid, spawn_began, exec_done)));
+                let _ = pid_tx.send(Ok((pid, spawn_began)));
                 // Wait for the exit without reaping (WNOWAIT), mark it under
                 // the lock, then reap: a kill under the lock therefore always
                 // hits this process (alive or a zombie), never a reused PID.
@@ -577,7 +570,7 @@ impl FunctionProcess {
                 let _ = exit_tx.send(status);
             })
             .expect("spawn the function keeper thread");
-        let (pid, spawn_began, exec_done) = match pid_rx.recv() {
+        let (pid, spawn_began) = match pid_rx.recv() {
             Ok(Ok(spawned)) => spawned,
             Ok(Err(e)) => panic!("cannot start {}: {e}", binary.display()),
             Err(_) => panic!("the keeper thread of {} died", binary.display()),
@@ -590,30 +583,26 @@ impl FunctionProcess {
             exit,
             exit_state,
             spawn_began_ns: spawn_began,
-            started_ns: exec_done,
             polls: 0,
             answered: 0,
         }
     }
 
-    /// How long the spawn took, fork (or vfork) to the exec's success. A
-    /// long one means the spawning thread waited for a CPU after the exec
-    /// while the new program already ran, so the start of
-    /// [`FunctionProcess::cold_start`] is late and the cold start reads
-    /// short: `make bench` counts only starts spawned quickly.
-    pub fn spawn_took(&self) -> Duration {
-        Duration::from_nanos(self.started_ns.saturating_sub(self.spawn_began_ns))
-    }
-
     /// Waits for the first poll of the Runtime API (the end of the cold
-    /// start); returns the time from the exec to that poll (stamped by the
-    /// Runtime API handler as it arrives).
+    /// start); returns the time from the spawn's beginning to that poll
+    /// (stamped by the Runtime API handler as it arrives). The clock starts
+    /// before the spawn, not at its return: the spawning thread may wait
+    /// for a CPU after the exec while the new program already runs (always,
+    /// on a shared CPU, for a program that never blocks before its first
+    /// poll), and would then start the clock late. The spawn itself
+    /// (`posix_spawn`, so no copy of the harness's memory; the exec) is the
+    /// same for every binary, and part of a real cold start.
     pub async fn cold_start(&mut self) -> Duration {
         while self.polls == 0 {
             self.step("its first poll (cold start)").await;
         }
         let polled = self.api.first_poll_ns().unwrap_or_else(monotonic_ns);
-        Duration::from_nanos(polled.saturating_sub(self.started_ns))
+        Duration::from_nanos(polled.saturating_sub(self.spawn_began_ns))
     }
 
     /// Sends one event and waits for the function's answer to it.

@@ -1,6 +1,5 @@
 //! Lambda entry point: wiring only; the handler lives in `tollgate::functions::entitlement_check`.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tollgate::functions::run::<tollgate::functions::entitlement_check::EntitlementCheck>().await
+fn main() -> std::process::ExitCode {
+    tollgate::functions::run::<tollgate::functions::entitlement_check::EntitlementCheck>()
 }

@@ -1,6 +1,5 @@
 //! Lambda entry point: wiring only; the handler lives in `tollgate::functions::oauth_callback`.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tollgate::functions::run::<tollgate::functions::oauth_callback::OauthCallback>().await
+fn main() -> std::process::ExitCode {
+    tollgate::functions::run::<tollgate::functions::oauth_callback::OauthCallback>()
 }

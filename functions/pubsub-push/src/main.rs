@@ -1,6 +1,5 @@
 //! Lambda entry point: wiring only; the handler lives in `tollgate::functions::pubsub_push`.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tollgate::functions::run::<tollgate::functions::pubsub_push::PubsubPush>().await
+fn main() -> std::process::ExitCode {
+    tollgate::functions::run::<tollgate::functions::pubsub_push::PubsubPush>()
 }

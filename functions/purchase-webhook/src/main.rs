@@ -1,6 +1,5 @@
 //! Lambda entry point: wiring only; the handler lives in `tollgate::functions::purchase_webhook`.
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tollgate::functions::run::<tollgate::functions::purchase_webhook::PurchaseWebhook>().await
+fn main() -> std::process::ExitCode {
+    tollgate::functions::run::<tollgate::functions::purchase_webhook::PurchaseWebhook>()
 }

@@ -24,9 +24,26 @@ pub trait FromDeps: Scheduled + Sized + 'static {
     fn from_deps(deps: Deps) -> impl Future<Output = Result<Self, SetupError>> + Send;
 }
 
-/// Cold start then serve Lambda events. A configuration error stops the
-/// process with the file and key at fault, before any request is taken.
-pub async fn run<F: FromDeps>() -> ExitCode {
+/// A function binary's whole `main`: cold start then serve Lambda events,
+/// on a current-thread runtime. Lambda hands a process one event at a time,
+/// so worker threads would only add their start-up to every cold start
+/// (README "Budgets, measured") and their stacks to its memory. A configuration error stops the process with
+/// the file and key at fault, before any request is taken.
+pub fn run<F: FromDeps>() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("{}: cannot start the async runtime: {e}", F::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(cold_start_and_serve::<F>())
+}
+
+async fn cold_start_and_serve<F: FromDeps>() -> ExitCode {
     crate::setup::init_telemetry();
     let built = match Deps::from_env().await {
         Ok(deps) => F::from_deps(deps).await,
