@@ -568,10 +568,8 @@ async fn fill_dynamodb(store: &DynamoStore, n: usize, offset: usize) {
     }
 }
 
-// ------------------------------------------------- criterion, zips --
+// ------------------------------------------------------ webhook, zips --
 
-/// The median of a criterion benchmark from this run's `cargo bench`
-/// (`target/criterion/<id>/new/estimates.json`), in µs.
 /// The bare reference's payload: just enough typed fields to act on, in
 /// owned strings — what a minimal handler written from GitHub's docs parses.
 #[derive(serde::Deserialize)]

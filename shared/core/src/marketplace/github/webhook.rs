@@ -699,6 +699,19 @@ mod tests {
             3 * 3 * 6,
             "valid dates × valid times × valid offsets"
         );
+        // The date arithmetic agrees with chrono on every day of years
+        // around each rule of the calendar (the epoch, centuries, 400-year
+        // eras, the range's ends), either side of midnight UTC.
+        for year in [0, 1, 4, 99, 100, 399, 400, 1600, 1900, 1969, 1970, 2000, 2100, 2400, 9999] {
+            for month in 1..=12 {
+                for day in 1..=31 {
+                    for time in ["00:00:00Z", "23:59:59+05:30", "00:00:01-11:45"] {
+                        let raw = format!("{year:04}-{month:02}-{day:02}T{time}");
+                        assert_eq!(whole_seconds_rfc3339(&raw), chrono_reads(&raw), "{raw}");
+                    }
+                }
+            }
+        }
         // The forms GitHub sends take the fast path.
         for raw in [
             "2017-10-25T00:00:00+00:00",
