@@ -100,7 +100,7 @@ async fn each_action_changes_the_purchase_and_sends_a_webhook_signed_like_github
     );
     let p = parsed::parse(&body).unwrap();
     assert_eq!(p.action.as_str(), "changed");
-    assert_eq!(p.plan_id, 1002);
+    assert_eq!(p.purchase.plan.id, 1002);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["marketplace_purchase"]["unit_count"], 2);
     assert_eq!(v["previous_marketplace_purchase"]["unit_count"], 5);

@@ -509,7 +509,7 @@ mod tests {
             let delivery = event(action).delivery().unwrap();
             let p = parsed::parse(&delivery.body).unwrap_or_else(|e| panic!("{action}: {e}"));
             assert_eq!(p.action.as_str(), action.as_str());
-            assert_eq!((p.account_id, p.plan_id), (2001, 1002));
+            assert_eq!((p.account_id(), p.purchase.plan.id), (2001, 1002));
             assert_eq!(p.previous.is_some(), action.has_previous(), "{action}");
             let info = DeliveryInfo {
                 id: &delivery.id,

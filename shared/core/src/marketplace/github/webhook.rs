@@ -98,13 +98,11 @@ pub enum ParseError {
     /// Not JSON, or JSON of the wrong shape for a known field. The message
     /// says what is wrong and where (line, column), never a value from the
     /// body (see [`describe_json_error`]).
+    /// Also a field Tollgate cannot do without, absent or null (`` `plan`
+    /// is missing at line 1 column 80 ``), and an `effective_date` that is
+    /// not a date-time.
     #[error("not a marketplace_purchase payload: {0}")]
     Invalid(String),
-    /// A field Tollgate cannot do without is absent or null.
-    #[error("`{0}` is missing")]
-    Missing(&'static str),
-    #[error("`{field}` is not a date-time")]
-    BadDate { field: &'static str },
 }
 
 /// A string field that borrows from the body when it can. (serde's own
@@ -191,25 +189,44 @@ impl Action {
     }
 }
 
-/// The payload as sent. Fields Tollgate does not use (`sender`, prices,
+/// A `marketplace_purchase` delivery, read straight from the body into this
+/// shape, borrowing its strings: it runs on every delivery, right after the
+/// signature check, so nothing is copied twice. What Tollgate cannot do
+/// without is required, as GitHub's schema requires it (the action, the
+/// date, the purchase with its account's and plan's ids); everything else
+/// may be absent or null. Fields Tollgate does not use (`sender`, prices,
 /// `bullets`, `node_id`, …) are skipped without being allocated.
-#[derive(Debug, Clone, Deserialize)]
-struct RawPayload<'a> {
-    action: Option<Action>,
-    #[serde(borrow)]
-    effective_date: Option<Text<'a>>,
-    #[serde(borrow)]
-    marketplace_purchase: Option<RawPurchase<'a>>,
-    #[serde(borrow)]
-    previous_marketplace_purchase: Option<RawPurchase<'a>>,
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PurchaseEvent<'a> {
+    pub action: Action,
+    #[serde(deserialize_with = "effective_date")]
+    pub effective_date: DateTime<Utc>,
+    /// The purchase after the action (for `pending_change`: the target).
+    #[serde(borrow, rename = "marketplace_purchase")]
+    pub purchase: RawPurchase<'a>,
+    #[serde(borrow, rename = "previous_marketplace_purchase")]
+    pub previous: Option<PreviousPurchase<'a>>,
 }
 
-/// `marketplace_purchase` and `previous_marketplace_purchase`: every field
-/// optional here; [`parse`] requires what the current purchase must have.
+impl PurchaseEvent<'_> {
+    /// The GitHub account that holds the subscription.
+    pub fn account_id(&self) -> u64 {
+        self.purchase.account.id
+    }
+}
+
+/// `effective_date` through [`parse_time`]; the error names the field, never
+/// the value.
+fn effective_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime<Utc>, D::Error> {
+    let raw = Text::deserialize(deserializer)?;
+    parse_time(&raw).ok_or_else(|| serde::de::Error::custom("`effective_date` is not a date-time"))
+}
+
+/// `marketplace_purchase`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct RawPurchase<'a> {
     #[serde(borrow)]
-    pub account: Option<RawAccount<'a>>,
+    pub account: RawAccount<'a>,
     #[serde(borrow)]
     pub billing_cycle: Option<Text<'a>>,
     pub unit_count: Option<i64>,
@@ -219,12 +236,12 @@ pub struct RawPurchase<'a> {
     #[serde(borrow)]
     pub next_billing_date: Option<Text<'a>>,
     #[serde(borrow)]
-    pub plan: Option<RawPlan<'a>>,
+    pub plan: RawPlan<'a>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct RawAccount<'a> {
-    pub id: Option<u64>,
+    pub id: u64,
     #[serde(borrow)]
     pub login: Option<Text<'a>>,
     #[serde(borrow, rename = "type")]
@@ -235,60 +252,34 @@ pub struct RawAccount<'a> {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct RawPlan<'a> {
-    pub id: Option<u64>,
+    pub id: u64,
     #[serde(borrow)]
     pub name: Option<Text<'a>>,
     #[serde(borrow)]
     pub price_model: Option<Text<'a>>,
 }
 
-/// A parsed `marketplace_purchase` delivery, borrowing from the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PurchaseEvent<'a> {
-    pub action: Action,
-    pub effective_date: DateTime<Utc>,
-    /// The GitHub account that holds the subscription.
-    pub account_id: u64,
-    pub plan_id: u64,
-    /// The purchase after the action (for `pending_change`: the target).
-    pub purchase: RawPurchase<'a>,
-    pub previous: Option<RawPurchase<'a>>,
+/// What Tollgate reads of `previous_marketplace_purchase`: what tells a
+/// `pending_change` that changes nothing (a cancellation) from a real one.
+/// GitHub's examples carry the whole purchase; here every field may be
+/// absent, since nothing else is read from it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct PreviousPurchase<'a> {
+    pub plan: Option<PreviousPlan>,
+    pub unit_count: Option<i64>,
+    #[serde(borrow)]
+    pub billing_cycle: Option<Text<'a>>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub struct PreviousPlan {
+    pub id: Option<u64>,
 }
 
 /// Parses a `marketplace_purchase` body. Pure and allocation-light (strings
-/// borrow from `body` unless they contain escapes): it runs on every
-/// delivery, right after the signature check.
+/// borrow from `body` unless they contain escapes).
 pub fn parse(body: &[u8]) -> Result<PurchaseEvent<'_>, ParseError> {
-    let raw: RawPayload<'_> =
-        serde_json::from_slice(body).map_err(|e| ParseError::Invalid(describe_json_error(&e)))?;
-    let action = raw.action.ok_or(ParseError::Missing("action"))?;
-    let effective = raw
-        .effective_date
-        .ok_or(ParseError::Missing("effective_date"))?;
-    let effective_date = parse_time(&effective).ok_or(ParseError::BadDate {
-        field: "effective_date",
-    })?;
-    let purchase = raw
-        .marketplace_purchase
-        .ok_or(ParseError::Missing("marketplace_purchase"))?;
-    let account_id = purchase
-        .account
-        .as_ref()
-        .and_then(|a| a.id)
-        .ok_or(ParseError::Missing("marketplace_purchase.account.id"))?;
-    let plan_id = purchase
-        .plan
-        .as_ref()
-        .and_then(|p| p.id)
-        .ok_or(ParseError::Missing("marketplace_purchase.plan.id"))?;
-    Ok(PurchaseEvent {
-        action,
-        effective_date,
-        account_id,
-        plan_id,
-        purchase,
-        previous: raw.previous_marketplace_purchase,
-    })
+    serde_json::from_slice(body).map_err(|e| ParseError::Invalid(describe_json_error(&e)))
 }
 
 /// What [`normalize`] needs to know about the delivery itself.
@@ -322,7 +313,7 @@ pub fn normalize(
     product: &str,
 ) -> MarketEvent {
     let purchase = &event.purchase;
-    let terms = plan_terms(purchase, event.plan_id, event.effective_date);
+    let terms = plan_terms(purchase, event.effective_date);
     let kind = match &event.action {
         Action::Purchased => EventKind::Purchased {
             terms,
@@ -357,8 +348,8 @@ pub fn normalize(
     };
     MarketEvent {
         id: delivery.id.to_owned(),
-        subscription: subscription_key(event.account_id),
-        customer: customer(event.account_id, purchase.account.as_ref()),
+        subscription: subscription_key(event.account_id()),
+        customer: customer(&purchase.account),
         product: product.to_owned(),
         effective_at: ordering_key(event.effective_date, delivery.received_at),
         kind,
@@ -388,18 +379,12 @@ fn ordering_key(effective_date: DateTime<Utc>, received_at: DateTime<Utc>) -> Da
     effective_date.min(received_day)
 }
 
-fn plan_terms(
-    purchase: &RawPurchase<'_>,
-    plan_id: u64,
-    effective_date: DateTime<Utc>,
-) -> PlanTerms {
-    let raw_plan = purchase.plan.as_ref();
-    let price_model = raw_plan
-        .and_then(|p| p.price_model.as_deref())
-        .and_then(price_model);
+fn plan_terms(purchase: &RawPurchase<'_>, effective_date: DateTime<Utc>) -> PlanTerms {
+    let raw_plan = &purchase.plan;
+    let price_model = raw_plan.price_model.as_deref().and_then(price_model);
     let plan = Plan {
-        id: plan_id.to_string(),
-        name: raw_plan.and_then(|p| p.name.as_deref()).map(str::to_owned),
+        id: raw_plan.id.to_string(),
+        name: raw_plan.name.as_deref().map(str::to_owned),
         price_model,
     };
     let seats = match price_model {
@@ -423,30 +408,26 @@ fn plan_terms(
 
 /// True when a `pending_change` names exactly the previous purchase: same
 /// plan, unit count and billing cycle, i.e. nothing to change to.
-fn is_unchanged(target: &RawPurchase<'_>, previous: Option<&RawPurchase<'_>>) -> bool {
+fn is_unchanged(target: &RawPurchase<'_>, previous: Option<&PreviousPurchase<'_>>) -> bool {
     let Some(previous) = previous else {
         return false;
     };
-    let plan_id = |p: &RawPurchase<'_>| p.plan.as_ref().and_then(|plan| plan.id);
-    let cycle = |p: &RawPurchase<'_>| p.billing_cycle.as_deref().and_then(billing_cycle);
-    plan_id(previous).is_some()
-        && plan_id(previous) == plan_id(target)
+    let cycle = |c: &Option<Text<'_>>| c.as_deref().and_then(billing_cycle);
+    previous.plan.and_then(|plan| plan.id) == Some(target.plan.id)
         && previous.unit_count.is_some()
         && previous.unit_count == target.unit_count
         && previous.billing_cycle.is_some()
-        && cycle(previous) == cycle(target)
+        && cycle(&previous.billing_cycle) == cycle(&target.billing_cycle)
 }
 
-fn customer(account_id: u64, account: Option<&RawAccount<'_>>) -> Customer {
-    let kind = account
-        .and_then(|a| a.kind.as_deref())
-        .and_then(account_kind);
+fn customer(account: &RawAccount<'_>) -> Customer {
     Customer {
-        key: CustomerKey::new(Marketplace::Github, account_id.to_string()),
-        name: account.and_then(|a| a.login.as_deref()).map(str::to_owned),
-        kind,
+        key: CustomerKey::new(Marketplace::Github, account.id.to_string()),
+        name: account.login.as_deref().map(str::to_owned),
+        kind: account.kind.as_deref().and_then(account_kind),
         billing_email: account
-            .and_then(|a| a.organization_billing_email.as_deref())
+            .organization_billing_email
+            .as_deref()
             .filter(|e| !e.is_empty())
             .map(str::to_owned),
     }
@@ -699,10 +680,12 @@ mod tests {
             3 * 3 * 6,
             "valid dates × valid times × valid offsets"
         );
-        // The date arithmetic agrees with chrono on every day of years
+        // The positional reader agrees with chrono on every day of years
         // around each rule of the calendar (the epoch, centuries, 400-year
         // eras, the range's ends), either side of midnight UTC.
-        for year in [0, 1, 4, 99, 100, 399, 400, 1600, 1900, 1969, 1970, 2000, 2100, 2400, 9999] {
+        for year in [
+            0, 1, 4, 99, 100, 399, 400, 1600, 1900, 1969, 1970, 2000, 2100, 2400, 9999,
+        ] {
             for month in 1..=12 {
                 for day in 1..=31 {
                     for time in ["00:00:00Z", "23:59:59+05:30", "00:00:01-11:45"] {
@@ -1053,16 +1036,32 @@ mod tests {
 
     #[test]
     fn required_fields_are_named_when_missing() {
-        let cases: [(&[u8], ParseError); 5] = [
-            (br#"{"effective_date":"2026-03-01","marketplace_purchase":{}}"#, ParseError::Missing("action")),
-            (br#"{"action":"purchased","marketplace_purchase":{}}"#, ParseError::Missing("effective_date")),
-            (br#"{"action":"purchased","effective_date":"yesterday","marketplace_purchase":{}}"#, ParseError::BadDate { field: "effective_date" }),
-            (br#"{"action":"purchased","effective_date":"2026-03-01"}"#, ParseError::Missing("marketplace_purchase")),
-            (br#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":{"id":1}}}"#, ParseError::Missing("marketplace_purchase.plan.id")),
+        let purchase = r#""marketplace_purchase":{"account":{"id":1},"plan":{"id":9}}"#;
+        let cases = [
+            (format!(r#"{{"effective_date":"2026-03-01",{purchase}}}"#), "`action` is missing"),
+            (format!(r#"{{"action":"purchased",{purchase}}}"#), "`effective_date` is missing"),
+            (format!(r#"{{"action":"purchased","effective_date":"yesterday",{purchase}}}"#), "`effective_date` is not a date-time"),
+            (format!(r#"{{"action":"purchased","effective_date":null,{purchase}}}"#), "invalid type: null, expected a string"),
+            (r#"{"action":"purchased","effective_date":"2026-03-01"}"#.to_owned(), "`marketplace_purchase` is missing"),
+            (r#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":{"id":1}}}"#.to_owned(), "`plan` is missing"),
+            (r#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":{},"plan":{"id":9}}}"#.to_owned(), "`id` is missing"),
+            (r#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":{"id":null},"plan":{"id":9}}}"#.to_owned(), "invalid type: null, expected u64"),
+            (format!(r#"{{"action":"purchased","effective_date":"2026-03-01",{purchase},"previous_marketplace_purchase":{{"plan":{{"id":"9"}}}}}}"#), "invalid type: string, expected u64"),
         ];
         for (body, want) in cases {
-            assert_eq!(parse(body).unwrap_err(), want);
+            match parse(body.as_bytes()) {
+                Err(ParseError::Invalid(message)) => {
+                    assert!(message.starts_with(want), "{body}: {message}");
+                    assert!(message.contains(" at line 1 column "), "{body}: {message}");
+                }
+                other => panic!("{body}: {other:?}"),
+            }
         }
+        // Present but null: an absent previous purchase.
+        let body = format!(
+            r#"{{"action":"purchased","effective_date":"2026-03-01",{purchase},"previous_marketplace_purchase":null}}"#
+        );
+        assert_eq!(parse(body.as_bytes()).map(|e| e.previous), Ok(None));
     }
 
     #[test]
@@ -1127,12 +1126,7 @@ mod tests {
     fn plain_strings_borrow_from_the_body() {
         let body = br#"{"action":"purchased","effective_date":"2026-03-01T00:00:00Z","marketplace_purchase":{"account":{"id":5,"login":"acme"},"plan":{"id":1,"price_model":"FREE"}}}"#;
         let event = parse(body).unwrap();
-        let login = event
-            .purchase
-            .account
-            .as_ref()
-            .and_then(|a| a.login.as_ref())
-            .unwrap();
+        let login = event.purchase.account.login.as_ref().unwrap();
         assert!(matches!(login.0, Cow::Borrowed("acme")), "{login:?}");
     }
 
