@@ -197,6 +197,7 @@ impl Action {
 /// may be absent or null. Fields Tollgate does not use (`sender`, prices,
 /// `bullets`, `node_id`, …) are skipped without being allocated.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(expecting = "a marketplace_purchase payload")]
 pub struct PurchaseEvent<'a> {
     pub action: Action,
     #[serde(deserialize_with = "effective_date")]
@@ -222,8 +223,10 @@ fn effective_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime
     parse_time(&raw).ok_or_else(|| serde::de::Error::custom("`effective_date` is not a date-time"))
 }
 
-/// `marketplace_purchase`.
+/// `marketplace_purchase`. (Each type's `expecting` names it in an error
+/// as GitHub does, not by its Rust name.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(expecting = "a purchase")]
 pub struct RawPurchase<'a> {
     #[serde(borrow)]
     pub account: RawAccount<'a>,
@@ -240,6 +243,7 @@ pub struct RawPurchase<'a> {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(expecting = "an account")]
 pub struct RawAccount<'a> {
     pub id: u64,
     #[serde(borrow)]
@@ -251,6 +255,7 @@ pub struct RawAccount<'a> {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(expecting = "a plan")]
 pub struct RawPlan<'a> {
     pub id: u64,
     #[serde(borrow)]
@@ -264,6 +269,7 @@ pub struct RawPlan<'a> {
 /// GitHub's examples carry the whole purchase; here every field may be
 /// absent, since nothing else is read from it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(expecting = "a purchase")]
 pub struct PreviousPurchase<'a> {
     pub plan: Option<PreviousPlan>,
     pub unit_count: Option<i64>,
@@ -272,6 +278,7 @@ pub struct PreviousPurchase<'a> {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(expecting = "a plan")]
 pub struct PreviousPlan {
     pub id: Option<u64>,
 }
@@ -1044,6 +1051,11 @@ mod tests {
             (format!(r#"{{"action":"purchased","effective_date":null,{purchase}}}"#), "invalid type: null, expected a string"),
             (r#"{"action":"purchased","effective_date":"2026-03-01"}"#.to_owned(), "`marketplace_purchase` is missing"),
             (r#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":{"id":1}}}"#.to_owned(), "`plan` is missing"),
+            (r#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":null}"#.to_owned(), "invalid type: null, expected a purchase"),
+            (r#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":[],"plan":{"id":9}}}"#.to_owned(), "invalid length, expected an account"),
+            (r#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":{"id":1},"plan":7}}"#.to_owned(), "invalid type: integer, expected a plan"),
+            (format!(r#"{{"action":"purchased","effective_date":"2026-03-01",{purchase},"previous_marketplace_purchase":{{"plan":"9"}}}}"#), "invalid type: string, expected a plan"),
+            (format!(r#"{{"action":"purchased","effective_date":"2026-03-01",{purchase},"previous_marketplace_purchase":[]}}"#), "invalid length, expected a purchase"),
             (r#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":{},"plan":{"id":9}}}"#.to_owned(), "`id` is missing"),
             (r#"{"action":"purchased","effective_date":"2026-03-01","marketplace_purchase":{"account":{"id":null},"plan":{"id":9}}}"#.to_owned(), "invalid type: null, expected u64"),
             (format!(r#"{{"action":"purchased","effective_date":"2026-03-01",{purchase},"previous_marketplace_purchase":{{"plan":{{"id":"9"}}}}}}"#), "invalid type: string, expected u64"),
