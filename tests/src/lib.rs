@@ -11,6 +11,30 @@ pub mod serve;
 pub mod silent;
 pub mod webdriver;
 
+/// Makes the child `command` starts receive `signal` when the thread that
+/// spawned it exits (`PR_SET_PDEATHSIG`), and exit at once if that parent
+/// is already gone, so no server or function outlives a test binary that
+/// crashed or was killed. The hook runs between fork and exec, so std forks
+/// instead of using `posix_spawn`.
+pub fn die_with_parent(command: &mut std::process::Command, signal: libc::c_int) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only makes
+    // async-signal-safe calls (prctl, getppid, _exit).
+    unsafe {
+        let parent = libc::getpid();
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent died before prctl took effect: don't outlive it.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Instantiates the store conformance suite ([`conformance`]) for one
 /// `Store` implementation: one `#[tokio::test]` per case, inside a module
 /// named `conformance`, each on a multi-thread runtime with a fresh store.

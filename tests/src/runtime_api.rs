@@ -28,7 +28,6 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -512,19 +511,7 @@ impl FunctionProcess {
             .stdout(log_file)
             .stderr(log_err);
         if config.die_with_parent {
-            // SAFETY: between fork and exec only async-signal-safe calls.
-            unsafe {
-                let parent = libc::getpid();
-                command.pre_exec(move || {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    if libc::getppid() != parent {
-                        libc::_exit(1);
-                    }
-                    Ok(())
-                });
-            }
+            crate::die_with_parent(&mut command, libc::SIGKILL);
         }
 
         let exit_state = Arc::new(ExitState {

@@ -225,7 +225,7 @@ fn effective_date<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTime
 
 /// `marketplace_purchase`. (Each type's `expecting` names it in an error
 /// as GitHub does, not by its Rust name.)
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(expecting = "a purchase")]
 pub struct RawPurchase<'a> {
     #[serde(borrow)]
@@ -242,7 +242,7 @@ pub struct RawPurchase<'a> {
     pub plan: RawPlan<'a>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(expecting = "an account")]
 pub struct RawAccount<'a> {
     pub id: u64,
@@ -254,7 +254,7 @@ pub struct RawAccount<'a> {
     pub organization_billing_email: Option<Text<'a>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(expecting = "a plan")]
 pub struct RawPlan<'a> {
     pub id: u64,
@@ -268,7 +268,7 @@ pub struct RawPlan<'a> {
 /// `pending_change` that changes nothing (a cancellation) from a real one.
 /// GitHub's examples carry the whole purchase; here every field may be
 /// absent, since nothing else is read from it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(expecting = "a purchase")]
 pub struct PreviousPurchase<'a> {
     pub plan: Option<PreviousPlan>,
@@ -277,7 +277,7 @@ pub struct PreviousPurchase<'a> {
     pub billing_cycle: Option<Text<'a>>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(expecting = "a plan")]
 pub struct PreviousPlan {
     pub id: Option<u64>,
