@@ -26,9 +26,10 @@ pub trait FromDeps: Scheduled + Sized + 'static {
 
 /// A function binary's whole `main`: cold start then serve Lambda events,
 /// on a current-thread runtime. Lambda hands a process one event at a time,
-/// so worker threads would only add their start-up to every cold start
-/// (README "Budgets, measured") and their stacks to its memory. A configuration error stops the process with
-/// the file and key at fault, before any request is taken.
+/// so worker threads would bring nothing but their start-up at every cold
+/// start, their stacks in memory and a hop between threads in every
+/// request's I/O (README "Budgets, measured"). A configuration error stops
+/// the process with the file and key at fault, before any request is taken.
 pub fn run<F: FromDeps>() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
